@@ -1,0 +1,5 @@
+import sys
+
+from autosize.cli import main
+
+sys.exit(main())
