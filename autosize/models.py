@@ -1,0 +1,555 @@
+"""Architecture descriptions (:class:`ArchSpec`) and the networks they build.
+
+An :class:`ArchSpec` describes a feed-forward network completely: the input
+shape, the hidden layers (convolutions first, then dense layers), the
+activation and the number of outputs. It round-trips through JSON, and that
+JSON is what users export and edit::
+
+    {"input_shape": [1, 28, 28], "n_outputs": 10, "activation": "relu",
+     "layers": [{"type": "conv", "channels": 32, "kernel": 3, "batchnorm": true, "pool": 2},
+                {"type": "dense", "width": 128}]}
+
+:func:`build_model` maps the spec onto modules one to one, so model surgery
+(Net2Net, unit removal) can find every tensor a hidden unit owns::
+
+    spec.layers[i]  ->  net.blocks[i]   a ConvBlock or DenseBlock:
+        ConvBlock:  conv -> norm -> act -> gate -> pool -> drop
+        DenseBlock: linear -> norm -> act -> gate -> drop
+    (output)        ->  net.head        nn.Linear(n_features, n_outputs)
+
+``norm`` is BatchNorm or Identity, ``gate`` is Identity unless compress puts
+a gate there, ``pool`` is max-pooling or Identity, ``drop`` is Dropout or
+Identity. The input is flattened in front of the first dense block (or the
+head), so channel ``c`` of the last conv block owns the flattened columns
+``c*S ... c*S+S-1`` of the next layer, ``S`` being the spatial size there
+(:meth:`ArchSpec.flatten_size`). For regression the head's output is
+rescaled, ``y = head(h) * target_scale + target_shift``, so a network learns
+standardised targets and still predicts in the data's own unit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import ClassVar, Literal, get_args
+
+import torch
+from torch import nn
+
+from autosize.errors import SpecError
+
+__all__ = [
+    "IDEMPOTENT_ACTIVATIONS",
+    "Activation",
+    "ArchSpec",
+    "ConvBlock",
+    "ConvLayer",
+    "DenseBlock",
+    "DenseLayer",
+    "Layer",
+    "Net",
+    "build_model",
+    "make_activation",
+]
+
+Activation = Literal[
+    "relu", "relu6", "hardtanh", "identity", "tanh", "sigmoid", "gelu", "silu", "leaky_relu"
+]
+ACTIVATIONS: tuple[str, ...] = get_args(Activation)
+# phi(phi(x)) == phi(x): the activations Net2DeeperNet can insert an identity layer under.
+IDEMPOTENT_ACTIVATIONS: frozenset[str] = frozenset({"relu", "relu6", "hardtanh", "identity"})
+
+
+# --------------------------------------------------------------------------- layers
+
+
+@dataclass(frozen=True)
+class DenseLayer:
+    """A fully connected hidden layer of ``width`` units."""
+
+    type: ClassVar[str] = "dense"
+    width: int
+    batchnorm: bool = False
+    dropout: float = 0.0
+    bias: bool = True
+
+    @property
+    def size(self) -> int:
+        """Number of units (the dimension Net2Net widens and compress shrinks)."""
+        return self.width
+
+    def resized(self, size: int) -> DenseLayer:
+        return replace(self, width=size)
+
+    def tag(self) -> str:
+        return f"fc{self.width}"
+
+
+@dataclass(frozen=True)
+class ConvLayer:
+    """A 2-D convolution with ``channels`` output channels, then optional max-pooling.
+
+    ``padding=None`` means "same" padding for odd kernels (``kernel // 2``);
+    ``pool`` is the max-pool window and stride (1 = no pooling).
+    """
+
+    type: ClassVar[str] = "conv"
+    channels: int
+    kernel: int = 3
+    batchnorm: bool = False
+    pool: int = 1
+    padding: int | None = None
+    stride: int = 1
+    dropout: float = 0.0
+    bias: bool = True
+
+    @property
+    def size(self) -> int:
+        return self.channels
+
+    @property
+    def pad(self) -> int:
+        return self.kernel // 2 if self.padding is None else self.padding
+
+    def resized(self, size: int) -> ConvLayer:
+        return replace(self, channels=size)
+
+    def tag(self) -> str:
+        return f"conv{self.channels}"
+
+
+Layer = DenseLayer | ConvLayer
+_LAYER_TYPES: dict[str, type[DenseLayer] | type[ConvLayer]] = {
+    "dense": DenseLayer,
+    "conv": ConvLayer,
+}
+
+
+# --------------------------------------------------------------------------- spec
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """A complete, JSON-round-trippable description of a network.
+
+    ``layers`` are the hidden layers; the output layer follows from
+    ``n_outputs``. All conv layers come before all dense layers. The spec is
+    validated on construction: an invalid one raises :class:`SpecError`
+    naming the field.
+    """
+
+    input_shape: tuple[int, ...]
+    n_outputs: int
+    layers: tuple[Layer, ...] = ()
+    activation: Activation = "relu"
+    # Regression only: the head's output is multiplied by target_scale and shifted by
+    # target_shift (the training targets' std and mean), so the net learns standardised targets.
+    target_shift: float = 0.0
+    target_scale: float = 1.0
+    _shapes: tuple[tuple[int, ...], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "input_shape", tuple(self.input_shape))
+        object.__setattr__(self, "layers", tuple(self.layers))
+        object.__setattr__(self, "_shapes", self._validate())
+
+    # -- validation -------------------------------------------------------------
+
+    def _validate(self) -> tuple[tuple[int, ...], ...]:
+        if not self.input_shape or not all(_is_int(d) and d > 0 for d in self.input_shape):
+            raise SpecError(f"input_shape: must be positive integers, got {list(self.input_shape)}")
+        if len(self.input_shape) not in (1, 3):
+            raise SpecError(
+                f"input_shape: must be [features] or [channels, height, width], got {list(self.input_shape)}"
+            )
+        if not _is_int(self.n_outputs) or self.n_outputs < 1:
+            raise SpecError(f"n_outputs: must be a positive integer, got {self.n_outputs!r}")
+        if self.activation not in ACTIVATIONS:
+            raise SpecError(
+                f"activation: unknown {self.activation!r}; expected one of {', '.join(ACTIVATIONS)}"
+            )
+        if not (
+            isinstance(self.target_scale, int | float)
+            and math.isfinite(self.target_scale)
+            and self.target_scale > 0
+        ):
+            raise SpecError(
+                f"target_scale: must be a positive finite number, got {self.target_scale!r}"
+            )
+        if not (isinstance(self.target_shift, int | float) and math.isfinite(self.target_shift)):
+            raise SpecError(f"target_shift: must be a finite number, got {self.target_shift!r}")
+
+        shape = self.input_shape
+        shapes: list[tuple[int, ...]] = []
+        seen_dense = False
+        for i, layer in enumerate(self.layers):
+            where = f"layers[{i}]"
+            if not isinstance(layer, DenseLayer | ConvLayer):
+                raise SpecError(
+                    f"{where}: expected a DenseLayer or ConvLayer, got {type(layer).__name__}"
+                )
+            if not isinstance(layer.bias, bool) or not isinstance(layer.batchnorm, bool):
+                raise SpecError(f"{where}: bias and batchnorm must be true or false")
+            if not (isinstance(layer.dropout, int | float) and 0.0 <= layer.dropout < 1.0):
+                raise SpecError(f"{where}.dropout: must be in [0, 1), got {layer.dropout!r}")
+            if isinstance(layer, DenseLayer):
+                if not _is_int(layer.width) or layer.width < 1:
+                    raise SpecError(
+                        f"{where}.width: must be a positive integer, got {layer.width!r}"
+                    )
+                seen_dense = True
+                shape = (layer.width,)
+            else:
+                if seen_dense:
+                    raise SpecError(f"{where}: a conv layer cannot follow a dense layer")
+                if len(shape) != 3:
+                    raise SpecError(
+                        f"{where}: a conv layer needs an image input [C, H, W], got {list(self.input_shape)}"
+                    )
+                for name in ("channels", "kernel", "pool", "stride"):
+                    value = getattr(layer, name)
+                    if not _is_int(value) or value < 1:
+                        raise SpecError(
+                            f"{where}.{name}: must be a positive integer, got {value!r}"
+                        )
+                if layer.padding is None and layer.kernel % 2 == 0:
+                    raise SpecError(
+                        f"{where}.padding: 'same' padding needs an odd kernel, got kernel {layer.kernel}"
+                    )
+                if layer.padding is not None and (not _is_int(layer.padding) or layer.padding < 0):
+                    raise SpecError(
+                        f"{where}.padding: must be a non-negative integer, got {layer.padding!r}"
+                    )
+                h, w = (_conv_out(d, layer) for d in shape[1:])
+                if h < 1 or w < 1:
+                    raise SpecError(
+                        f"{where}: spatial size collapses to {h}x{w} (input {shape[1]}x{shape[2]}, "
+                        f"kernel {layer.kernel}, stride {layer.stride}, pool {layer.pool})"
+                    )
+                shape = (layer.channels, h, w)
+            shapes.append(shape)
+        return tuple(shapes)
+
+    # -- derived facts ------------------------------------------------------------
+
+    def output_shape(self, i: int) -> tuple[int, ...]:
+        """Shape (without batch) of hidden layer ``i``'s output, after pooling."""
+        return self._shapes[i]
+
+    def in_shape(self, i: int) -> tuple[int, ...]:
+        """Shape (without batch) of what hidden layer ``i`` (or the head, ``i == len(layers)``) receives."""
+        return self.input_shape if i == 0 else self._shapes[i - 1]
+
+    def flatten_size(self, i: int) -> int:
+        """Spatial positions per channel that layer ``i`` (or the head) sees after the flatten.
+
+        1 when its input is not an image. Channel ``c`` owns columns ``c*S ... c*S+S-1``.
+        """
+        shape = self.in_shape(i)
+        return shape[1] * shape[2] if len(shape) == 3 else 1
+
+    def in_features(self, i: int) -> int:
+        """Flattened input size of dense layer ``i`` or of the head (``i == len(layers)``)."""
+        return math.prod(self.in_shape(i))
+
+    @property
+    def depth(self) -> int:
+        return len(self.layers)
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        return tuple(layer.size for layer in self.layers)
+
+    def summary(self) -> str:
+        """One line such as ``conv32-conv64-fc128`` (``linear`` without hidden layers)."""
+        return "-".join(layer.tag() for layer in self.layers) or "linear"
+
+    def param_count(self) -> int:
+        """Trainable parameters of the built network (gates excluded)."""
+        total = 0
+        for i, layer in enumerate(self.layers):
+            fan_in = (
+                self.in_shape(i)[0] * layer.kernel**2
+                if isinstance(layer, ConvLayer)
+                else self.in_features(i)
+            )
+            total += fan_in * layer.size + (layer.size if layer.bias else 0)
+            total += 2 * layer.size if layer.batchnorm else 0
+        return total + (self.in_features(self.depth) + 1) * self.n_outputs
+
+    def flops(self) -> int:
+        """Floating-point operations per example of one forward pass.
+
+        Counts 2 per multiply-accumulate of the conv and linear layers (the bulk of
+        the cost); activations, BatchNorm and pooling are left out.
+        """
+        total = 0
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, ConvLayer):
+                c_in, h, w = self.in_shape(i)
+                ho, wo = (_conv_out(d, layer, pooled=False) for d in (h, w))
+                total += 2 * c_in * layer.kernel**2 * layer.channels * ho * wo
+            else:
+                total += 2 * self.in_features(i) * layer.width
+        return total + 2 * self.in_features(self.depth) * self.n_outputs
+
+    # -- editing (transforms use these; the spec stays valid or raises) -----------------
+
+    def with_layer(self, i: int, layer: Layer) -> ArchSpec:
+        layers = list(self.layers)
+        layers[i] = layer
+        return replace(self, layers=tuple(layers))
+
+    def with_widths(self, widths: Sequence[int]) -> ArchSpec:
+        if len(widths) != self.depth:
+            raise SpecError(f"layers: expected {self.depth} widths, got {len(widths)}")
+        return replace(
+            self,
+            layers=tuple(
+                layer.resized(int(w)) for layer, w in zip(self.layers, widths, strict=True)
+            ),
+        )
+
+    def inserted(self, i: int, layer: Layer) -> ArchSpec:
+        """A copy with ``layer`` inserted so that it becomes ``layers[i]``."""
+        layers = list(self.layers)
+        layers.insert(i, layer)
+        return replace(self, layers=tuple(layers))
+
+    # -- JSON ------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "input_shape": list(self.input_shape),
+            "n_outputs": self.n_outputs,
+            "activation": self.activation,
+            "layers": [{"type": layer.type, **_layer_fields(layer)} for layer in self.layers],
+        }
+        if self.target_shift != 0.0 or self.target_scale != 1.0:
+            out["target_shift"] = self.target_shift
+            out["target_scale"] = self.target_scale
+        return out
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object], *, source: str = "architecture") -> ArchSpec:
+        """Build a spec from its JSON form, refusing unknown keys and wrong types.
+
+        ``source`` prefixes error messages (e.g. a file name).
+        """
+        if not isinstance(data, Mapping):
+            raise SpecError(f"{source}: expected a table/object, got {type(data).__name__}")
+        allowed = {
+            "input_shape",
+            "n_outputs",
+            "activation",
+            "layers",
+            "target_shift",
+            "target_scale",
+        }
+        _reject_unknown(data, allowed, source)
+        for key in ("input_shape", "n_outputs"):
+            if key not in data:
+                raise SpecError(f"{source}: missing key {key!r}")
+        input_shape = data["input_shape"]
+        if not isinstance(input_shape, list | tuple) or not all(_is_int(d) for d in input_shape):
+            raise SpecError(
+                f"{source}: input_shape must be a list of integers, got {input_shape!r}"
+            )
+        raw_layers = data.get("layers", [])
+        if not isinstance(raw_layers, list | tuple):
+            raise SpecError(f"{source}: layers must be a list, got {type(raw_layers).__name__}")
+        layers = tuple(
+            _layer_from_dict(raw, f"{source}: layers[{i}]") for i, raw in enumerate(raw_layers)
+        )
+        kwargs: dict[str, object] = {}
+        for key in ("activation", "target_shift", "target_scale"):
+            if key in data:
+                kwargs[key] = data[key]
+        if "activation" in kwargs and not isinstance(kwargs["activation"], str):
+            raise SpecError(f"{source}: activation must be a string, got {kwargs['activation']!r}")
+        for key in ("target_shift", "target_scale"):
+            if key in kwargs and (
+                isinstance(kwargs[key], bool) or not isinstance(kwargs[key], int | float)
+            ):
+                raise SpecError(f"{source}: {key} must be a number, got {kwargs[key]!r}")
+            if key in kwargs:
+                kwargs[key] = float(kwargs[key])  # type: ignore[arg-type]
+        try:
+            return cls(
+                input_shape=tuple(input_shape), n_outputs=data["n_outputs"], layers=layers, **kwargs
+            )  # type: ignore[arg-type]
+        except SpecError as exc:
+            raise SpecError(f"{source}: {exc}") from None
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str = "architecture") -> ArchSpec:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"{source}: not valid JSON ({exc})") from None
+        return cls.from_dict(data, source=source)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _conv_out(d: int, layer: ConvLayer, *, pooled: bool = True) -> int:
+    out = (d + 2 * layer.pad - layer.kernel) // layer.stride + 1
+    return out // layer.pool if pooled else out
+
+
+def _layer_fields(layer: Layer) -> dict[str, object]:
+    return {f.name: getattr(layer, f.name) for f in fields(layer)}
+
+
+def _reject_unknown(data: Mapping[str, object], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise SpecError(
+            f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+def _layer_from_dict(raw: object, where: str) -> Layer:
+    if not isinstance(raw, Mapping):
+        raise SpecError(f"{where}: expected a table/object, got {type(raw).__name__}")
+    kind = raw.get("type")
+    if kind not in _LAYER_TYPES:
+        raise SpecError(f"{where}.type: unknown layer type {kind!r}; expected 'dense' or 'conv'")
+    cls = _LAYER_TYPES[kind]  # type: ignore[index]
+    names = {f.name: f for f in fields(cls)}
+    _reject_unknown(raw, {*names, "type"}, where)
+    kwargs = {k: v for k, v in raw.items() if k != "type"}
+    for key, value in kwargs.items():
+        expected = (
+            "bool" if key in ("batchnorm", "bias") else "float" if key == "dropout" else "int"
+        )
+        ok = (
+            isinstance(value, bool)
+            if expected == "bool"
+            else isinstance(value, int | float) and not isinstance(value, bool)
+            if expected == "float"
+            else _is_int(value) or (key == "padding" and value is None)
+        )
+        if not ok:
+            raise SpecError(f"{where}.{key}: expected {expected}, got {value!r}")
+    try:
+        return cls(**kwargs)  # type: ignore[arg-type]
+    except TypeError as exc:
+        raise SpecError(f"{where}: {exc}") from None
+
+
+# --------------------------------------------------------------------------- modules
+
+
+def make_activation(name: str) -> nn.Module:
+    factories: dict[str, type[nn.Module]] = {
+        "relu": nn.ReLU,
+        "relu6": nn.ReLU6,
+        "hardtanh": nn.Hardtanh,
+        "identity": nn.Identity,
+        "tanh": nn.Tanh,
+        "sigmoid": nn.Sigmoid,
+        "gelu": nn.GELU,
+        "silu": nn.SiLU,
+        "leaky_relu": nn.LeakyReLU,
+    }
+    if name not in factories:
+        raise SpecError(f"activation: unknown {name!r}; expected one of {', '.join(factories)}")
+    return factories[name]()
+
+
+class DenseBlock(nn.Module):
+    """linear -> norm -> act -> gate -> drop"""
+
+    def __init__(self, in_features: int, layer: DenseLayer, activation: str) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_features, layer.width, bias=layer.bias)
+        self.norm: nn.Module = nn.BatchNorm1d(layer.width) if layer.batchnorm else nn.Identity()
+        self.act = make_activation(activation)
+        self.gate: nn.Module = nn.Identity()
+        self.drop: nn.Module = nn.Dropout(layer.dropout) if layer.dropout else nn.Identity()
+
+    @property
+    def core(self) -> nn.Linear:
+        """The weight layer whose output rows are this block's units."""
+        return self.linear
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.gate(self.act(self.norm(self.linear(x)))))
+
+
+class ConvBlock(nn.Module):
+    """conv -> norm -> act -> gate -> pool -> drop"""
+
+    def __init__(self, in_channels: int, layer: ConvLayer, activation: str) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(
+            in_channels,
+            layer.channels,
+            layer.kernel,
+            stride=layer.stride,
+            padding=layer.pad,
+            bias=layer.bias,
+        )
+        self.norm: nn.Module = nn.BatchNorm2d(layer.channels) if layer.batchnorm else nn.Identity()
+        self.act = make_activation(activation)
+        self.gate: nn.Module = nn.Identity()
+        self.pool: nn.Module = nn.MaxPool2d(layer.pool) if layer.pool > 1 else nn.Identity()
+        self.drop: nn.Module = nn.Dropout(layer.dropout) if layer.dropout else nn.Identity()
+
+    @property
+    def core(self) -> nn.Conv2d:
+        return self.conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.pool(self.gate(self.act(self.norm(self.conv(x))))))
+
+
+class Net(nn.Module):
+    """Hidden blocks, a flatten where the first dense layer (or the head) needs it, a linear head."""
+
+    def __init__(self, spec: ArchSpec) -> None:
+        super().__init__()
+        blocks: list[nn.Module] = []
+        for i, layer in enumerate(spec.layers):
+            if isinstance(layer, ConvLayer):
+                blocks.append(ConvBlock(spec.in_shape(i)[0], layer, spec.activation))
+            else:
+                blocks.append(DenseBlock(spec.in_features(i), layer, spec.activation))
+        self.blocks = nn.ModuleList(blocks)
+        self.head = nn.Linear(spec.in_features(spec.depth), spec.n_outputs)
+        self.target_shift = float(spec.target_shift)
+        self.target_scale = float(spec.target_scale)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The flattened output of the last hidden block (what the head sees)."""
+        for block in self.blocks:
+            if isinstance(block, DenseBlock) and x.dim() > 2:
+                x = x.flatten(1)
+            x = block(x)
+        return x.flatten(1) if x.dim() > 2 else x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.head(self.features(x))
+        if self.target_scale != 1.0 or self.target_shift != 0.0:
+            out = out * self.target_scale + self.target_shift
+        return out
+
+
+def build_model(spec: ArchSpec, *, seed: int | None = None) -> Net:
+    """A freshly initialised network for ``spec`` (PyTorch's default initialisation).
+
+    With ``seed`` the initial weights are reproducible without touching the global RNG.
+    """
+    if seed is None:
+        return Net(spec)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return Net(spec)
