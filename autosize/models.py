@@ -51,6 +51,7 @@ __all__ = [
     "Layer",
     "Net",
     "build_model",
+    "layer_from_dict",
     "make_activation",
 ]
 
@@ -364,7 +365,7 @@ class ArchSpec:
         if not isinstance(raw_layers, list | tuple):
             raise SpecError(f"{source}: layers must be a list, got {type(raw_layers).__name__}")
         layers = tuple(
-            _layer_from_dict(raw, f"{source}: layers[{i}]") for i, raw in enumerate(raw_layers)
+            layer_from_dict(raw, f"{source}: layers[{i}]") for i, raw in enumerate(raw_layers)
         )
         kwargs: dict[str, object] = {}
         for key in ("activation", "target_shift", "target_scale"):
@@ -416,7 +417,7 @@ def _reject_unknown(data: Mapping[str, object], allowed: set[str], where: str) -
         )
 
 
-def _layer_from_dict(raw: object, where: str) -> Layer:
+def layer_from_dict(raw: object, where: str) -> Layer:
     if not isinstance(raw, Mapping):
         raise SpecError(f"{where}: expected a table/object, got {type(raw).__name__}")
     kind = raw.get("type")
