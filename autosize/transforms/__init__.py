@@ -1,0 +1,12 @@
+"""Transforms: take a model and its ArchSpec, return a new model and a new spec.
+
+Never imports optuna; the search layer decides when to apply them.
+"""
+
+from __future__ import annotations
+
+from autosize.transforms.compress import compress
+
+__all__ = [
+    "compress",
+]

@@ -1,0 +1,510 @@
+"""Sparsifier training: shrink a network while it trains (:func:`compress`).
+
+Every hidden unit (dense) or channel (conv) gets a gate ``g = relu(f)``, ``f``
+a learnable parameter initialised at 1, multiplied into the unit's activation
+(a :class:`Gate` in the block's ``gate`` slot, right after the activation).
+Training minimises::
+
+    task loss + lam * sum over hidden layers of (kernel area) * sum(g)
+
+so a conv channel, which costs ``kernel**2`` weights per input channel, pays
+that much more than a dense unit. A unit whose ``f`` reaches 0 outputs exactly
+0 and gets no gradient through ``relu``: it is dead. After every
+``remove_every`` epochs the dead units are cut out of the network for real
+(:func:`remove_dead_units`): their weight rows, bias, BatchNorm parameters and
+running statistics, their gate entry, and the next layer's input columns
+(``S`` columns per channel across the flatten). Removal never changes the
+outputs: the removed units contributed exactly 0.
+
+When training ends the gates are folded into the next layer's input columns
+(:func:`fold_gates`; exact because ``g >= 0`` commutes with max-pooling and
+the flatten, and the gate sits after the activation) and the gate slots go
+back to ``nn.Identity``: the result is a plain :class:`~autosize.models.Net`
+with the same outputs and the structure of ``build_model(new_spec)``.
+
+This module never imports optuna; a pruning callback can ride along through
+``compress(..., callbacks=...)``.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from autosize.callbacks import Callback, TrainState
+from autosize.errors import ConfigError, SpecError
+from autosize.models import ArchSpec, ConvBlock, ConvLayer, DenseBlock, Net
+from autosize.train import OptimizerName, fit, make_optimizer
+
+if TYPE_CHECKING:
+    from autosize.data.bundle import DataBundle
+    from autosize.history import EpochRecord, History
+
+__all__ = [
+    "Gate",
+    "Removal",
+    "Sparsifier",
+    "add_gates",
+    "compress",
+    "fold_gates",
+    "gate_penalty",
+    "remove_dead_units",
+]
+
+logger = logging.getLogger(__name__)
+
+_OPTIMIZER_NAMES: dict[type[torch.optim.Optimizer], OptimizerName] = {
+    torch.optim.SGD: "sgd",
+    torch.optim.Adam: "adam",
+    torch.optim.AdamW: "adamw",
+}
+
+
+# --------------------------------------------------------------------------- gate
+
+
+class Gate(nn.Module):
+    """``x * relu(f)`` per unit; broadcast over the spatial dimensions of a conv output."""
+
+    def __init__(
+        self, n: int, *, device: torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> None:
+        super().__init__()
+        self.f = nn.Parameter(torch.ones(n, device=device, dtype=dtype))
+
+    @property
+    def n(self) -> int:
+        return self.f.shape[0]
+
+    def values(self) -> torch.Tensor:
+        """The gates ``g = relu(f)`` (with gradient)."""
+        return torch.relu(self.f)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = torch.relu(self.f)
+        if x.dim() > 2:
+            g = g.view(-1, *([1] * (x.dim() - 2)))
+        return x * g
+
+    def extra_repr(self) -> str:
+        return f"n={self.n}"
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _blocks(model: nn.Module, spec: ArchSpec, *, gated: bool = False) -> list[nn.Module]:
+    """The model's hidden blocks, checked against ``spec`` (SpecError naming the mismatch)."""
+    if spec.depth == 0:
+        raise SpecError(
+            f"compress needs at least one hidden layer; spec {spec.summary()!r} has none"
+        )
+    blocks = getattr(model, "blocks", None)
+    if not isinstance(blocks, nn.ModuleList) or not hasattr(model, "head"):
+        raise SpecError(f"expected an autosize Net (blocks + head), got {type(model).__name__}")
+    if len(blocks) != spec.depth:
+        raise SpecError(
+            f"model has {len(blocks)} hidden blocks but spec {spec.summary()!r} has {spec.depth}"
+        )
+    for i, (block, layer) in enumerate(zip(blocks, spec.layers, strict=True)):
+        kind = ConvBlock if isinstance(layer, ConvLayer) else DenseBlock
+        if not isinstance(block, kind):
+            raise SpecError(
+                f"layers[{i}]: spec says {layer.type} but the model has {type(block).__name__}"
+            )
+        size = block.core.weight.shape[0]
+        if size != layer.size:
+            raise SpecError(f"layers[{i}]: spec says {layer.size} units but the model has {size}")
+        if gated and not (isinstance(block.gate, Gate) and block.gate.n == size):
+            raise SpecError(f"layers[{i}]: no gate of size {size}; call add_gates first")
+    return list(blocks)
+
+
+def _check_lam(lam: object, decay: object, remove_every: object) -> tuple[float, float, int]:
+    if (
+        not isinstance(lam, numbers.Real)
+        or isinstance(lam, bool)
+        or not math.isfinite(lam)
+        or lam < 0
+    ):
+        raise ConfigError(f"lam must be a finite number >= 0, got {lam!r}")
+    if (
+        not isinstance(decay, numbers.Real)
+        or isinstance(decay, bool)
+        or not math.isfinite(decay)
+        or decay <= 0
+    ):
+        raise ConfigError(f"decay must be a finite number > 0, got {decay!r}")
+    if (
+        not isinstance(remove_every, numbers.Integral)
+        or isinstance(remove_every, bool)
+        or remove_every < 1
+    ):
+        raise ConfigError(f"remove_every must be an integer >= 1, got {remove_every!r}")
+    return float(lam), float(decay), int(remove_every)
+
+
+def _area(layer: ConvLayer | object) -> int:
+    return layer.kernel**2 if isinstance(layer, ConvLayer) else 1
+
+
+# --------------------------------------------------------------------------- gates
+
+
+def add_gates(model: Net, spec: ArchSpec) -> Net:
+    """Put a :class:`Gate` (all ``f = 1``, so outputs are unchanged) in every block's gate slot.
+
+    In place; returns ``model``. A block that already has a gate of the right size keeps it.
+    """
+    for i, block in enumerate(_blocks(model, spec)):
+        weight = block.core.weight
+        if isinstance(block.gate, Gate) and block.gate.n == weight.shape[0]:
+            continue
+        if not isinstance(block.gate, nn.Identity):
+            raise SpecError(
+                f"layers[{i}]: gate slot holds {type(block.gate).__name__}, expected Identity or Gate"
+            )
+        block.gate = Gate(weight.shape[0], device=weight.device, dtype=weight.dtype)
+    return model
+
+
+def gate_penalty(model: Net, spec: ArchSpec) -> torch.Tensor:
+    """``sum over layers of (kernel area) * sum(g)`` (no ``lam``); a differentiable scalar."""
+    blocks = _blocks(model, spec, gated=True)
+    terms = [
+        _area(layer) * block.gate.values().sum()
+        for block, layer in zip(blocks, spec.layers, strict=True)
+    ]
+    return torch.stack(terms).sum()
+
+
+def _column_index(keep: torch.Tensor, s: int) -> torch.Tensor:
+    """Input columns of the next layer owned by channels ``keep`` (``S = s`` columns each)."""
+    if s == 1:
+        return keep
+    return (keep[:, None] * s + torch.arange(s, device=keep.device)).flatten()
+
+
+def _next_core(model: Net, i: int) -> nn.Module:
+    return model.blocks[i + 1].core if i + 1 < len(model.blocks) else model.head
+
+
+def fold_gates(model: Net, spec: ArchSpec) -> Net:
+    """Multiply each gate into the next layer's input columns and put ``nn.Identity`` back.
+
+    In place; returns ``model``, whose outputs are unchanged (``g >= 0`` passes
+    through max-pooling, dropout in eval mode and the flatten) and whose
+    state_dict has the keys and shapes of ``build_model(spec)``. Blocks without
+    a gate are left alone.
+    """
+    blocks = _blocks(model, spec)
+    with torch.no_grad():
+        for i, block in enumerate(blocks):
+            if not isinstance(block.gate, Gate):
+                continue
+            g = block.gate.values().detach()
+            nxt = _next_core(model, i)
+            if isinstance(nxt, nn.Conv2d):
+                nxt.weight.mul_(g.view(1, -1, 1, 1).to(nxt.weight.dtype))
+            else:
+                s = spec.flatten_size(i + 1)
+                nxt.weight.mul_(g.repeat_interleave(s).view(1, -1).to(nxt.weight.dtype))
+            block.gate = nn.Identity()
+    return model
+
+
+# --------------------------------------------------------------------------- removal
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What :func:`remove_dead_units` did.
+
+    ``removed[i]`` units were cut from hidden layer ``i``; ``kept_one`` lists the
+    layers whose units were all dead, where the unit with the largest ``f`` was
+    kept so the network stays connected. ``optimizer`` is the rebuilt optimizer
+    (the one passed in when nothing was removed; None when none was passed).
+    """
+
+    spec: ArchSpec
+    optimizer: torch.optim.Optimizer | None
+    removed: tuple[int, ...]
+    kept_one: tuple[int, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return any(self.removed)
+
+
+_Ops = list[tuple[int, torch.Tensor]]  # (dim, indices to keep) applied in order
+
+
+class _Slicer:
+    """Replaces parameters and buffers by sliced copies, remembering old -> new for the optimizer."""
+
+    def __init__(self) -> None:
+        self.replaced: dict[nn.Parameter, tuple[nn.Parameter, _Ops]] = {}
+
+    def __call__(self, module: nn.Module, name: str, ops: _Ops) -> None:
+        old = getattr(module, name, None)
+        if old is None or not ops:
+            return
+        new = _apply(old.detach(), ops)
+        if isinstance(old, nn.Parameter):
+            param = nn.Parameter(new, requires_grad=old.requires_grad)
+            setattr(module, name, param)
+            self.replaced[old] = (param, ops)
+        else:
+            setattr(module, name, new)
+
+
+def _apply(t: torch.Tensor, ops: _Ops) -> torch.Tensor:
+    for dim, idx in ops:
+        t = t.index_select(dim, idx)
+    return t.contiguous()
+
+
+def remove_dead_units(
+    model: Net, spec: ArchSpec, *, optimizer: torch.optim.Optimizer | None = None
+) -> Removal:
+    """Cut the units whose gate is exactly 0 (``f <= 0``) out of ``model``, in place.
+
+    Slices each layer's weight rows, bias, BatchNorm weight/bias/running
+    statistics and gate, and the next layer's (or the head's) input columns,
+    ``S`` columns per channel across the flatten (``spec.flatten_size``).
+    The eval-mode outputs do not change. A layer whose units are all dead keeps
+    the one with the largest ``f`` (listed in ``Removal.kept_one``).
+
+    With ``optimizer`` (SGD, Adam or AdamW, as ``fit`` builds them), a new one
+    is built with :func:`autosize.train.make_optimizer` over
+    ``model.parameters()``, the old param-group hyperparameters (lr, betas,
+    momentum, weight decay...) are copied over, and the per-parameter state is
+    carried across: every state tensor shaped like its parameter (Adam's
+    ``exp_avg``/``exp_avg_sq``, SGD's ``momentum_buffer``) is sliced exactly
+    like the parameter; others (Adam's ``step``) are kept. So the surviving
+    units continue exactly as if the dead ones had never existed. Another
+    optimizer type is rebuilt as ``type(optimizer)(params, **defaults)`` with
+    the same state slicing.
+    """
+    blocks = _blocks(model, spec, gated=True)
+    keeps: list[torch.Tensor] = []
+    kept_one: list[int] = []
+    for i, block in enumerate(blocks):
+        f = block.gate.f.detach()
+        keep = (f > 0).nonzero().flatten()
+        if keep.numel() == 0:
+            keep = torch.argmax(torch.nan_to_num(f, nan=-math.inf)).reshape(1)
+            kept_one.append(i)
+        keeps.append(keep)
+    removed = tuple(w - int(k.numel()) for w, k in zip(spec.widths, keeps, strict=True))
+    if kept_one:
+        logger.info("layers %s lost every unit; kept the one with the largest gate", kept_one)
+    if not any(removed):
+        return Removal(spec, optimizer, removed, tuple(kept_one))
+
+    slicer = _Slicer()
+    for i, block in enumerate(blocks):
+        core = block.core
+        rows: _Ops = [(0, keeps[i])] if removed[i] else []
+        cols: _Ops = []
+        if i > 0 and removed[i - 1]:
+            prev = keeps[i - 1]
+            cols = [
+                (
+                    1,
+                    prev
+                    if isinstance(core, nn.Conv2d)
+                    else _column_index(prev, spec.flatten_size(i)),
+                )
+            ]
+        slicer(core, "weight", rows + cols)
+        if rows:
+            slicer(core, "bias", rows)
+            if isinstance(block.norm, nn.modules.batchnorm._BatchNorm):
+                for name in ("weight", "bias", "running_mean", "running_var"):
+                    slicer(block.norm, name, rows)
+                block.norm.num_features = int(keeps[i].numel())
+            slicer(block.gate, "f", rows)
+        if isinstance(core, nn.Conv2d):
+            core.out_channels, core.in_channels = core.weight.shape[0], core.weight.shape[1]
+        else:
+            core.out_features, core.in_features = core.weight.shape
+    if removed[-1]:
+        head = model.head
+        slicer(head, "weight", [(1, _column_index(keeps[-1], spec.flatten_size(spec.depth)))])
+        head.in_features = head.weight.shape[1]
+
+    new_spec = spec.with_widths([int(k.numel()) for k in keeps])
+    logger.debug("removed %s dead units; widths now %s", removed, new_spec.widths)
+    new_opt = None if optimizer is None else _rebuild_optimizer(optimizer, model, slicer.replaced)
+    return Removal(new_spec, new_opt, removed, tuple(kept_one))
+
+
+def _rebuild_optimizer(
+    old: torch.optim.Optimizer,
+    model: nn.Module,
+    replaced: dict[nn.Parameter, tuple[nn.Parameter, _Ops]],
+) -> torch.optim.Optimizer:
+    """A new optimizer over ``model``'s parameters carrying ``old``'s sliced state (see above)."""
+    group0 = old.param_groups[0]
+    name = _OPTIMIZER_NAMES.get(type(old))
+    params = list(model.parameters())
+    if name is not None:
+        new = make_optimizer(
+            name, params, lr=float(group0["lr"]), weight_decay=float(group0["weight_decay"])
+        )
+    else:
+        new = type(old)(params, **old.defaults)
+    if len(new.param_groups) == len(old.param_groups):
+        for g_new, g_old in zip(new.param_groups, old.param_groups, strict=True):
+            g_new.update({k: v for k, v in g_old.items() if k != "params"})
+    origin = {new_p: (old_p, ops) for old_p, (new_p, ops) in replaced.items()}
+    for group in new.param_groups:
+        for p in group["params"]:
+            old_p, ops = origin.get(p, (p, []))
+            state = old.state.get(old_p)
+            if not state:
+                continue
+            new.state[p] = {
+                key: _apply(v, ops)
+                if isinstance(v, torch.Tensor) and ops and v.shape == old_p.shape
+                else v
+                for key, v in state.items()
+            }
+    return new
+
+
+# --------------------------------------------------------------------------- training
+
+
+class Sparsifier(Callback):
+    """The :func:`fit` callback behind :func:`compress`: gate penalty, lam schedule, removal.
+
+    ``lam`` is in force in epoch 1 and divided by ``decay`` after every epoch.
+    Every ``remove_every`` epochs the dead units are removed and
+    ``state.optimizer`` is replaced (see :func:`remove_dead_units`); ``spec``
+    follows the model. Each epoch's ``record.extra`` gets ``lam`` (in force
+    during the epoch), ``alive`` (units with ``g > 0`` per layer), ``widths``
+    (per layer, after this epoch's removal), and on removal epochs
+    ``removed`` (per layer) and, if any, ``kept_one`` (layers that lost every unit).
+    The model must already carry gates (:func:`add_gates`).
+    """
+
+    def __init__(
+        self, spec: ArchSpec, *, lam: float, decay: float = 1.0, remove_every: int = 1
+    ) -> None:
+        self.lam, self.decay, self.remove_every = _check_lam(lam, decay, remove_every)
+        if spec.depth == 0:
+            raise SpecError(
+                f"compress needs at least one hidden layer; spec {spec.summary()!r} has none"
+            )
+        self.spec = spec
+        self.lam_now = self.lam
+        self._gates: list[Gate] = []
+        self._areas: list[int] = [_area(layer) for layer in spec.layers]
+
+    def on_train_begin(self, state: TrainState) -> None:
+        blocks = _blocks(state.model, self.spec, gated=True)  # type: ignore[arg-type]
+        self._gates = [block.gate for block in blocks]
+
+    def on_epoch_begin(self, state: TrainState) -> None:
+        self.lam_now = self.lam / self.decay**state.epoch
+
+    def penalty(self, state: TrainState) -> torch.Tensor | None:
+        if self.lam_now == 0.0:
+            return None
+        total = sum(
+            a * torch.relu(gate.f).sum() for a, gate in zip(self._areas, self._gates, strict=True)
+        )
+        return self.lam_now * total  # type: ignore[return-value]
+
+    def on_epoch_end(self, state: TrainState, record: EpochRecord) -> bool | None:
+        extra = record.extra
+        extra["lam"] = self.lam_now
+        alive = torch.stack([(gate.f.detach() > 0).sum() for gate in self._gates]).tolist()
+        extra["alive"] = [int(a) for a in alive]
+        if record.epoch % self.remove_every == 0:
+            result = remove_dead_units(state.model, self.spec, optimizer=state.optimizer)  # type: ignore[arg-type]
+            self.spec = result.spec
+            if result.optimizer is not None:
+                state.optimizer = result.optimizer
+            extra["removed"] = list(result.removed)
+            if result.kept_one:
+                extra["kept_one"] = list(result.kept_one)
+        extra["widths"] = list(self.spec.widths)
+        return None
+
+
+def compress(
+    model: Net,
+    spec: ArchSpec,
+    bundle: DataBundle,
+    *,
+    lam: float,
+    decay: float = 1.0,
+    epochs: int | None = None,
+    max_seconds: float | None = None,
+    remove_every: int = 1,
+    optimizer: OptimizerName = "adam",
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    batch_size: int = 128,
+    device: str | torch.device = "auto",
+    callbacks: Sequence[Callback] = (),
+    seed: int = 0,
+) -> tuple[Net, ArchSpec, History]:
+    """Train a deep copy of ``model`` with gates and the size penalty; return it shrunk.
+
+    Start large and let it shrink: units whose gate reaches 0 are removed every
+    ``remove_every`` epochs and once more at the end; then the gates are folded
+    into the weights. Returns ``(net, new_spec, history)``: ``net`` is a plain
+    :class:`Net` (no gates) structured like ``build_model(new_spec)``, on the
+    training device, in eval mode; ``history.epochs[i].extra`` holds the widths
+    and lam of each epoch (see :class:`Sparsifier`). ``callbacks`` run after
+    the sparsifier (e.g. a pruning bridge). The caller's ``model`` is untouched.
+    Budget and optimizer options are :func:`autosize.train.fit`'s; weight decay
+    also acts on the gates' ``f``.
+    """
+    sparsifier = Sparsifier(spec, lam=lam, decay=decay, remove_every=remove_every)
+    _blocks(model, spec)
+    net = copy.deepcopy(model)
+    add_gates(net, spec)
+    history = fit(
+        net,
+        bundle,
+        epochs=epochs,
+        max_seconds=max_seconds,
+        optimizer=optimizer,
+        lr=lr,
+        weight_decay=weight_decay,
+        batch_size=batch_size,
+        device=device,
+        callbacks=(sparsifier, *callbacks),
+        seed=seed,
+    )
+    final = remove_dead_units(net, sparsifier.spec)
+    if final.changed and history.epochs:
+        extra = history.epochs[-1].extra
+        extra["removed_at_end"] = list(final.removed)
+        extra["widths"] = list(final.spec.widths)
+        if final.kept_one:
+            extra["kept_one"] = list(final.kept_one)
+    fold_gates(net, final.spec)
+    logger.info(
+        "compress %s: %s -> %s (lam=%g, decay=%g, %d epochs)",
+        bundle.name,
+        spec.summary(),
+        final.spec.summary(),
+        lam,
+        decay,
+        len(history),
+    )
+    return net, final.spec, history
