@@ -122,7 +122,7 @@ def _download(file: DataFile, dest: Path, *, dataset: str, progress: bool) -> st
             else:
                 download_file(url, dest, sha256=file.sha256, progress=progress)
             return url
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+        except (urllib.error.URLError, OSError, ValueError, DataError) as exc:
             log.warning("download of %s failed: %s", url, exc)
             errors.append(f"{url}: {exc}")
     raise DataError(f"could not download {file.path} for dataset {dataset!r}: {'; '.join(errors)}")

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.datasets.mnist import read_image_file, read_label_file
 
 from autosize.data.bundle import DataBundle, Preprocessing
 from autosize.data.files import verified_path
@@ -39,6 +38,8 @@ class ImageOptions:
 
 
 def _read(name: str, root: Path, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+    from torchvision.datasets.mnist import read_image_file, read_label_file  # heavy import
+
     info = dataset_info(name)
     paths = {Path(f.path).name: verified_path(f, root, dataset=name) for f in info.files}
     try:

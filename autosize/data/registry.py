@@ -15,7 +15,15 @@ from typing import Literal
 from autosize.data.bundle import Task
 from autosize.errors import DataError
 
-__all__ = ["DATASETS", "DataFile", "DatasetInfo", "dataset_info", "list_datasets"]
+__all__ = [
+    "DATASETS",
+    "TORCHVISION_MD5",
+    "TORCHVISION_MIRRORS",
+    "DataFile",
+    "DatasetInfo",
+    "dataset_info",
+    "list_datasets",
+]
 
 UCI = "https://archive.ics.uci.edu/ml/machine-learning-databases"
 
@@ -50,25 +58,44 @@ class DatasetInfo:
         return not self.files
 
 
-def _torchvision_files(folder: str, sums: dict[str, str], cls_name: str) -> tuple[DataFile, ...]:
-    """Raw IDX files with the mirrors and archive md5s torchvision itself uses."""
-    from torchvision import datasets as tvd
+# torchvision's own mirrors and archive md5s (``torchvision.datasets.MNIST.mirrors`` /
+# ``.resources``), copied here so that importing autosize.data does not import torchvision;
+# tests/test_data_cli.py checks that they still agree with the installed torchvision.
+TORCHVISION_MIRRORS: dict[str, tuple[str, ...]] = {
+    "MNIST": (
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "http://yann.lecun.com/exdb/mnist/",
+    ),
+    "FashionMNIST": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+}
+TORCHVISION_MD5: dict[str, dict[str, str]] = {
+    "MNIST": {
+        "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+        "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+    },
+    "FashionMNIST": {
+        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+    },
+}
 
-    cls = getattr(tvd, cls_name)
-    md5 = dict(cls.resources)
-    files = []
-    for name, sha in sums.items():
-        gz = f"{name}.gz"
-        files.append(
-            DataFile(
-                path=f"{folder}/raw/{name}",
-                sha256=sha,
-                urls=tuple(f"{mirror}{gz}" for mirror in cls.mirrors),
-                archive="gzip",
-                archive_md5=md5.get(gz),
-            )
+
+def _torchvision_files(folder: str, sums: dict[str, str]) -> tuple[DataFile, ...]:
+    """Raw IDX files, downloaded as .gz from torchvision's mirrors and checked with its md5s."""
+    return tuple(
+        DataFile(
+            path=f"{folder}/raw/{name}",
+            sha256=sha,
+            urls=tuple(f"{mirror}{name}.gz" for mirror in TORCHVISION_MIRRORS[folder]),
+            archive="gzip",
+            archive_md5=TORCHVISION_MD5[folder][f"{name}.gz"],
         )
-    return tuple(files)
+        for name, sha in sums.items()
+    )
 
 
 _IDX = (
@@ -110,13 +137,13 @@ DATASETS: dict[str, DatasetInfo] = {
             name="mnist",
             task="classification",
             description="MNIST handwritten digits, 28x28 grey, 10 classes",
-            files=_torchvision_files("MNIST", _MNIST_SHA, "MNIST"),
+            files=_torchvision_files("MNIST", _MNIST_SHA),
         ),
         DatasetInfo(
             name="fashion_mnist",
             task="classification",
             description="Fashion-MNIST clothing images, 28x28 grey, 10 classes",
-            files=_torchvision_files("FashionMNIST", _FASHION_SHA, "FashionMNIST"),
+            files=_torchvision_files("FashionMNIST", _FASHION_SHA),
         ),
         DatasetInfo(
             name="census",
