@@ -10,8 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from autosize.callbacks import Callback, TrainState
 from autosize.data.bundle import DataBundle, Preprocessing
 from autosize.errors import ConfigError, SpecError
+from autosize.history import EpochRecord
 from autosize.models import ArchSpec, ConvLayer, DenseLayer, Net, build_model
 from autosize.train import make_optimizer
 from autosize.transforms import compress
@@ -325,6 +327,18 @@ def test_optimizer_hyperparameters_survive_rebuild() -> None:
     assert group["lr"] == 0.05 and group["weight_decay"] == 1e-4 and group["momentum"] == 0.9
 
 
+def test_param_groups_survive_rebuild() -> None:
+    net = _gated(MLP)
+    gates = [b.gate.f for b in net.blocks]
+    others = [p for p in net.parameters() if all(p is not g for g in gates)]
+    groups = [{"params": others}, {"params": gates, "lr": 0.5}]
+    opt = make_optimizer("adam", groups, lr=1e-3)
+    _kill(net, {0: [2], 1: [5]})
+    new_opt = remove_dead_units(net, MLP, optimizer=opt).optimizer
+    assert [g["lr"] for g in new_opt.param_groups] == [1e-3, 0.5]
+    assert new_opt.param_groups[1]["params"] == [b.gate.f for b in net.blocks]
+
+
 # --------------------------------------------------------------------------- compress
 
 
@@ -400,6 +414,25 @@ def test_remove_every_controls_when_units_are_cut() -> None:
     assert history.epochs[-1].extra["widths"] == list(new_spec.widths)
 
 
+def test_gate_lr_puts_gates_in_their_own_group_and_speeds_shrinking() -> None:
+    spec = ArchSpec(input_shape=(6,), n_outputs=3, layers=(DenseLayer(32),))
+    seen: list[list[float]] = []
+
+    class Groups(Callback):
+        def on_epoch_end(self, state: TrainState, record: EpochRecord) -> None:
+            seen.append([g["lr"] for g in state.optimizer.param_groups])
+
+    kwargs = {"lam": 0.05, "epochs": 2, "batch_size": 16, "device": "cpu"}
+    _, slow, _ = compress(build_model(spec, seed=0), spec, _bundle(), **kwargs)
+    _, fast, history = compress(
+        build_model(spec, seed=0), spec, _bundle(), gate_lr=0.05, callbacks=[Groups()], **kwargs
+    )
+    assert seen == [[1e-3, 0.05]] * 2
+    assert history.epochs[0].lr == 1e-3
+    assert slow.widths == (32,)  # lr=1e-3 moves f by ~1e-3 a step: 24 steps cannot close a gate
+    assert fast.widths[0] < 32
+
+
 def test_caller_model_is_untouched() -> None:
     spec = ArchSpec(input_shape=(6,), n_outputs=3, layers=(DenseLayer(16),))
     model = build_model(spec, seed=0)
@@ -414,13 +447,11 @@ def test_caller_model_is_untouched() -> None:
 
 
 def test_extra_callbacks_ride_along() -> None:
-    from autosize.callbacks import Callback
-
     class Count(Callback):
         def __init__(self) -> None:
             self.widths: list[object] = []
 
-        def on_epoch_end(self, state, record):  # type: ignore[no-untyped-def]
+        def on_epoch_end(self, state: TrainState, record: EpochRecord) -> bool:
             self.widths.append(record.extra["widths"])
             return record.epoch >= 2
 
@@ -444,6 +475,7 @@ def test_extra_callbacks_ride_along() -> None:
         ({"lam": 0.1, "decay": 0.0}, "decay must be a finite number > 0, got 0.0"),
         ({"lam": 0.1, "decay": -2}, "got -2"),
         ({"lam": 0.1, "remove_every": 0}, "remove_every must be an integer >= 1, got 0"),
+        ({"lam": 0.1, "gate_lr": -1.0}, "gate_lr must be a positive number or None, got -1.0"),
     ],
 )
 def test_bad_options_raise_config_error(kwargs: dict[str, float], needle: str) -> None:

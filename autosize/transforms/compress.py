@@ -284,15 +284,16 @@ def remove_dead_units(
     the one with the largest ``f`` (listed in ``Removal.kept_one``).
 
     With ``optimizer`` (SGD, Adam or AdamW, as ``fit`` builds them), a new one
-    is built with :func:`autosize.train.make_optimizer` over
-    ``model.parameters()``, the old param-group hyperparameters (lr, betas,
-    momentum, weight decay...) are copied over, and the per-parameter state is
+    is built with :func:`autosize.train.make_optimizer` with the same param
+    groups (each sliced parameter replaced by its new tensor), each group's
+    hyperparameters (lr, betas, momentum, weight decay...) are copied over, and
+    the per-parameter state is
     carried across: every state tensor shaped like its parameter (Adam's
     ``exp_avg``/``exp_avg_sq``, SGD's ``momentum_buffer``) is sliced exactly
     like the parameter; others (Adam's ``step``) are kept. So the surviving
     units continue exactly as if the dead ones had never existed. Another
-    optimizer type is rebuilt as ``type(optimizer)(params, **defaults)`` with
-    the same state slicing.
+    optimizer type is rebuilt as ``type(optimizer)(groups, **defaults)`` with
+    the same state slicing. When nothing is removed the optimizer is returned as is.
     """
     blocks = _blocks(model, spec, gated=True)
     keeps: list[torch.Tensor] = []
@@ -353,19 +354,26 @@ def _rebuild_optimizer(
     model: nn.Module,
     replaced: dict[nn.Parameter, tuple[nn.Parameter, _Ops]],
 ) -> torch.optim.Optimizer:
-    """A new optimizer over ``model``'s parameters carrying ``old``'s sliced state (see above)."""
+    """A new optimizer with ``old``'s param groups and hyperparameters and its sliced state."""
+    forward = {old_p: new_p for old_p, (new_p, _) in replaced.items()}
+    # The same param groups as before, each holding its parameters' replacements.
+    groups: list[dict[str, object]] = [
+        {"params": [forward.get(p, p) for p in g["params"]]} for g in old.param_groups
+    ]
+    grouped = {id(p) for g in groups for p in g["params"]}  # type: ignore[attr-defined]
+    orphans = [p for p in model.parameters() if id(p) not in grouped]
+    if orphans:  # parameters the old optimizer did not know: they join the first group
+        groups[0]["params"].extend(orphans)  # type: ignore[attr-defined]
     group0 = old.param_groups[0]
     name = _OPTIMIZER_NAMES.get(type(old))
-    params = list(model.parameters())
     if name is not None:
         new = make_optimizer(
-            name, params, lr=float(group0["lr"]), weight_decay=float(group0["weight_decay"])
+            name, groups, lr=float(group0["lr"]), weight_decay=float(group0["weight_decay"])
         )
     else:
-        new = type(old)(params, **old.defaults)
-    if len(new.param_groups) == len(old.param_groups):
-        for g_new, g_old in zip(new.param_groups, old.param_groups, strict=True):
-            g_new.update({k: v for k, v in g_old.items() if k != "params"})
+        new = type(old)(groups, **old.defaults)
+    for g_new, g_old in zip(new.param_groups, old.param_groups, strict=True):
+        g_new.update({k: v for k, v in g_old.items() if k != "params"})
     origin = {new_p: (old_p, ops) for old_p, (new_p, ops) in replaced.items()}
     for group in new.param_groups:
         for p in group["params"]:
@@ -395,13 +403,31 @@ class Sparsifier(Callback):
     during the epoch), ``alive`` (units with ``g > 0`` per layer), ``widths``
     (per layer, after this epoch's removal), and on removal epochs
     ``removed`` (per layer) and, if any, ``kept_one`` (layers that lost every unit).
-    The model must already carry gates (:func:`add_gates`).
+    The model must already carry gates (:func:`add_gates`). With ``gate_lr``
+    the optimizer is rebuilt at the start of training with the gates' ``f`` in
+    a second param group at that learning rate (Adam moves ``f`` by about the
+    learning rate per step, so at ``lr=1e-3`` no gate can close in fewer than
+    ~1000 steps; a larger ``gate_lr`` lets short budgets compress).
     """
 
     def __init__(
-        self, spec: ArchSpec, *, lam: float, decay: float = 1.0, remove_every: int = 1
+        self,
+        spec: ArchSpec,
+        *,
+        lam: float,
+        decay: float = 1.0,
+        remove_every: int = 1,
+        gate_lr: float | None = None,
     ) -> None:
         self.lam, self.decay, self.remove_every = _check_lam(lam, decay, remove_every)
+        if gate_lr is not None and (
+            not isinstance(gate_lr, numbers.Real)
+            or isinstance(gate_lr, bool)
+            or not math.isfinite(gate_lr)
+            or gate_lr <= 0
+        ):
+            raise ConfigError(f"gate_lr must be a positive number or None, got {gate_lr!r}")
+        self.gate_lr = None if gate_lr is None else float(gate_lr)
         if spec.depth == 0:
             raise SpecError(
                 f"compress needs at least one hidden layer; spec {spec.summary()!r} has none"
@@ -414,6 +440,16 @@ class Sparsifier(Callback):
     def on_train_begin(self, state: TrainState) -> None:
         blocks = _blocks(state.model, self.spec, gated=True)  # type: ignore[arg-type]
         self._gates = [block.gate for block in blocks]
+        if self.gate_lr is not None:
+            gate_ids = {id(gate.f) for gate in self._gates}
+            others = [p for p in state.model.parameters() if id(p) not in gate_ids]
+            groups = [
+                {"params": others},
+                {"params": [g.f for g in self._gates], "lr": self.gate_lr},
+            ]
+            state.optimizer = make_optimizer(
+                state.optimizer_name, groups, lr=state.lr, weight_decay=state.weight_decay
+            )
 
     def on_epoch_begin(self, state: TrainState) -> None:
         self.lam_now = self.lam / self.decay**state.epoch
@@ -460,6 +496,7 @@ def compress(
     device: str | torch.device = "auto",
     callbacks: Sequence[Callback] = (),
     seed: int = 0,
+    gate_lr: float | None = None,
 ) -> tuple[Net, ArchSpec, History]:
     """Train a deep copy of ``model`` with gates and the size penalty; return it shrunk.
 
@@ -471,9 +508,10 @@ def compress(
     and lam of each epoch (see :class:`Sparsifier`). ``callbacks`` run after
     the sparsifier (e.g. a pruning bridge). The caller's ``model`` is untouched.
     Budget and optimizer options are :func:`autosize.train.fit`'s; weight decay
-    also acts on the gates' ``f``.
+    also acts on the gates' ``f``. ``gate_lr`` (default: ``lr``) is the gates'
+    own learning rate (see :class:`Sparsifier`).
     """
-    sparsifier = Sparsifier(spec, lam=lam, decay=decay, remove_every=remove_every)
+    sparsifier = Sparsifier(spec, lam=lam, decay=decay, remove_every=remove_every, gate_lr=gate_lr)
     _blocks(model, spec)
     net = copy.deepcopy(model)
     add_gates(net, spec)
