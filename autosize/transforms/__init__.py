@@ -6,7 +6,10 @@ Never imports optuna; the search layer decides when to apply them.
 from __future__ import annotations
 
 from autosize.transforms.compress import compress
+from autosize.transforms.net2net import deepen, widen
 
 __all__ = [
     "compress",
+    "deepen",
+    "widen",
 ]
