@@ -45,7 +45,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p_fetch.set_defaults(func=_fetch)
 
     p_check = sub.add_parser("check", help="load every dataset and report sizes and load time")
-    p_check.add_argument("names", nargs="*", metavar="NAME", help="datasets to check (default: all)")
+    p_check.add_argument(
+        "names", nargs="*", metavar="NAME", help="datasets to check (default: all)"
+    )
     root_option(p_check)
     p_check.set_defaults(func=_check)
 
