@@ -212,6 +212,16 @@ def test_layer_that_loses_every_unit_keeps_its_largest_gate() -> None:
     torch.testing.assert_close(net(x), reference)
 
 
+def test_non_finite_gates_do_not_crash_removal_or_folding() -> None:
+    net = _gated(MLP)
+    with torch.no_grad():
+        net.blocks[0].gate.f.fill_(float("nan"))  # what a diverged run leaves behind
+    result = remove_dead_units(net, MLP)
+    assert result.spec.widths == (1, 12) and result.kept_one == (0,)
+    fold_gates(net, result.spec)
+    _assert_structure(net, result.spec)
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     convs=st.lists(
