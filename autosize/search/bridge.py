@@ -1,0 +1,77 @@
+"""The bridge between the training engine and an Optuna trial.
+
+Like Optuna's own pruning integrations: a callback that reports the
+validation metric at every epoch and asks the pruner. It never raises
+``TrialPruned`` from inside the training loop; it asks the loop to stop and
+the objective raises after ``fit`` returns, so the history survives.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import optuna
+
+from autosize.callbacks import Callback, TrainState
+from autosize.history import EpochRecord
+from autosize.search.config import Objective
+from autosize.search.pruner import BaselineCurve, gain
+
+__all__ = ["TrialReporter", "objective_value"]
+
+
+def objective_value(record: EpochRecord, objective: Objective) -> float:
+    """The number an epoch contributes to the objective."""
+    return record.val_loss if objective == "val_loss" else record.val_metric
+
+
+class TrialReporter(Callback):
+    """Report each epoch's objective to ``trial``; stop the loop when the pruner says so.
+
+    ``baseline`` (if any) is the matching fixed-size baseline's curve: the gain over it at
+    each step is recorded. Multi-objective studies cannot prune in Optuna, so there the
+    values are only collected.
+    """
+
+    def __init__(
+        self,
+        trial: optuna.Trial,
+        objective: Objective,
+        *,
+        maximize: bool,
+        prune: bool,
+        report: bool,
+        baseline: BaselineCurve | None = None,
+        step_offset: int = 0,
+    ) -> None:
+        self.trial = trial
+        self.objective: Objective = objective
+        self.maximize = maximize
+        self.prune = prune
+        self.report = report
+        self.baseline = baseline
+        self.step_offset = step_offset
+        self.values: list[float] = []
+        self.gains: list[float] = []
+        self.widths: list[list[int]] = []
+        self.pruned_at: int | None = None
+
+    def on_epoch_end(self, state: TrainState, record: EpochRecord) -> bool:
+        value = objective_value(record, self.objective)
+        step = record.epoch + self.step_offset
+        self.values.append(value)
+        if "widths" in record.extra:
+            self.widths.append(list(record.extra["widths"]))  # type: ignore[arg-type]
+        if self.baseline is not None and math.isfinite(value):
+            self.gains.append(gain(value, self.baseline.at(step), maximize=self.maximize))
+        if self.report and math.isfinite(value):
+            self.trial.report(value, step)
+            if self.prune and self.trial.should_prune():
+                self.pruned_at = step
+                return True
+        return False
+
+    @property
+    def curve(self) -> Sequence[float]:
+        return self.values

@@ -1,0 +1,484 @@
+"""Study configs: one TOML file per study, loaded into frozen dataclasses.
+
+Every key is checked: unknown keys, wrong types, unknown names and impossible
+bounds raise :class:`~autosize.errors.ConfigError` with one line naming the
+file, the key and the value. A minimal config::
+
+    [study]
+    name = "quickstart"
+    n_trials = 8
+    objective = "val_rmse"
+
+    [data]
+    name = "add10"
+
+    [seed]
+    layers = [{ type = "dense", width = 16 }]
+    epochs = 10
+
+    [train]                 # the budget of every trial and baseline
+    epochs = 5
+
+    [search]
+    operations = ["widen", "deepen", "compress"]
+
+    [baselines]
+    scales = [2.0, 4.0]     # the seed's widths times these, trained from scratch
+
+    [pruner]
+    name = "baseline"
+    margin = 0.0
+
+See ``studies/*.toml`` for complete, commented examples.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal, get_args
+
+from autosize.errors import ConfigError, SpecError
+from autosize.models import ACTIVATIONS, ArchSpec, Layer, layer_from_dict
+
+__all__ = [
+    "BaselineConfig",
+    "Component",
+    "DataConfig",
+    "Objective",
+    "Operation",
+    "SearchSpace",
+    "SeedConfig",
+    "StudyConfig",
+    "TrainConfig",
+    "load_config",
+]
+
+Objective = Literal["val_accuracy", "val_loss", "val_rmse"]
+Operation = Literal["widen", "deepen", "compress"]
+OptimizerName = Literal["sgd", "adam", "adamw"]
+ParentPolicy = Literal["seed", "best"]
+BaselineReference = Literal["best", "nearest"]
+
+SAMPLERS: tuple[str, ...] = ("tpe", "random", "gp", "cmaes", "qmc", "nsga2", "nsga3")
+PRUNERS: tuple[str, ...] = (
+    "baseline",
+    "median",
+    "percentile",
+    "successive_halving",
+    "hyperband",
+    "wilcoxon",
+    "patient",
+    "threshold",
+    "none",
+)
+Scalar = str | int | float | bool
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str
+    data_dir: str | None = None
+    # Dataset-specific keyword options for load_dataset (e.g. airfoil's split).
+    options: Mapping[str, Scalar] = field(default_factory=dict)
+    # Cap each split at this many rows (quick studies); None keeps the split whole.
+    max_train: int | None = None
+    max_val: int | None = None
+    max_test: int | None = None
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training budget and its hyperparameters (the seed's, or every trial's)."""
+
+    epochs: int | None = None
+    max_seconds: float | None = None
+    optimizer: OptimizerName = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    # Report the best-validation epoch's weights (Census and Add10 overfit within tens of epochs).
+    restore_best: bool = True
+
+
+@dataclass(frozen=True)
+class SeedConfig:
+    layers: tuple[Layer, ...]
+    activation: str
+    train: TrainConfig
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    operations: tuple[Operation, ...] = ("widen", "deepen", "compress")
+    # Operations applied in one trial: 1..max_ops (compress, which trains, ends a sequence).
+    max_ops: int = 1
+    # "seed": every trial starts from the seed; "best": the parent is the seed or one of
+    # the top_k warm-started trials so far (hill climbing over network morphisms).
+    parents: ParentPolicy = "seed"
+    top_k: int = 3
+    max_width: int = 4096
+    max_widen_factor: float = 4.0
+    max_depth: int = 6
+    noise: float = 0.0
+    lam: tuple[float, float] = (1e-6, 1e-2)
+    decay: tuple[float, float] = (1.0, 1.0)
+    # Before compressing, widen every layer by a factor in this range ("start large, shrink").
+    compress_start_factor: tuple[float, float] = (1.0, 1.0)
+    # Learning rate range searched on a log scale; None keeps [train] lr.
+    lr: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    scales: tuple[float, ...] = ()
+    architectures: tuple[tuple[Layer, ...], ...] = ()
+    include_seed: bool = True
+    # Which baseline a warm-started trial is compared with (gain, BaselinePruner):
+    # "nearest" in parameter count, or the "best" one.
+    reference: BaselineReference = "nearest"
+
+
+@dataclass(frozen=True)
+class Component:
+    """A sampler or pruner chosen by name, with its keyword arguments."""
+
+    name: str
+    kwargs: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    path: Path
+    name: str
+    storage: str
+    artifacts: Path
+    n_trials: int | None
+    timeout: float | None
+    seed: int
+    objective: Objective
+    # A second objective, the parameter count (minimised): the study becomes multi-objective.
+    minimize_params: bool
+    device: str
+    data: DataConfig
+    seed_net: SeedConfig
+    train: TrainConfig
+    search: SearchSpace
+    baselines: BaselineConfig
+    sampler: Component
+    pruner: Component
+
+    @property
+    def direction(self) -> Literal["maximize", "minimize"]:
+        return "maximize" if self.objective == "val_accuracy" else "minimize"
+
+    @property
+    def directions(self) -> list[str]:
+        return [self.direction, "minimize"] if self.minimize_params else [self.direction]
+
+    def seed_spec(self, input_shape: tuple[int, ...], n_outputs: int, **target: float) -> ArchSpec:
+        return self.arch(self.seed_net.layers, input_shape, n_outputs, **target)
+
+    def arch(
+        self,
+        layers: tuple[Layer, ...],
+        input_shape: tuple[int, ...],
+        n_outputs: int,
+        **target: float,
+    ) -> ArchSpec:
+        try:
+            return ArchSpec(
+                input_shape=input_shape,
+                n_outputs=n_outputs,
+                layers=layers,
+                activation=self.seed_net.activation,  # type: ignore[arg-type]
+                **target,
+            )
+        except SpecError as exc:
+            raise ConfigError(f"{self.path}: {exc}") from None
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class _Table:
+    """Typed, exhaustive access to one TOML table; ``close()`` rejects what was not read."""
+
+    def __init__(self, data: object, where: str, path: Path) -> None:
+        self.path = path
+        self.where = where
+        if not isinstance(data, Mapping):
+            self.fail("", data, "a table")
+        self.data: Mapping[str, object] = data  # type: ignore[assignment]
+        self.seen: set[str] = set()
+
+    def fail(self, key: str, value: object, expected: str) -> None:
+        name = f"{self.where}.{key}" if key else self.where
+        raise ConfigError(f"{self.path}: {name}: expected {expected}, got {value!r}")
+
+    def get(self, key: str) -> object:
+        self.seen.add(key)
+        return self.data.get(key)
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def str(
+        self, key: str, default: str | None = None, *, choices: tuple[str, ...] | None = None
+    ) -> str | None:
+        value = self.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, str) or not value:
+            self.fail(key, value, "a non-empty string")
+        if choices is not None and value not in choices:
+            self.fail(key, value, "one of " + ", ".join(repr(c) for c in choices))
+        return value  # type: ignore[return-value]
+
+    def int(self, key: str, default: int | None = None, *, low: int = 0) -> int | None:
+        value = self.get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            self.fail(key, value, f"an integer >= {low}")
+        return value  # type: ignore[return-value]
+
+    def float(
+        self, key: str, default: float | None = None, *, low: float = 0.0, strict: bool = False
+    ) -> float | None:
+        value = self.get(key)
+        if value is None:
+            return default
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok or (value <= low if strict else value < low):  # type: ignore[operator]
+            self.fail(key, value, f"a number {'>' if strict else '>='} {low:g}")
+        return float(value)  # type: ignore[arg-type]
+
+    def bool(self, key: str, default: bool) -> bool:
+        value = self.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.fail(key, value, "true or false")
+        return value  # type: ignore[return-value]
+
+    def range(
+        self,
+        key: str,
+        default: tuple[float, float] | None,
+        *,
+        low: float = 0.0,
+        strict: bool = True,
+    ) -> tuple[float, float] | None:
+        value = self.get(key)
+        if value is None:
+            return default
+        ok = (
+            isinstance(value, list)
+            and len(value) == 2
+            and all(
+                isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                for v in value
+            )
+        )
+        if ok:
+            lo, hi = float(value[0]), float(value[1])  # type: ignore[index]
+            ok = (lo > low if strict else lo >= low) and lo <= hi
+        if not ok:
+            self.fail(key, value, f"[low, high] with {low:g} {'<' if strict else '<='} low <= high")
+        return (lo, hi)
+
+    def table(self, key: str) -> _Table:
+        value = self.get(key)
+        return _Table(
+            {} if value is None else value, f"{self.where}.{key}" if self.where else key, self.path
+        )
+
+    def rest(self) -> dict[str, object]:
+        """Everything not read yet (keyword arguments for a named component)."""
+        out = {k: v for k, v in self.data.items() if k not in self.seen}
+        self.seen.update(out)
+        return out
+
+    def close(self) -> None:
+        unknown = sorted(set(self.data) - self.seen)
+        if unknown:
+            key = unknown[0]
+            name = f"{self.where}.{key}" if self.where else key
+            raise ConfigError(f"{self.path}: unknown key {name!r}")
+
+
+def _layers(value: object, where: str, path: Path) -> tuple[Layer, ...]:
+    if not isinstance(value, list) or not value:
+        raise ConfigError(
+            f"{path}: {where}: expected a non-empty list of layer tables, got {value!r}"
+        )
+    # The same parser as exported architecture JSON; shapes are checked once the data is known.
+    try:
+        return tuple(layer_from_dict(raw, f"{where}[{i}]") for i, raw in enumerate(value))
+    except SpecError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _train(t: _Table, *, epochs_default: int | None) -> TrainConfig:
+    cfg = TrainConfig(
+        epochs=t.int("epochs", None, low=1),
+        max_seconds=t.float("max_seconds", None, strict=True),
+        optimizer=t.str("optimizer", "adam", choices=get_args(OptimizerName)),  # type: ignore[arg-type]
+        lr=t.float("lr", 1e-3, strict=True),  # type: ignore[arg-type]
+        weight_decay=t.float("weight_decay", 0.0),  # type: ignore[arg-type]
+        batch_size=t.int("batch_size", 128, low=1),  # type: ignore[arg-type]
+        restore_best=t.bool("restore_best", True),
+    )
+    if cfg.epochs is None and cfg.max_seconds is None:
+        if epochs_default is None:
+            t.fail("epochs", None, "a budget: epochs and/or max_seconds")
+        cfg = replace(cfg, epochs=epochs_default)
+    return cfg
+
+
+def load_config(path: str | Path, *, overrides: Mapping[str, object] | None = None) -> StudyConfig:
+    """Read and validate a study config. ``overrides`` replace ``[study]`` keys (CLI flags)."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({exc})") from None
+
+    top = _Table(raw, "", path)
+    study = top.table("study")
+    if overrides:
+        study = _Table(
+            {**study.data, **{k: v for k, v in overrides.items() if v is not None}}, "study", path
+        )
+    name = study.str("name", path.stem)
+    assert name is not None
+    state_dir = path.resolve().parent / ".state"
+    storage = study.str("storage", None) or f"sqlite:///{state_dir / (name + '.db')}"
+    artifacts_raw = study.str("artifacts", None)
+    artifacts = Path(artifacts_raw) if artifacts_raw else state_dir / f"{name}-artifacts"
+    if not artifacts.is_absolute():
+        artifacts = path.resolve().parent / artifacts
+    n_trials = study.int("n_trials", None, low=1)
+    timeout = study.float("timeout", None, strict=True)
+    if n_trials is None and timeout is None:
+        study.fail("n_trials", None, "n_trials and/or timeout")
+    seed = study.int("seed", 0)
+    objective = study.str("objective", "val_accuracy", choices=get_args(Objective))
+    second = study.str("second_objective", None, choices=("params",))
+    device = study.str("device", "auto")
+    study.close()
+
+    data_t = top.table("data")
+    data_name = data_t.str("name")
+    if data_name is None:
+        data_t.fail("name", None, "a dataset name")
+    options = data_t.get("options") or {}
+    if not isinstance(options, Mapping):
+        data_t.fail("options", options, "a table of dataset options")
+    data = DataConfig(
+        name=data_name,  # type: ignore[arg-type]
+        data_dir=data_t.str("data_dir", None),
+        options=dict(options),  # type: ignore[arg-type]
+        max_train=data_t.int("max_train", None, low=1),
+        max_val=data_t.int("max_val", None, low=1),
+        max_test=data_t.int("max_test", None, low=1),
+    )
+    data_t.close()
+
+    seed_t = top.table("seed")
+    seed_layers = _layers(seed_t.get("layers"), "seed.layers", path)
+    activation = seed_t.str("activation", "relu", choices=ACTIVATIONS)
+    seed_net = SeedConfig(seed_layers, activation, _train(seed_t, epochs_default=None))  # type: ignore[arg-type]
+    seed_t.close()
+
+    train_t = top.table("train")
+    train = _train(train_t, epochs_default=None)
+    train_t.close()
+
+    s = top.table("search")
+    ops_raw = s.get("operations")
+    ops: tuple[Operation, ...] = SearchSpace.operations
+    if ops_raw is not None:
+        valid = get_args(Operation)
+        if not isinstance(ops_raw, list) or not ops_raw or not all(o in valid for o in ops_raw):
+            s.fail("operations", ops_raw, "a non-empty list from " + ", ".join(valid))
+        if len(set(ops_raw)) != len(ops_raw):
+            s.fail("operations", ops_raw, "no repeated operation")
+        ops = tuple(ops_raw)  # type: ignore[arg-type]
+    search = SearchSpace(
+        operations=ops,
+        max_ops=s.int("max_ops", 1, low=1),  # type: ignore[arg-type]
+        parents=s.str("parents", "seed", choices=get_args(ParentPolicy)),  # type: ignore[arg-type]
+        top_k=s.int("top_k", 3, low=1),  # type: ignore[arg-type]
+        max_width=s.int("max_width", 4096, low=1),  # type: ignore[arg-type]
+        max_widen_factor=s.float("max_widen_factor", 4.0, low=1.0, strict=True),  # type: ignore[arg-type]
+        max_depth=s.int("max_depth", 6, low=1),  # type: ignore[arg-type]
+        noise=s.float("noise", 0.0),  # type: ignore[arg-type]
+        lam=s.range("lam", (1e-6, 1e-2)),  # type: ignore[arg-type]
+        decay=s.range("decay", (1.0, 1.0)),  # type: ignore[arg-type]
+        compress_start_factor=s.range("compress_start_factor", (1.0, 1.0), low=1.0, strict=False),  # type: ignore[arg-type]
+        lr=s.range("lr", None),
+    )
+    if max(lay.size for lay in seed_layers) > search.max_width:
+        s.fail(
+            "max_width",
+            search.max_width,
+            f"at least the seed's widest layer ({max(lay.size for lay in seed_layers)})",
+        )
+    if len(seed_layers) > search.max_depth:
+        s.fail("max_depth", search.max_depth, f"at least the seed's depth ({len(seed_layers)})")
+    s.close()
+
+    b = top.table("baselines")
+    scales_raw = b.get("scales") or []
+    if not isinstance(scales_raw, list) or not all(
+        isinstance(x, int | float) and not isinstance(x, bool) and x > 0 for x in scales_raw
+    ):
+        b.fail("scales", scales_raw, "a list of positive numbers")
+    archs_raw = b.get("architectures") or []
+    if not isinstance(archs_raw, list):
+        b.fail("architectures", archs_raw, "a list of layer lists")
+    baselines = BaselineConfig(
+        scales=tuple(float(x) for x in scales_raw),  # type: ignore[union-attr]
+        architectures=tuple(
+            _layers(a, f"baselines.architectures[{i}]", path)
+            for i, a in enumerate(archs_raw)  # type: ignore[arg-type]
+        ),
+        include_seed=b.bool("include_seed", True),
+        reference=b.str("reference", "nearest", choices=get_args(BaselineReference)),  # type: ignore[arg-type]
+    )
+    b.close()
+
+    sampler_t = top.table("sampler")
+    sampler = Component(sampler_t.str("name", "tpe", choices=SAMPLERS), sampler_t.rest())  # type: ignore[arg-type]
+    pruner_t = top.table("pruner")
+    pruner = Component(pruner_t.str("name", "baseline", choices=PRUNERS), pruner_t.rest())  # type: ignore[arg-type]
+    top.close()
+
+    return StudyConfig(
+        path=path,
+        name=name,
+        storage=storage,
+        artifacts=artifacts,
+        n_trials=n_trials,
+        timeout=timeout,
+        seed=seed,  # type: ignore[arg-type]
+        objective=objective,  # type: ignore[arg-type]
+        minimize_params=second == "params",
+        device=device,  # type: ignore[arg-type]
+        data=data,
+        seed_net=seed_net,
+        train=train,
+        search=search,
+        baselines=baselines,
+        sampler=sampler,
+        pruner=pruner,
+    )

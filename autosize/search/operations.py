@@ -1,0 +1,120 @@
+"""What a warm-started trial does to its parent: suggest an operation, then apply it.
+
+Parameter names are stable and hierarchical, so samplers and the dashboard
+see the same search space in every trial::
+
+    parent                     0 = the seed, r = the r-th best warm-started trial (parents = "best")
+    n_ops                      how many operations (only when max_ops > 1)
+    op0, op1, ...              "widen" | "deepen" | "compress"
+    op0/widen/layer            position of the layer to widen, in [0, 1) of the depth
+    op0/widen/factor           new width = old width * factor (capped at max_width)
+    op0/deepen/after           position of the layer after which an identity layer goes
+    op0/compress/lam           L1 strength on the gates (log scale)
+    op0/compress/decay         lam is divided by this after every epoch
+    op0/compress/start_factor  widen every layer by this before compressing
+    train/lr                   learning rate (when [search] lr is set)
+
+Positions in [0, 1) rather than layer indices keep one distribution per name
+while the parent's depth varies. Compress trains the network, so it ends a
+sequence: operations drawn after it are not suggested.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import optuna
+from torch import nn
+
+from autosize.models import ArchSpec
+from autosize.search.config import SearchSpace
+from autosize.transforms import deepen, widen
+
+__all__ = ["CompressPlan", "Plan", "plan_and_grow"]
+
+
+@dataclass(frozen=True)
+class CompressPlan:
+    lam: float
+    decay: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The operations applied (human-readable) and, if drawn, the compress step still to run."""
+
+    steps: tuple[str, ...]
+    compress: CompressPlan | None
+
+    @property
+    def kind(self) -> str:
+        """The operation names, e.g. ``widen+compress``."""
+        return "+".join(s.split("(")[0] for s in self.steps) or "none"
+
+    def describe(self) -> str:
+        return " + ".join(self.steps) or "none"
+
+
+def _position(trial: optuna.Trial, name: str, depth: int) -> int:
+    return min(int(trial.suggest_float(name, 0.0, 1.0) * depth), depth - 1)
+
+
+def _suggest_range(
+    trial: optuna.Trial, name: str, bounds: tuple[float, float], *, log: bool
+) -> float:
+    lo, hi = bounds
+    return lo if lo == hi else trial.suggest_float(name, lo, hi, log=log)
+
+
+def plan_and_grow(
+    trial: optuna.Trial, model: nn.Module, spec: ArchSpec, space: SearchSpace, *, seed: int
+) -> tuple[nn.Module, ArchSpec, Plan]:
+    """Suggest this trial's operations and apply the growing ones (widen, deepen) now.
+
+    Returns the grown network and spec, and the plan (with the compress step, if any,
+    for the caller to run as the trial's training).
+    """
+    n_ops = trial.suggest_int("n_ops", 1, space.max_ops) if space.max_ops > 1 else 1
+    steps: list[str] = []
+    for i in range(n_ops):
+        p = f"op{i}"
+        kind = trial.suggest_categorical(p, list(space.operations))
+        if kind == "widen":
+            layer = _position(trial, f"{p}/widen/layer", spec.depth)
+            factor = trial.suggest_float(f"{p}/widen/factor", 1.0, space.max_widen_factor, log=True)
+            old = spec.layers[layer].size
+            new = min(space.max_width, max(old, math.ceil(old * factor)))
+            model, spec = widen(
+                model, spec, layer=layer, width=new, noise=space.noise, seed=seed + i
+            )
+            steps.append(f"widen(L{layer}:{old}->{new})")
+        elif kind == "deepen":
+            after = _position(trial, f"{p}/deepen/after", spec.depth)
+            if spec.depth >= space.max_depth:
+                steps.append(f"deepen(skipped: depth {spec.depth} is max_depth)")
+                continue
+            model, spec = deepen(model, spec, after=after, seed=seed + i)
+            steps.append(f"deepen(after L{after})")
+        else:
+            lam = trial.suggest_float(f"{p}/compress/lam", *space.lam, log=True)
+            decay = _suggest_range(trial, f"{p}/compress/decay", space.decay, log=False)
+            start = _suggest_range(
+                trial, f"{p}/compress/start_factor", space.compress_start_factor, log=True
+            )
+            if start > 1.0:
+                for layer in range(spec.depth):
+                    old = spec.layers[layer].size
+                    new = min(space.max_width, max(old, math.ceil(old * start)))
+                    model, spec = widen(
+                        model,
+                        spec,
+                        layer=layer,
+                        width=new,
+                        noise=space.noise,
+                        seed=seed + 100 + layer,
+                    )
+                steps.append(f"widen(all x{start:.2f})")
+            steps.append(f"compress(lam={lam:.3g}, decay={decay:.3g})")
+            return model, spec, Plan(tuple(steps), CompressPlan(lam, decay))
+    return model, spec, Plan(tuple(steps), None)

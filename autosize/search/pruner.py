@@ -1,0 +1,165 @@
+"""Pruning against fixed-size baselines, and Optuna's own pruners by name.
+
+Baselines are trials of the same study (user attribute ``role = "baseline"``),
+trained from random initialisation for the same budget as every warm-started
+trial. :class:`BaselinePruner` stops a warm-started trial whose learning curve
+stays worse than the matching baseline's curve.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import optuna
+from optuna.pruners import BasePruner
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from autosize.errors import ConfigError
+
+__all__ = [
+    "BaselineCurve",
+    "BaselinePruner",
+    "baseline_curves",
+    "gain",
+    "make_pruner",
+    "pick_baseline",
+]
+
+Reference = Literal["best", "nearest"]
+
+
+@dataclass(frozen=True)
+class BaselineCurve:
+    number: int
+    params: int
+    value: float
+    curve: Mapping[int, float]
+
+    def at(self, step: int) -> float:
+        """The baseline's value at ``step``, or at its last step before it (its first if none)."""
+        if step in self.curve:
+            return self.curve[step]
+        earlier = [s for s in self.curve if s <= step]
+        return self.curve[max(earlier)] if earlier else self.curve[min(self.curve)]
+
+
+def baseline_curves(trials: Sequence[FrozenTrial]) -> list[BaselineCurve]:
+    """The completed baseline trials among ``trials`` that reported a curve."""
+    out = []
+    for t in trials:
+        if t.state != TrialState.COMPLETE or t.user_attrs.get("role") != "baseline":
+            continue
+        if not t.intermediate_values or t.values is None:
+            continue
+        out.append(
+            BaselineCurve(
+                number=t.number,
+                params=int(t.user_attrs.get("params", 0)),
+                value=float(t.values[0]),
+                curve=dict(t.intermediate_values),
+            )
+        )
+    return out
+
+
+def pick_baseline(
+    curves: Sequence[BaselineCurve], *, params: int | None, reference: Reference, maximize: bool
+) -> BaselineCurve | None:
+    """The best baseline, or the one nearest in parameter count (log scale) to ``params``."""
+    if not curves:
+        return None
+    if reference == "nearest" and params:
+        return min(curves, key=lambda c: (abs(math.log(max(c.params, 1) / params)), c.number))
+    return (max if maximize else min)(curves, key=lambda c: c.value)
+
+
+def gain(value: float, baseline: float, *, maximize: bool) -> float:
+    """How much better ``value`` is than ``baseline`` (positive = better), in the metric's unit."""
+    return value - baseline if maximize else baseline - value
+
+
+class BaselinePruner(BasePruner):
+    """Prune a warm-started trial that keeps doing worse than the fixed-size baselines.
+
+    At step ``k`` the trial's intermediate value is compared with the matching
+    baseline's value at step ``k`` (``reference="best"``: the baseline with the
+    best final value; ``"nearest"``: the one closest in parameter count, read
+    from the trial's ``params`` user attribute). The trial is pruned once it
+    has been worse by more than ``margin`` for ``patience`` consecutive steps,
+    counting only steps ``>= min_steps``. Baseline trials are never pruned, and
+    nothing is pruned before a baseline has completed.
+    """
+
+    def __init__(
+        self,
+        *,
+        margin: float = 0.0,
+        patience: int = 1,
+        min_steps: int = 1,
+        reference: Reference = "best",
+    ) -> None:
+        if not (isinstance(margin, int | float) and margin >= 0 and math.isfinite(margin)):
+            raise ValueError(f"margin must be a non-negative number, got {margin!r}")
+        if not isinstance(patience, int) or patience < 1:
+            raise ValueError(f"patience must be a positive integer, got {patience!r}")
+        if not isinstance(min_steps, int) or min_steps < 0:
+            raise ValueError(f"min_steps must be a non-negative integer, got {min_steps!r}")
+        if reference not in ("best", "nearest"):
+            raise ValueError(f"reference must be 'best' or 'nearest', got {reference!r}")
+        self.margin = float(margin)
+        self.patience = patience
+        self.min_steps = min_steps
+        self.reference: Reference = reference
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        if trial.user_attrs.get("role") == "baseline" or not trial.intermediate_values:
+            return False
+        maximize = study.directions[0] == StudyDirection.MAXIMIZE
+        curves = baseline_curves(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        params = trial.user_attrs.get("params")
+        base = pick_baseline(curves, params=params, reference=self.reference, maximize=maximize)
+        if base is None:
+            return False
+        streak = 0
+        for step in sorted(trial.intermediate_values):
+            if step < self.min_steps:
+                continue
+            value = trial.intermediate_values[step]
+            worse = (
+                math.isnan(value) or gain(value, base.at(step), maximize=maximize) < -self.margin
+            )
+            streak = streak + 1 if worse else 0
+        return streak >= self.patience
+
+
+def make_pruner(name: str, kwargs: Mapping[str, object], *, where: str = "[pruner]") -> BasePruner:
+    """A pruner by config name; bad keyword arguments become a one-line ConfigError."""
+    from optuna import pruners
+
+    factories: dict[str, type[BasePruner]] = {
+        "baseline": BaselinePruner,
+        "median": pruners.MedianPruner,
+        "percentile": pruners.PercentilePruner,
+        "successive_halving": pruners.SuccessiveHalvingPruner,
+        "hyperband": pruners.HyperbandPruner,
+        "wilcoxon": pruners.WilcoxonPruner,
+        "threshold": pruners.ThresholdPruner,
+        "none": pruners.NopPruner,
+    }
+    kwargs = dict(kwargs)
+    try:
+        if name == "patient":
+            inner = kwargs.pop("wrapped", None)
+            wrapped = make_pruner(str(inner), {}, where=where) if inner else None
+            return pruners.PatientPruner(wrapped, **kwargs)  # type: ignore[arg-type]
+        if name not in factories:
+            raise ConfigError(
+                f"{where} name: unknown pruner {name!r}; expected one of {', '.join([*factories, 'patient'])}"
+            )
+        return factories[name](**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where} {name}: {exc}") from None
