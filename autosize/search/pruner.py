@@ -156,6 +156,8 @@ def make_pruner(name: str, kwargs: Mapping[str, object], *, where: str = "[prune
             inner = kwargs.pop("wrapped", None)
             wrapped = make_pruner(str(inner), {}, where=where) if inner else None
             return pruners.PatientPruner(wrapped, **kwargs)  # type: ignore[arg-type]
+        if name == "none" and kwargs:  # NopPruner's TypeError would not name the key
+            raise ConfigError(f"{where} none: takes no options, got {', '.join(map(repr, kwargs))}")
         if name not in factories:
             raise ConfigError(
                 f"{where} name: unknown pruner {name!r}; expected one of {', '.join([*factories, 'patient'])}"
