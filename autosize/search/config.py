@@ -180,15 +180,20 @@ class StudyConfig:
         return [self.direction, "minimize"] if self.minimize_params else [self.direction]
 
     def seed_spec(self, input_shape: tuple[int, ...], n_outputs: int, **target: float) -> ArchSpec:
-        return self.arch(self.seed_net.layers, input_shape, n_outputs, **target)
+        return self.arch(
+            self.seed_net.layers, input_shape, n_outputs, where="seed.layers", **target
+        )
 
     def arch(
         self,
         layers: tuple[Layer, ...],
         input_shape: tuple[int, ...],
         n_outputs: int,
+        *,
+        where: str = "layers",
         **target: float,
     ) -> ArchSpec:
+        """The spec of ``layers`` (the config key ``where``) on this data; errors name the key."""
         try:
             return ArchSpec(
                 input_shape=input_shape,
@@ -198,7 +203,11 @@ class StudyConfig:
                 **target,
             )
         except SpecError as exc:
-            raise ConfigError(f"{self.path}: {exc}") from None
+            # ArchSpec says "layers[i].width: ..."; the config key is e.g. "seed.layers[i].width"
+            message = str(exc)
+            if message.startswith("layers"):
+                message = where + message.removeprefix("layers")
+            raise ConfigError(f"{self.path}: {message}") from None
 
 
 # --------------------------------------------------------------------------- reading

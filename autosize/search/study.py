@@ -37,7 +37,7 @@ from optuna.trial import FrozenTrial, TrialState
 from torch import nn
 
 from autosize.data import DataBundle, load_dataset
-from autosize.errors import ConfigError
+from autosize.errors import ConfigError, DataError
 from autosize.history import History
 from autosize.models import ArchSpec, build_model
 from autosize.search.bridge import TrialReporter
@@ -138,7 +138,11 @@ def make_sampler(config: StudyConfig) -> BaseSampler:
 
 def load_bundle(config: StudyConfig) -> DataBundle:
     d = config.data
-    bundle = load_dataset(d.name, data_dir=d.data_dir, seed=config.seed, **dict(d.options))
+    try:  # the data layer's message names the dataset or option; add the file and the table
+        bundle = load_dataset(d.name, data_dir=d.data_dir, seed=config.seed, **dict(d.options))
+    except DataError as exc:
+        key = "data.name" if f"unknown dataset {d.name!r}" in str(exc) else "data"
+        raise DataError(f"{config.path}: {key}: {exc}") from None
     if d.max_train or d.max_val or d.max_test:
         bundle = bundle.subset(train=d.max_train, val=d.max_val, test=d.max_test)
     return bundle
@@ -165,8 +169,11 @@ def prepare(config: StudyConfig) -> Prepared:
     specs: list[ArchSpec] = [seed_spec] if config.baselines.include_seed else []
     for scale in config.baselines.scales:
         specs.append(seed_spec.with_widths([max(1, round(w * scale)) for w in seed_spec.widths]))
-    for layers in config.baselines.architectures:
-        specs.append(config.arch(layers, bundle.input_shape, bundle.n_outputs, **target))
+    for i, layers in enumerate(config.baselines.architectures):
+        where = f"baselines.architectures[{i}]"
+        specs.append(
+            config.arch(layers, bundle.input_shape, bundle.n_outputs, where=where, **target)
+        )
     unique: dict[str, ArchSpec] = {}
     for spec in specs:
         unique.setdefault(spec.to_json(indent=None), spec)
