@@ -1,0 +1,337 @@
+"""``autosize run``: in-process through ``main([...])``, plus real subprocesses.
+
+One finished study (module-scoped) serves the read-only checks; tests that
+change a study run their own, each a few seconds on add10.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+import autosize.search.study as study_mod
+from autosize.cli import main
+from autosize.models import ArchSpec
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::optuna.exceptions.ExperimentalWarning",
+    "ignore:Heartbeat of storage:UserWarning",
+)
+
+BIN = Path(sys.executable).parent
+DOCUMENTED_ATTRS = (
+    "role",
+    "operation",
+    "parent",
+    "architecture",
+    "spec",
+    "params",
+    "flops",
+    "seconds",
+    "test_metric",
+    "network_artifact",
+    "lineage",
+)
+
+
+def write_config(
+    tmp: Path,
+    *,
+    storage: str | None = None,
+    name: str = "tiny",
+    study: str = "",
+    train: str = "",
+    extra: str = "",
+) -> Path:
+    """The tiny add10 study of these tests; ``study``/``train``/``extra`` add TOML lines."""
+    storage = storage or f"sqlite:///{tmp / 's.db'}"
+    text = f"""\
+[study]
+name = "{name}"
+storage = "{storage}"
+artifacts = "{tmp / "art"}"
+n_trials = 3
+objective = "val_rmse"
+{study}
+
+[data]
+name = "add10"
+max_train = 600
+max_val = 200
+max_test = 200
+
+[seed]
+layers = [{{ type = "dense", width = 4 }}]
+epochs = 2
+
+[train]
+epochs = 2
+{train}
+
+[baselines]
+scales = [2.0]
+
+{extra}
+"""
+    path = tmp / "study.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def run_main(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(list(argv))
+    return rc, out.getvalue(), err.getvalue()
+
+
+def load(tmp: Path, name: str = "tiny") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{tmp / 's.db'}")
+
+
+def by_role(study: optuna.Study, role: str) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.get_trials() if t.user_attrs.get("role") == role]
+
+
+@dataclass(frozen=True)
+class Finished:
+    tmp: Path
+    config: Path
+    rc: int
+    out: str
+    study: optuna.Study
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Finished:
+    tmp = tmp_path_factory.mktemp("finished")
+    config = write_config(tmp)
+    rc, out, _ = run_main("run", str(config))
+    return Finished(tmp, config, rc, out, load(tmp))
+
+
+# --------------------------------------------------------------------------- one finished study
+
+
+def test_run_exits_0_with_one_line_per_finished_trial(finished: Finished) -> None:
+    assert finished.rc == 0
+    lines = [line for line in finished.out.splitlines() if line.startswith("trial ")]
+    trials = finished.study.get_trials()
+    assert len(lines) == len(trials) == 2 + 3
+    for line, trial in zip(lines, trials, strict=True):
+        assert line.split()[1] == str(trial.number)
+        assert trial.user_attrs["role"] in line
+    assert "best warm-started" in finished.out and "best baseline" in finished.out
+
+
+def test_baselines_are_the_seed_arch_and_the_ladder(finished: Finished) -> None:
+    baselines = by_role(finished.study, "baseline")
+    assert sorted(t.user_attrs["architecture"] for t in baselines) == ["fc4", "fc8"]
+    for t in baselines:
+        assert t.state == TrialState.COMPLETE
+        assert t.user_attrs["operation"] == "from scratch" and t.user_attrs["parent"] is None
+        assert sorted(t.intermediate_values) == [1, 2]  # the pruner's reference curve
+        for key in DOCUMENTED_ATTRS:
+            assert key in t.user_attrs, key
+
+
+def test_warmstart_trials_have_the_documented_attrs(finished: Finished) -> None:
+    warm = by_role(finished.study, "warmstart")
+    assert len(warm) == 3
+    seed = finished.study.user_attrs["seed"]
+    for t in warm:
+        a = t.user_attrs
+        for key in DOCUMENTED_ATTRS:
+            assert key in a, key
+        if t.state != TrialState.COMPLETE:
+            continue
+        spec = ArchSpec.from_dict(a["spec"])
+        assert a["params"] == spec.param_count() and a["flops"] == spec.flops()
+        assert a["architecture"] == spec.summary()
+        assert a["parent"] == "seed"  # parents = "seed" by default
+        assert a["lineage"][0].startswith(f"seed {seed['architecture']}")
+        assert a["seconds"] > 0 and a["test_metric"] > 0
+        assert t.value == pytest.approx(a["val"]["rmse"])
+    assert finished.study.user_attrs["seed"]["artifact_id"]
+
+
+def test_optuna_cli_lists_trials_with_user_attrs(finished: Finished) -> None:
+    url = f"sqlite:///{finished.tmp / 's.db'}"
+    proc = subprocess.run(
+        [str(BIN / "optuna"), "trials", "--study-name", "tiny", "--storage", url, "-f", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert len(rows) == 5
+    roles = sorted(row["user_attrs"]["role"] for row in rows)
+    assert roles == ["baseline"] * 2 + ["warmstart"] * 3
+    assert all("architecture" in row["user_attrs"] for row in rows)
+
+
+# --------------------------------------------------------------------------- bad configs
+
+
+BAD = [
+    # (name, study lines, train lines, extra lines, what the message must contain)
+    ("unknown top-level key", "", "", "colour = 1", "'baselines.colour'"),
+    ("unknown nested key", "", "epochz = 3", "", "'train.epochz'"),
+    ("wrong type", 'seed = "zero"', "", "", "study.seed"),
+    ("unknown sampler", "", "", '[sampler]\nname = "bogus"', "sampler.name"),
+    ("unknown pruner", "", "", '[pruner]\nname = "bogus"', "pruner.name"),
+    ("bad pruner kwarg", "", "", '[pruner]\nname = "baseline"\nbogus_kw = 1', "bogus_kw"),
+    ("bad sampler kwarg", "", "", '[sampler]\nname = "tpe"\nbogus_kw = 1', "bogus_kw"),
+    ("lam low > high", "", "", "[search]\nlam = [0.1, 0.01]", "search.lam"),
+    ("max_width below the seed", "", "", "[search]\nmax_width = 2", "search.max_width"),
+]
+
+
+@pytest.mark.parametrize(("label", "study", "train", "extra", "key"), BAD, ids=[b[0] for b in BAD])
+def test_bad_config_is_one_line_exit_2_and_writes_nothing(
+    tmp_path: Path, label: str, study: str, train: str, extra: str, key: str
+) -> None:
+    config = write_config(tmp_path, study=study, train=train, extra=extra)
+    _check_refused(tmp_path, config, key)
+
+
+@pytest.mark.parametrize(
+    ("label", "old", "new", "key"),
+    [
+        # these need the data
+        ("unknown dataset", 'name = "add10"', 'name = "nope"', "data.name"),
+        ("objective not fitting", '"val_rmse"', '"val_accuracy"', "study.objective"),
+        ("unknown data option", "max_test = 200", "max_test = 200\noptions = {bogus = 1}", "data"),
+        ("invalid layer", "width = 4 }", "width = 0 }", "seed.layers[0].width"),
+        ("invalid TOML", "[data]", "[data", "not valid TOML"),
+    ],
+)
+def test_bad_config_edits(tmp_path: Path, label: str, old: str, new: str, key: str) -> None:
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace(old, new, 1))
+    _check_refused(tmp_path, config, key)
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    _check_refused(tmp_path, tmp_path / "nope.toml", "no such config file")
+
+
+def _check_refused(tmp: Path, config: Path, key: str) -> None:
+    rc, _, err = run_main("run", str(config))
+    assert rc == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"autosize: error: {config}: "), lines[0]
+    assert key in lines[0], lines[0]
+    assert not (tmp / "s.db").exists() and not (tmp / "art").exists()
+    assert sorted(p.name for p in tmp.iterdir()) == (["study.toml"] if config.exists() else [])
+
+
+# --------------------------------------------------------------------------- interrupts
+
+
+@pytest.mark.parametrize("where", ["baseline", "warmstart"])
+def test_ctrl_c_fails_the_running_trial_and_a_rerun_completes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    config = write_config(tmp_path)
+    real_fit = study_mod.fit
+    calls = {"baseline": 0, "warmstart": 0}
+
+    def interrupting_fit(model, bundle, **kw):  # type: ignore[no-untyped-def]
+        reporters = kw.get("callbacks") or []
+        if reporters:  # the seed trains without a reporter
+            role = "warmstart" if reporters[0].prune else "baseline"
+            calls[role] += 1
+            if role == where and calls[role] == 2:
+                raise KeyboardInterrupt
+        return real_fit(model, bundle, **kw)
+
+    monkeypatch.setattr(study_mod, "fit", interrupting_fit)
+    rc, _, err = run_main("run", str(config))
+    assert rc == 130 and "interrupted" in err
+
+    study = load(tmp_path)  # still readable
+    interrupted = [
+        t for t in study.get_trials() if t.user_attrs.get("fail_reason") == "interrupted"
+    ]
+    assert len(interrupted) == 1
+    assert interrupted[0].state == TrialState.FAIL
+    assert interrupted[0].user_attrs["role"] == where
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+
+    monkeypatch.setattr(study_mod, "fit", real_fit)
+    rc, _, _ = run_main("run", str(config))
+    assert rc == 0
+    study = load(tmp_path)
+    done = [t for t in study.get_trials() if t.state == TrialState.COMPLETE]
+    assert sorted(
+        t.user_attrs["architecture"] for t in by_role(study, "baseline") if t in done
+    ) == [
+        "fc4",
+        "fc8",
+    ]
+    warm = [
+        t for t in by_role(study, "warmstart") if t.user_attrs.get("fail_reason") != "interrupted"
+    ]
+    assert len(warm) == 3
+
+
+# --------------------------------------------------------------------------- real processes
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONWARNINGS": "ignore"}
+
+
+def test_python_m_autosize_run_in_a_subprocess(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "autosize", "run", str(config), "--n-trials", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert len(by_role(load(tmp_path), "warmstart")) == 1
+    assert sum(line.startswith("trial ") for line in proc.stdout.splitlines()) == 3
+
+
+def _journal_creators(path: Path) -> list[str]:
+    """The worker (storage instance) that created each trial, in trial-number order."""
+    creators = []
+    for line in path.read_text().splitlines():
+        log = json.loads(line)
+        if log["op_code"] == 4:  # JournalOperation.CREATE_TRIAL
+            creators.append(log["worker_id"].rsplit("-", 1)[0])
+    return creators
+
+
+@pytest.mark.slow
+def test_two_workers_on_a_journal_storage(tmp_path: Path) -> None:
+    log = tmp_path / "s.log"
+    config = write_config(tmp_path, storage=str(log), study="timeout = 300")
+    rc, _, err = run_main("run", str(config), "--workers", "2", "--n-trials", "4")
+    assert rc == 0, err
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(log)))
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    warm = by_role(study, "warmstart")
+    assert 4 <= len(warm) <= 5  # each worker stops at the target; one may overshoot by one
+    assert all(t.state != TrialState.RUNNING for t in study.get_trials())
+    creators = _journal_creators(log)
+    assert len({creators[t.number] for t in warm}) == 2, "warm-started trials from both workers"
+    assert not {creators[t.number] for t in warm} & {
+        creators[t.number] for t in by_role(study, "baseline")
+    }
