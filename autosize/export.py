@@ -1,0 +1,529 @@
+"""Export a study's networks: ``architecture.json`` plus ``model.safetensors`` per network.
+
+An export folder is everything needed to use or retrain one network without
+the study: the :class:`~autosize.models.ArchSpec`, the dataset and the
+preprocessing statistics its inputs need, the training hyperparameters, the
+validation and test metrics, and the lineage (seed -> operations -> this
+network). The weights are one safetensors file written by
+:mod:`autosize.checkpoint` (no pickle; the spec is in its metadata too, and
+:func:`load_model` refuses a folder whose two copies disagree).
+
+Which trials: ``"best"`` is the best completed trial by the first objective
+among all roles (baselines included: the record says which role won). A
+multi-objective study exports its Pareto front by default, one ``trial-N/``
+folder per front trial plus ``pareto.md``. ``trial=N`` exports one trial.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import torch
+from torch import nn
+
+from autosize.checkpoint import load_network, save_network
+from autosize.errors import StudyError
+from autosize.models import ArchSpec
+
+if TYPE_CHECKING:  # optuna is imported only when a study is exported, not by load_model
+    import optuna
+    from optuna.trial import FrozenTrial
+
+__all__ = [
+    "ARCHITECTURE_FILE",
+    "WEIGHTS_FILE",
+    "DatasetRecord",
+    "ExportRecord",
+    "Exported",
+    "ScratchResult",
+    "TrainingRecord",
+    "export_study",
+    "export_trial",
+    "load_model",
+    "read_record",
+    "select_trials",
+    "train_from_scratch",
+]
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "autosize-export/1"
+ARCHITECTURE_FILE = "architecture.json"
+WEIGHTS_FILE = "model.safetensors"
+ONNX_FILE = "model.onnx"
+
+TrialChoice = int | Literal["best"] | None
+
+
+# --------------------------------------------------------------------------- the record
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """How to load the data the network was trained on: ``load_dataset(name, data_dir, seed, **options)``
+    then ``subset(train=max_train, val=max_val, test=max_test)``."""
+
+    name: str
+    task: str
+    options: Mapping[str, object] = field(default_factory=dict)
+    data_dir: str | None = None
+    seed: int = 0
+    max_train: int | None = None
+    max_val: int | None = None
+    max_test: int | None = None
+    notes: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    """The trial's training budget and hyperparameters, and what the run did."""
+
+    optimizer: str
+    lr: float
+    weight_decay: float
+    batch_size: int
+    epochs: int | None  # the budget
+    max_seconds: float | None
+    restore_best: bool
+    epochs_run: int | None
+    seconds: float | None
+    stopped: str | None
+
+
+@dataclass(frozen=True)
+class ExportRecord:
+    """What ``architecture.json`` holds (``to_dict`` / ``from_dict`` round-trip)."""
+
+    study: str
+    trial: int
+    role: str  # "baseline" or "warmstart"
+    architecture: str
+    spec: Mapping[str, object]
+    params: int
+    flops: int | None
+    objective: str
+    direction: str
+    value: float | None
+    values: tuple[float, ...]
+    val: Mapping[str, float]
+    test: Mapping[str, float]
+    dataset: DatasetRecord
+    preprocessing: Mapping[str, object]
+    training: TrainingRecord
+    operation: str
+    parent: int | str | None
+    lineage: tuple[str, ...]
+    baseline_trial: int | None = None
+    gain: float | None = None
+    weights: str = WEIGHTS_FILE
+    format: str = FORMAT
+
+    def arch_spec(self, *, source: str = ARCHITECTURE_FILE) -> ArchSpec:
+        return ArchSpec.from_dict(self.spec, source=f"{source}: spec")
+
+    def to_dict(self) -> dict[str, object]:
+        out = asdict(self)
+        out["lineage"] = list(self.lineage)
+        out["values"] = list(self.values)
+        return {"format": out.pop("format"), **out}
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, object], *, source: str = ARCHITECTURE_FILE
+    ) -> ExportRecord:
+        if not isinstance(data, Mapping):
+            raise StudyError(f"{source}: expected a JSON object")
+        if data.get("format") != FORMAT:
+            raise StudyError(
+                f"{source}: not an autosize export (format {data.get('format')!r}, expected {FORMAT!r})"
+            )
+        try:
+            fields = dict(data)
+            fields["dataset"] = DatasetRecord(**fields["dataset"])  # type: ignore[arg-type]
+            fields["training"] = TrainingRecord(**fields["training"])  # type: ignore[arg-type]
+            fields["lineage"] = tuple(fields.get("lineage") or ())  # type: ignore[arg-type]
+            fields["values"] = tuple(fields.get("values") or ())  # type: ignore[arg-type]
+            return cls(**fields)  # type: ignore[arg-type]
+        except (KeyError, TypeError) as exc:
+            raise StudyError(f"{source}: malformed export record ({exc})") from None
+
+
+def read_record(path: str | Path) -> tuple[ExportRecord, Path]:
+    """The record of an export folder (or its ``architecture.json``) and the folder."""
+    path = Path(path)
+    file = path / ARCHITECTURE_FILE if path.is_dir() else path
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise StudyError(
+            f"{file}: no such file (expected an export folder or its {ARCHITECTURE_FILE})"
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StudyError(f"{file}: cannot read ({exc})") from None
+    return ExportRecord.from_dict(data, source=str(file)), file.parent
+
+
+def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild an exported network (eval mode) from its folder or its ``architecture.json``."""
+    record, folder = read_record(path)
+    spec = record.arch_spec(source=str(folder / ARCHITECTURE_FILE))
+    model, stored = load_network(folder / record.weights, device=device)
+    if stored != spec:
+        raise StudyError(
+            f"{folder}: {ARCHITECTURE_FILE} describes {spec.summary()} but {record.weights} holds {stored.summary()}"
+        )
+    return model
+
+
+# --------------------------------------------------------------------------- choosing trials
+
+
+def _maximize(study: optuna.Study) -> bool:
+    from optuna.study import StudyDirection
+
+    return study.directions[0] == StudyDirection.MAXIMIZE
+
+
+def _completed(study: optuna.Study) -> list[FrozenTrial]:
+    from optuna.trial import TrialState
+
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
+
+
+def select_trials(study: optuna.Study, trial: TrialChoice = None) -> tuple[list[FrozenTrial], bool]:
+    """The trials to export and whether they are a Pareto front.
+
+    ``None``: the best trial, or the Pareto front of a multi-objective study;
+    ``"best"``: the best by the first objective; an int: that trial, which must be complete.
+    """
+    from optuna.trial import TrialState
+
+    done = _completed(study)
+    if isinstance(trial, int):
+        trials = study.get_trials(deepcopy=False)
+        match = [t for t in trials if t.number == trial]
+        if not match:
+            raise StudyError(
+                f"study {study.study_name!r} has no trial {trial} (trials 0..{len(trials) - 1})"
+                if trials
+                else f"study {study.study_name!r} has no trials"
+            )
+        if match[0].state != TrialState.COMPLETE:
+            numbers = ", ".join(str(t.number) for t in done) or "none"
+            raise StudyError(
+                f"trial {trial} of study {study.study_name!r} is {match[0].state.name.lower()}, not complete; completed trials: {numbers}"
+            )
+        return [match[0]], False
+    if not done:
+        raise StudyError(f"study {study.study_name!r} has no completed trial to export")
+    if trial is None and len(study.directions) > 1:
+        return sorted(study.best_trials, key=lambda t: t.number), True
+    best = (max if _maximize(study) else min)(done, key=lambda t: (t.values[0], -t.number))
+    return [best], False
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def make_record(study: optuna.Study, trial: FrozenTrial) -> ExportRecord:
+    attrs = trial.user_attrs
+    meta = study.user_attrs.get("autosize")
+    if not isinstance(meta, dict):
+        raise StudyError(
+            f"study {study.study_name!r} was not written by autosize (no 'autosize' attribute)"
+        )
+    if "spec" not in attrs:
+        raise StudyError(f"trial {trial.number} has no architecture recorded")
+    data = meta.get("data") or {}
+    budget = meta.get("trial_budget") or {}
+    lr = trial.params.get("train/lr", budget.get("lr"))
+    return ExportRecord(
+        study=study.study_name,
+        trial=trial.number,
+        role=str(attrs.get("role", "")),
+        architecture=str(attrs.get("architecture", "")),
+        spec=attrs["spec"],
+        params=int(attrs.get("params", 0)),
+        flops=attrs.get("flops"),
+        objective=str(meta.get("objective", "")),
+        direction=str(meta.get("direction", "")),
+        value=trial.values[0] if trial.values else None,
+        values=tuple(trial.values or ()),
+        val=dict(attrs.get("val") or {}),
+        test=dict(attrs.get("test") or {}),
+        dataset=DatasetRecord(
+            name=str(data.get("name", meta.get("dataset", ""))),
+            task=str(meta.get("task", "")),
+            options=dict(data.get("options") or {}),
+            data_dir=data.get("data_dir"),
+            seed=int(meta.get("seed", 0)),
+            max_train=data.get("max_train"),
+            max_val=data.get("max_val"),
+            max_test=data.get("max_test"),
+            notes=dict(meta.get("data_notes") or {}),
+        ),
+        preprocessing=dict(meta.get("preprocessing") or {}),
+        training=TrainingRecord(
+            optimizer=str(budget.get("optimizer", "adam")),
+            lr=float(lr if lr is not None else 1e-3),
+            weight_decay=float(budget.get("weight_decay", 0.0)),
+            batch_size=int(budget.get("batch_size", 128)),
+            epochs=budget.get("epochs"),
+            max_seconds=budget.get("max_seconds"),
+            restore_best=bool(budget.get("restore_best", True)),
+            epochs_run=attrs.get("epochs"),
+            seconds=attrs.get("seconds"),
+            stopped=attrs.get("stopped"),
+        ),
+        operation=str(attrs.get("operation", "")),
+        parent=attrs.get("parent"),
+        lineage=tuple(str(s) for s in attrs.get("lineage") or ()),
+        baseline_trial=attrs.get("baseline_trial"),
+        gain=attrs.get("gain"),
+    )
+
+
+@dataclass(frozen=True)
+class Exported:
+    """One exported network: its folder, its record and the files written."""
+
+    folder: Path
+    record: ExportRecord
+    files: tuple[Path, ...]
+
+
+def _download(
+    study: optuna.Study, trial: FrozenTrial, artifacts: Path | None
+) -> tuple[nn.Module, ArchSpec]:
+    from autosize.search.storage import download_network
+
+    artifact_id = trial.user_attrs.get("network_artifact")
+    if not artifact_id:
+        raise StudyError(
+            f"trial {trial.number} of study {study.study_name!r} has no network artifact"
+        )
+    if artifacts is None:
+        raise StudyError("the study records no artifact store; pass --artifacts DIR")
+    if not Path(artifacts).is_dir():
+        raise StudyError(f"artifact store {artifacts} does not exist (pass --artifacts DIR)")
+    from optuna.artifacts import FileSystemArtifactStore
+
+    return download_network(FileSystemArtifactStore(str(artifacts)), str(artifact_id))
+
+
+def export_trial(
+    study: optuna.Study,
+    trial: FrozenTrial,
+    *,
+    artifacts: Path | None,
+    out: str | Path,
+    onnx: bool = False,
+) -> Exported:
+    """Write ``architecture.json`` and ``model.safetensors`` (and ``model.onnx``) to ``out``."""
+    record = make_record(study, trial)
+    model, spec = _download(study, trial, artifacts)
+    if spec != record.arch_spec(source=f"trial {trial.number}"):
+        raise StudyError(
+            f"trial {trial.number}: its artifact holds {spec.summary()} but the trial records {record.architecture}"
+        )
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = save_network(
+        model,
+        spec,
+        folder / WEIGHTS_FILE,
+        metadata={"autosize.study": study.study_name, "autosize.trial": str(trial.number)},
+    )
+    weights.chmod(0o644)  # safetensors writes 0600; an export is meant to be shared
+    arch = folder / ARCHITECTURE_FILE
+    tmp = arch.with_name(f".{arch.name}.tmp")
+    tmp.write_text(json.dumps(record.to_dict(), indent=2) + "\n", encoding="utf-8")
+    tmp.replace(arch)
+    files = [arch, weights]
+    if onnx:
+        files.append(write_onnx(model, spec, folder / ONNX_FILE))
+    logger.info("exported trial %d (%s) to %s", trial.number, record.architecture, folder)
+    return Exported(folder=folder, record=record, files=tuple(files))
+
+
+def write_onnx(model: nn.Module, spec: ArchSpec, path: Path) -> Path:
+    """ONNX export (needs the optional ``onnx`` package: ``pip install 'autosize[onnx]'``)."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise StudyError("--onnx needs the onnx package: pip install 'autosize[onnx]'") from None
+    import warnings
+
+    example = torch.zeros((1, *spec.input_shape))
+    try:
+        with warnings.catch_warnings():
+            # The TorchScript exporter needs only onnx (the dynamo one also needs onnxscript).
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(
+                model.eval(),
+                (example,),
+                str(path),
+                input_names=["input"],
+                output_names=["output"],
+                dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+                dynamo=False,
+            )
+    except Exception as exc:  # exporter failures vary by torch version
+        raise StudyError(f"ONNX export failed ({type(exc).__name__}: {exc})") from None
+    return path
+
+
+def export_study(
+    study: optuna.Study,
+    *,
+    artifacts: Path | None,
+    out: str | Path,
+    trial: TrialChoice = None,
+    onnx: bool = False,
+) -> list[Exported]:
+    """Export the chosen trial(s) (see :func:`select_trials`) under ``out``.
+
+    One trial goes straight into ``out``; a Pareto front goes into
+    ``out/trial-N/`` folders with ``out/pareto.md`` listing them.
+    """
+    trials, front = select_trials(study, trial)
+    out = Path(out)
+    if not front:
+        return [export_trial(study, trials[0], artifacts=artifacts, out=out, onnx=onnx)]
+    done = [
+        export_trial(study, t, artifacts=artifacts, out=out / f"trial-{t.number}", onnx=onnx)
+        for t in trials
+    ]
+    (out / "pareto.md").write_text(pareto_markdown(study, done), encoding="utf-8")
+    return done
+
+
+def pareto_markdown(study: optuna.Study, exported: Sequence[Exported]) -> str:
+    meta = study.user_attrs.get("autosize", {})
+    objective = meta.get("objective", "objective") if isinstance(meta, dict) else "objective"
+    lines = [
+        f"# Pareto front of study `{study.study_name}`",
+        "",
+        f"{len(exported)} trials are not dominated on ({objective}, parameter count).",
+        "",
+        f"| trial | role | architecture | parameters | {objective} | test | operation | folder |",
+        "|---:|---|---|---:|---:|---:|---|---|",
+    ]
+    for e in sorted(exported, key=lambda e: e.record.params):
+        r = e.record
+        test = _metric_of(r)
+        lines.append(
+            f"| {r.trial} | {r.role} | `{r.architecture}` | {r.params:,} | {_fmt(r.value)} | {_fmt(test)} | {r.operation} | `{e.folder.name}/` |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _metric_of(r: ExportRecord) -> float | None:
+    key = r.objective.removeprefix("val_")
+    return r.test.get(key)
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4g}"
+
+
+# --------------------------------------------------------------------------- the from-scratch control
+
+
+@dataclass(frozen=True)
+class ScratchResult:
+    """An exported architecture trained from random initialisation (``autosize train``)."""
+
+    study: str
+    trial: int
+    architecture: str
+    params: int
+    seed: int
+    training: TrainingRecord
+    val: Mapping[str, float]
+    test: Mapping[str, float]
+    # The exported (searched) network's metrics, for comparison.
+    exported_val: Mapping[str, float]
+    exported_test: Mapping[str, float]
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def train_from_scratch(
+    path: str | Path,
+    *,
+    epochs: int | None = None,
+    max_seconds: float | None = None,
+    seed: int | None = None,
+    device: str = "auto",
+) -> ScratchResult:
+    """Train the architecture of an export from scratch on its dataset with its hyperparameters.
+
+    The fixed-size control: same architecture, same budget (``epochs`` /
+    ``max_seconds`` override the recorded budget), random initialisation.
+    """
+    import time
+
+    from autosize.data import load_dataset
+    from autosize.models import build_model
+    from autosize.train import evaluate, fit
+
+    record, folder = read_record(path)
+    spec = record.arch_spec(source=str(folder / ARCHITECTURE_FILE))
+    d = record.dataset
+    bundle = load_dataset(d.name, data_dir=d.data_dir, seed=d.seed, **dict(d.options))
+    if d.max_train or d.max_val or d.max_test:
+        bundle = bundle.subset(train=d.max_train, val=d.max_val, test=d.max_test)
+    t = record.training
+    budget_epochs = epochs if epochs is not None else t.epochs
+    budget_seconds = max_seconds if max_seconds is not None else t.max_seconds
+    if epochs is not None and max_seconds is None:
+        budget_seconds = None
+    if max_seconds is not None and epochs is None:
+        budget_epochs = None
+    seed = d.seed + 1000 if seed is None else seed
+    model = build_model(spec, seed=seed)
+    start = time.perf_counter()
+    history = fit(
+        model,
+        bundle,
+        epochs=budget_epochs,
+        max_seconds=budget_seconds,
+        optimizer=t.optimizer,  # type: ignore[arg-type]
+        lr=t.lr,
+        weight_decay=t.weight_decay,
+        batch_size=t.batch_size,
+        device=device,
+        seed=seed,
+        restore_best=t.restore_best,
+    )
+    seconds = time.perf_counter() - start
+    return ScratchResult(
+        study=record.study,
+        trial=record.trial,
+        architecture=spec.summary(),
+        params=spec.param_count(),
+        seed=seed,
+        training=TrainingRecord(
+            optimizer=t.optimizer,
+            lr=t.lr,
+            weight_decay=t.weight_decay,
+            batch_size=t.batch_size,
+            epochs=budget_epochs,
+            max_seconds=budget_seconds,
+            restore_best=t.restore_best,
+            epochs_run=len(history.epochs),
+            seconds=round(seconds, 3),
+            stopped=history.stopped,
+        ),
+        val=evaluate(model, bundle, "val", device=device),
+        test=evaluate(model, bundle, "test", device=device),
+        exported_val=record.val,
+        exported_test=record.test,
+    )

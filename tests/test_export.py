@@ -1,0 +1,222 @@
+"""Export: architecture.json + model.safetensors, load_model, `autosize train`, error lines."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+
+import autosize
+from autosize.cli import main
+from autosize.search import load_config, run_study
+from autosize.search.storage import artifact_store, download_network
+from autosize.search.study import load_bundle
+
+CONFIG = """
+[study]
+name = "{name}"
+storage = "sqlite:///{root}/study.db"
+artifacts = "{root}/artifacts"
+n_trials = {n_trials}
+objective = "val_rmse"
+seed = 0
+{extra}
+
+[data]
+name = "add10"
+max_train = 600
+max_val = 200
+max_test = 200
+
+[seed]
+layers = [{{ type = "dense", width = 4 }}]
+epochs = 2
+
+[train]
+epochs = 2
+
+[search]
+operations = ["widen", "deepen", "compress"]
+
+[baselines]
+scales = [2.0]
+
+[pruner]
+name = "none"
+"""
+
+
+def write_config(root: Path, name: str, *, n_trials: int = 3, extra: str = "") -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / f"{name}.toml"
+    path.write_text(CONFIG.format(name=name, root=root, n_trials=n_trials, extra=extra))
+    return path
+
+
+@pytest.fixture(scope="module")
+def study_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    path = write_config(tmp_path_factory.mktemp("export-study"), "tiny")
+    run_study(load_config(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def pareto_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = write_config(
+        tmp_path_factory.mktemp("pareto-study"),
+        "pareto",
+        n_trials=2,
+        extra='second_objective = "params"',
+    )
+    run_study(load_config(path))
+    return path
+
+
+def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("autosize: error: ")
+    return err[0]
+
+
+def test_export_best_round_trip(study_config: Path, tmp_path: Path) -> None:
+    out = tmp_path / "best"
+    assert main(["export", str(study_config), "--out", str(out)]) == 0
+    record = json.loads((out / "architecture.json").read_text())
+    config = load_config(study_config)
+    study = optuna.load_study(study_name=config.name, storage=config.storage)
+    best = min(
+        (t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE),
+        key=lambda t: t.values[0],
+    )
+    assert record["trial"] == best.number
+    assert record["role"] == best.user_attrs["role"]
+    assert record["value"] == pytest.approx(best.values[0])
+    assert record["lineage"] == best.user_attrs["lineage"]
+    assert record["dataset"]["name"] == "add10" and record["dataset"]["max_test"] == 200
+    assert record["preprocessing"]["kind"] == "tabular"
+    assert record["training"]["epochs"] == 2
+    assert record["params"] == best.user_attrs["params"]
+
+    model = autosize.load_model(out)
+    reference, _ = download_network(
+        artifact_store(config.artifacts), best.user_attrs["network_artifact"]
+    )
+    x, _ = load_bundle(config).test
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(x))
+
+
+def test_export_baseline_by_number_and_train_from_scratch(
+    study_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "trial0"
+    assert main(["export", str(study_config), "--trial", "0", "--out", str(out)]) == 0
+    record = json.loads((out / "architecture.json").read_text())
+    assert record["trial"] == 0 and record["role"] == "baseline"
+    assert record["parent"] is None
+
+    capsys.readouterr()
+    arch = out / "architecture.json"
+    assert main(["train", str(arch), "--epochs", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "from scratch" in printed
+    result = json.loads((out / "from-scratch.json").read_text())
+    assert result["training"]["epochs_run"] == 1
+    assert result["exported_test"] == record["test"]
+    assert set(result["test"]) >= {"rmse", "loss"}
+
+
+def test_export_with_storage_url(study_config: Path, tmp_path: Path) -> None:
+    config = load_config(study_config)
+    out = tmp_path / "by-url"
+    code = main(["export", "--storage", config.storage, "--study-name", "tiny", "--out", str(out)])
+    assert code == 0
+    autosize.load_model(out / "architecture.json")  # the artifact store came from the study
+
+
+def test_onnx(study_config: Path, tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    out = tmp_path / "onnx"
+    assert main(["export", str(study_config), "--out", str(out), "--onnx"]) == 0
+    onnx.checker.check_model(onnx.load(str(out / "model.onnx")))
+
+
+def test_pareto_front_export(pareto_config: Path, tmp_path: Path) -> None:
+    out = tmp_path / "front"
+    assert main(["export", str(pareto_config), "--out", str(out)]) == 0
+    config = load_config(pareto_config)
+    study = optuna.load_study(study_name=config.name, storage=config.storage)
+    front = {t.number for t in study.best_trials}
+    assert {p.name for p in out.glob("trial-*")} == {f"trial-{n}" for n in front}
+    table = (out / "pareto.md").read_text()
+    for n in front:
+        assert f"| {n} |" in table
+        autosize.load_model(out / f"trial-{n}")
+    one = tmp_path / "one"
+    n = min(front)
+    assert main(["export", str(pareto_config), "--trial", str(n), "--out", str(one)]) == 0
+    assert json.loads((one / "architecture.json").read_text())["trial"] == n
+
+
+def test_error_lines(
+    study_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = load_config(study_config)
+    out = str(tmp_path / "x")
+    capsys.readouterr()
+
+    assert main(["export", str(study_config), "--study-name", "nope", "--out", out]) == 2
+    assert "no study named 'nope'" in one_error_line(capsys)
+
+    assert main(["export", str(study_config), "--trial", "999", "--out", out]) == 2
+    assert "has no trial 999" in one_error_line(capsys)
+
+    empty = tmp_path / "empty-artifacts"
+    empty.mkdir()
+    assert main(["export", str(study_config), "--artifacts", str(empty), "--out", out]) == 2
+    assert "cannot be read from the artifact store" in one_error_line(capsys)
+
+    missing_db = f"sqlite:///{tmp_path / 'missing.db'}"
+    assert main(["export", "--storage", missing_db, "--out", out]) == 2
+    assert "no study storage" in one_error_line(capsys)
+    assert not (tmp_path / "missing.db").exists()
+
+    assert main(["export", "--out", out]) == 2
+    assert "CONFIG" in one_error_line(capsys)
+
+    # a study with no finished trial, and a trial that did not complete
+    storage = f"sqlite:///{tmp_path / 'other.db'}"
+    empty_study = optuna.create_study(storage=storage, study_name="empty")
+    assert main(["export", "--storage", storage, "--out", out]) == 2
+    assert "no completed trial" in one_error_line(capsys)
+    empty_study.tell(empty_study.ask(), state=optuna.trial.TrialState.FAIL)
+    assert main(["export", "--storage", storage, "--trial", "0", "--out", out]) == 2
+    assert "is fail, not complete" in one_error_line(capsys)
+    assert config.name == "tiny"
+
+
+def test_load_model_refuses_mismatched_files(study_config: Path, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["export", str(study_config), "--trial", "0", "--out", str(a)]) == 0
+    assert main(["export", str(study_config), "--trial", "1", "--out", str(b)]) == 0
+    (a / "model.safetensors").write_bytes((b / "model.safetensors").read_bytes())
+    with pytest.raises(autosize.AutosizeError, match="holds"):
+        autosize.load_model(a)
+
+
+def test_cli_subprocess_error(study_config: Path, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "autosize", "export", str(study_config), "--trial", "999",
+         "--out", str(tmp_path / "x")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("autosize: error: ")
+    assert "has no trial 999" in proc.stderr
