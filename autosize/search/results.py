@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 
 import optuna
 from optuna.study import StudyDirection
@@ -25,6 +26,20 @@ class TrialResult:
     test_metric: float | None
     gain: float | None
     seconds: float | None
+    # Fields below are for reports; they default so older callers need not pass them.
+    values: tuple[float, ...] = ()
+    op_kind: str = ""
+    baseline_trial: int | None = None
+    epochs: int | None = None
+    curve: tuple[float | None, ...] = ()  # per-epoch objective (intermediate values)
+    widths: tuple[tuple[int, ...], ...] = ()  # compress trials: layer widths per epoch
+    val: Mapping[str, float] = field(default_factory=dict)
+    test: Mapping[str, float] = field(default_factory=dict)
+    lr: float | None = None  # searched learning rate (param train/lr), if any
+    started: datetime | None = None
+    completed: datetime | None = None
+    fail_reason: str | None = None
+    pruned_at: int | None = None
 
     @classmethod
     def from_trial(cls, t: FrozenTrial) -> TrialResult:
@@ -41,7 +56,29 @@ class TrialResult:
             test_metric=a.get("test_metric"),
             gain=a.get("gain"),
             seconds=a.get("seconds"),
+            values=tuple(t.values or ()),
+            op_kind=str(a.get("op_kind", "")),
+            baseline_trial=a.get("baseline_trial"),
+            epochs=a.get("epochs"),
+            curve=_curve(t),
+            widths=tuple(tuple(int(w) for w in row) for row in a.get("widths") or ()),
+            val=dict(a.get("val") or {}),
+            test=dict(a.get("test") or {}),
+            lr=t.params.get("train/lr"),
+            started=t.datetime_start,
+            completed=t.datetime_complete,
+            fail_reason=a.get("fail_reason"),
+            pruned_at=a.get("pruned_at"),
         )
+
+
+def _curve(t: FrozenTrial) -> tuple[float | None, ...]:
+    """The per-epoch objective: the ``curve`` attribute, else the intermediate values."""
+    curve = t.user_attrs.get("curve")
+    if isinstance(curve, list) and curve:
+        return tuple(None if v is None else float(v) for v in curve)
+    steps = t.intermediate_values
+    return tuple(steps[k] for k in sorted(steps))
 
 
 def trial_results(study: optuna.Study) -> list[TrialResult]:

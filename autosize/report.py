@@ -1,0 +1,596 @@
+"""A study's report: ``report.md`` plus PNG plots, every number read from the study.
+
+Built in two steps (Optuna's way with its visualisations): :func:`build_report`
+turns the study into a :class:`ReportData` of plain frozen dataclasses, then
+:func:`write_report` renders the markdown and the plots from that data alone.
+
+Plots (matplotlib, Agg backend):
+
+* ``curves.png``: per-epoch objective of warm-started trials against the baselines;
+* ``progress.png``: best value so far over trials and over wall time;
+* ``params.png``: validation metric against parameter count, Pareto front and baselines marked;
+* ``widths.png``: each layer's width over epochs for compress trials (when there are any).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from autosize.search.results import TrialResult, trial_results
+
+if TYPE_CHECKING:
+    import optuna
+    from matplotlib.axes import Axes
+
+__all__ = [
+    "Headline",
+    "Importances",
+    "ReportData",
+    "SeedSummary",
+    "build_report",
+    "pareto_front",
+    "render_markdown",
+    "write_report",
+]
+
+logger = logging.getLogger(__name__)
+
+METRIC_KEY = {"val_accuracy": "accuracy", "val_loss": "loss", "val_rmse": "rmse"}
+TOP_N = 10
+MAX_WIDTH_PANELS = 6
+# fANOVA needs a few complete trials that share parameters before its numbers mean anything.
+MIN_TRIALS_FOR_IMPORTANCE = 4
+
+
+@dataclass(frozen=True)
+class SeedSummary:
+    architecture: str
+    params: int | None
+    epochs: int | None
+    seconds: float | None
+    val: Mapping[str, float] = field(default_factory=dict)
+    test: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Headline:
+    """Best warm-started against best baseline, both trained for the same trial budget."""
+
+    warm: TrialResult | None
+    baseline: TrialResult | None
+    # warm minus baseline on the validation objective and on the test metric.
+    val_delta: float | None
+    test_delta: float | None
+    # True when the warm-started trial is better on validation.
+    warm_wins: bool | None
+
+
+@dataclass(frozen=True)
+class Importances:
+    values: tuple[tuple[str, float], ...] = ()
+    note: str | None = None  # why there are none
+
+
+@dataclass(frozen=True)
+class ReportData:
+    study: str
+    storage: str
+    command: str
+    generated: datetime
+    dataset: str
+    task: str
+    objective: str
+    metric: str  # the key of val/test dicts the objective reads, e.g. "rmse"
+    maximize: bool
+    multi_objective: bool
+    budget: Mapping[str, object]
+    data_sizes: Mapping[str, object]
+    seed: SeedSummary | None
+    trials: tuple[TrialResult, ...]
+    pareto: tuple[int, ...]  # trial numbers on the (objective, params) front
+    headline: Headline
+    importances: Importances
+
+    @property
+    def complete(self) -> tuple[TrialResult, ...]:
+        return tuple(t for t in self.trials if t.state == "complete" and t.value is not None)
+
+    def ranked(self) -> list[TrialResult]:
+        return sorted(self.complete, key=lambda t: t.value, reverse=self.maximize)  # type: ignore[arg-type, return-value]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for t in self.trials:
+            role = out.setdefault(t.role or "?", {})
+            role[t.state] = role.get(t.state, 0) + 1
+        return out
+
+
+# --------------------------------------------------------------------------- building
+
+
+def pareto_front(trials: Sequence[TrialResult], *, maximize: bool) -> tuple[TrialResult, ...]:
+    """Complete trials not dominated on (objective, parameter count), by parameter count."""
+    pts = [t for t in trials if t.state == "complete" and t.value is not None and t.params]
+    sign = -1.0 if maximize else 1.0
+    front = []
+    for t in pts:
+        v, p = sign * t.value, t.params  # type: ignore[operator]
+        dominated = any(
+            (sign * o.value <= v and o.params <= p) and (sign * o.value < v or o.params < p)  # type: ignore[operator]
+            for o in pts
+        )
+        if not dominated:
+            front.append(t)
+    return tuple(sorted(front, key=lambda t: (t.params, t.number)))
+
+
+def _best(trials: Sequence[TrialResult], role: str, *, maximize: bool) -> TrialResult | None:
+    done = [t for t in trials if t.role == role and t.state == "complete" and t.value is not None]
+    if not done:
+        return None
+    return (max if maximize else min)(done, key=lambda t: t.value)  # type: ignore[arg-type, return-value]
+
+
+def _headline(trials: Sequence[TrialResult], metric: str, *, maximize: bool) -> Headline:
+    warm = _best(trials, "warmstart", maximize=maximize)
+    base = _best(trials, "baseline", maximize=maximize)
+    if warm is None or base is None:
+        return Headline(warm, base, None, None, None)
+    val_delta = warm.value - base.value  # type: ignore[operator]
+    wt, bt = warm.test.get(metric), base.test.get(metric)
+    test_delta = None if wt is None or bt is None else wt - bt
+    wins = val_delta > 0 if maximize else val_delta < 0
+    return Headline(warm, base, val_delta, test_delta, wins)
+
+
+def _importances(study: optuna.Study, n_complete_warm: int) -> Importances:
+    import optuna
+
+    if n_complete_warm < MIN_TRIALS_FOR_IMPORTANCE:
+        return Importances(
+            note=f"not computed: {n_complete_warm} completed warm-started trials; parameter importances need at least {MIN_TRIALS_FOR_IMPORTANCE}"
+        )
+    target = (lambda t: t.values[0]) if len(study.directions) > 1 else None
+    try:
+        values = optuna.importance.get_param_importances(study, target=target)
+    except (ValueError, RuntimeError, ZeroDivisionError) as exc:
+        return Importances(note=f"not computed: {exc}")
+    if not values:
+        return Importances(
+            note="not computed: no parameter is shared by every completed trial (each operation has its own parameters)"
+        )
+    return Importances(values=tuple((k, float(v)) for k, v in values.items()))
+
+
+def _redact(url: str) -> str:
+    """A storage URL without its password; a local SQLite path relative to the working folder."""
+    url = re.sub(r"://([^:/@]+):[^@]+@", r"://\1:***@", url)
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        try:
+            return "sqlite:///" + str(path.resolve().relative_to(Path.cwd().resolve()))
+        except ValueError:
+            return url
+    return url
+
+
+def build_report(study: optuna.Study, *, command: str, storage: str) -> ReportData:
+    """Everything the report shows, read from ``study`` (no rendering here)."""
+    from optuna.study import StudyDirection
+
+    meta = study.user_attrs.get("autosize")
+    meta = meta if isinstance(meta, dict) else {}
+    objective = str(meta.get("objective", "objective"))
+    metric = METRIC_KEY.get(objective, objective)
+    maximize = study.directions[0] == StudyDirection.MAXIMIZE
+    trials = tuple(trial_results(study))
+    seed_raw = study.user_attrs.get("seed")
+    seed = (
+        SeedSummary(
+            architecture=str(seed_raw.get("architecture", "")),
+            params=seed_raw.get("params"),
+            epochs=seed_raw.get("epochs"),
+            seconds=seed_raw.get("seconds"),
+            val=dict(seed_raw.get("val") or {}),
+            test=dict(seed_raw.get("test") or {}),
+        )
+        if isinstance(seed_raw, dict)
+        else None
+    )
+    data = meta.get("data") or {}
+    n_warm = sum(1 for t in trials if t.role == "warmstart" and t.state == "complete")
+    return ReportData(
+        study=study.study_name,
+        storage=_redact(storage),
+        command=command,
+        generated=datetime.now().replace(microsecond=0),
+        dataset=str(meta.get("dataset", data.get("name", "?"))),
+        task=str(meta.get("task", "?")),
+        objective=objective,
+        metric=metric,
+        maximize=maximize,
+        multi_objective=len(study.directions) > 1,
+        budget=dict(meta.get("trial_budget") or {}),
+        data_sizes={k: data.get(k) for k in ("max_train", "max_val", "max_test") if data.get(k)},
+        seed=seed,
+        trials=trials,
+        pareto=tuple(t.number for t in pareto_front(trials, maximize=maximize)),
+        headline=_headline(trials, metric, maximize=maximize),
+        importances=_importances(study, n_warm),
+    )
+
+
+# --------------------------------------------------------------------------- markdown
+
+
+def _f(x: float | None, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    return f"{x:.{digits}f}"
+
+
+def _signed(x: float | None) -> str:
+    return "-" if x is None else f"{x:+.4f}"
+
+
+def _budget(b: Mapping[str, object]) -> str:
+    parts = []
+    if b.get("epochs") is not None:
+        parts.append(f"{b['epochs']} epochs")
+    if b.get("max_seconds") is not None:
+        parts.append(f"at most {b['max_seconds']} s")
+    parts.append(f"{b.get('optimizer', '?')} lr {b.get('lr', '?')}")
+    if b.get("weight_decay"):
+        parts.append(f"weight decay {b['weight_decay']}")
+    parts.append(f"batch {b.get('batch_size', '?')}")
+    if b.get("restore_best"):
+        parts.append("best-validation epoch restored")
+    return ", ".join(parts)
+
+
+def _headline_md(d: ReportData) -> list[str]:
+    h = d.headline
+    better = "higher" if d.maximize else "lower"
+    if h.warm is None or h.baseline is None:
+        missing = "warm-started" if h.warm is None else "baseline"
+        return [f"No completed {missing} trial yet, so there is no comparison."]
+    w, b = h.warm, h.baseline
+    verdict = "beats" if h.warm_wins else "does not beat"
+    lines = [
+        f"**The best warm-started network {verdict} the best baseline at equal training budget** "
+        f"({_budget(d.budget)} each; {d.metric}, {better} is better):",
+        "",
+        f"| | trial | architecture | parameters | val {d.metric} | test {d.metric} | seconds |",
+        "|---|---:|---|---:|---:|---:|---:|",
+        f"| best warm-started | {w.number} | `{w.architecture}` | {w.params or 0:,} | {_f(w.value)} | {_f(w.test.get(d.metric))} | {_f(w.seconds, 1)} |",
+        f"| best baseline | {b.number} | `{b.architecture}` | {b.params or 0:,} | {_f(b.value)} | {_f(b.test.get(d.metric))} | {_f(b.seconds, 1)} |",
+        f"| difference (warm - baseline) | | | {(w.params or 0) - (b.params or 0):+,} | {_signed(h.val_delta)} | {_signed(h.test_delta)} | |",
+        "",
+        f"Warm-started trial {w.number}: {w.operation or '-'} (parent: {w.parent}).",
+    ]
+    if d.seed is not None and d.seed.seconds is not None:
+        lines.append(
+            f"Every warm-started trial also inherits the seed's training ({d.seed.epochs} epochs, "
+            f"{d.seed.seconds:.1f} s, paid once for the whole study), which the baselines do not get."
+        )
+    return lines
+
+
+def _row(t: TrialResult, metric: str, pareto: set[int]) -> str:
+    star = " ★" if t.number in pareto else ""
+    parent = "-" if t.parent is None else str(t.parent)
+    return (
+        f"| {t.number}{star} | {t.role} | `{t.architecture}` | {t.operation or '-'} | {parent} | "
+        f"{t.params or 0:,} | {_f(t.value)} | {_f(t.test.get(metric))} | {_signed(t.gain)} | {_f(t.seconds, 1)} |"
+    )
+
+
+TABLE_HEAD = [
+    "| trial | role | architecture | operation | parent | parameters | val {m} | test {m} | gain | seconds |",
+    "|---:|---|---|---|---|---:|---:|---:|---:|---:|",
+]
+
+
+def render_markdown(d: ReportData, plots: Mapping[str, str]) -> str:
+    """The report as markdown; ``plots`` maps a plot's key to its file name next to report.md."""
+    counts = d.counts()
+    pareto = set(d.pareto)
+    lines = [
+        f"# autosize report: study `{d.study}`",
+        "",
+        f"Produced by `{d.command}` on {d.generated:%Y-%m-%d %H:%M}. "
+        f"Every number below is read from study `{d.study}` in `{d.storage}`.",
+        "",
+        "## Headline",
+        "",
+        *_headline_md(d),
+        "",
+        "## Setup",
+        "",
+        f"- dataset: {d.dataset} ({d.task})"
+        + (
+            " — subset " + ", ".join(f"{k} {v}" for k, v in d.data_sizes.items())
+            if d.data_sizes
+            else ""
+        ),
+        f"- objective: {d.objective} ({'maximize' if d.maximize else 'minimize'})"
+        + (", second objective: parameter count (minimize)" if d.multi_objective else ""),
+        f"- trial budget (every baseline and warm-started trial): {_budget(d.budget)}",
+        "- trials: "
+        + "; ".join(
+            f"{role} " + ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+            for role, states in sorted(counts.items())
+        ),
+        "",
+        "## Seed",
+        "",
+    ]
+    if d.seed is None:
+        lines.append("The study records no seed network.")
+    else:
+        s = d.seed
+        lines += [
+            f"| architecture | parameters | epochs | seconds | val {d.metric} | test {d.metric} |",
+            "|---|---:|---:|---:|---:|---:|",
+            f"| `{s.architecture}` | {s.params or 0:,} | {s.epochs} | {_f(s.seconds, 1)} | {_f(s.val.get(d.metric))} | {_f(s.test.get(d.metric))} |",
+        ]
+    ranked = d.ranked()
+    head = [h.format(m=d.metric) for h in TABLE_HEAD]
+    lines += [
+        "",
+        f"## Top trials (of {len(ranked)} completed)",
+        "",
+        f"By validation {d.metric}; ★ marks the Pareto front on ({d.metric}, parameters); "
+        "gain is over the matching baseline (positive = better).",
+        "",
+        *head,
+        *(_row(t, d.metric, pareto) for t in ranked[:TOP_N]),
+    ]
+    baselines = [t for t in ranked if t.role == "baseline"]
+    if baselines:
+        lines += ["", "### Baselines (from scratch)", "", *head]
+        lines += [_row(t, d.metric, pareto) for t in baselines]
+    plot_text = {
+        "curves": "Learning curves: warm-started trials (coloured, dashed when pruned) against the baselines (black).",
+        "progress": "Best value so far, over trials and over wall time.",
+        "params": f"Validation {d.metric} against parameter count; the Pareto front is the red step line.",
+        "widths": "Layer widths over the epochs of compress trials.",
+    }
+    if plots:
+        lines += ["", "## Plots", ""]
+        for key, name in plots.items():
+            lines += [f"{plot_text.get(key, key)}", "", f"![{key}]({name})", ""]
+    lines += ["## Parameter importances", ""]
+    if d.importances.values:
+        lines += ["| parameter | importance |", "|---|---:|"]
+        lines += [f"| `{k}` | {v:.3f} |" for k, v in d.importances.values]
+        lines += [
+            "",
+            "From `optuna.importance.get_param_importances` (fANOVA) over completed trials.",
+        ]
+    else:
+        lines.append(d.importances.note or "not computed")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def _finite(values: Sequence[float | None]) -> list[float]:
+    return [v for v in values if v is not None and math.isfinite(v)]
+
+
+def _clip_axis(ax: Axes, values: Sequence[float], *, maximize: bool) -> None:
+    """Keep the interesting range: huge first-epoch values would flatten every curve."""
+    vals = sorted(_finite(values))
+    if len(vals) < 4:
+        return
+    lo, hi = vals[0], vals[-1]
+    if maximize:
+        lo = vals[len(vals) // 20]
+    else:
+        hi = vals[min(len(vals) - 1, (len(vals) * 19) // 20)]
+    pad = 0.05 * (hi - lo or 1.0)
+    ax.set_ylim(lo - pad, hi + pad)
+
+
+def plot_curves(d: ReportData, ax: Axes) -> None:
+    import matplotlib.pyplot as plt
+
+    warm = [t for t in d.trials if t.role == "warmstart" and _finite(t.curve)]
+    cmap = plt.get_cmap("viridis")
+    everything: list[float] = []
+    for i, t in enumerate(warm):
+        xs = [e + 1 for e, v in enumerate(t.curve) if v is not None]
+        ys = _finite(t.curve)
+        everything += ys
+        ax.plot(
+            xs, ys, color=cmap(i / max(1, len(warm) - 1)), alpha=0.8, lw=1.2,
+            ls="-" if t.state == "complete" else "--",
+        )  # fmt: skip
+    styles = ["-", "--", ":", "-."]
+    for i, t in enumerate(t for t in d.trials if t.role == "baseline" and _finite(t.curve)):
+        ys = _finite(t.curve)
+        everything += ys
+        ax.plot(
+            [e + 1 for e, v in enumerate(t.curve) if v is not None], ys, color="black", lw=2.2,
+            ls=styles[i % len(styles)], label=f"baseline {t.architecture} (#{t.number})",
+        )  # fmt: skip
+    if d.seed is not None and d.metric in d.seed.val:
+        ax.axhline(d.seed.val[d.metric], color="tab:red", ls=":", lw=1.5, label="seed (start)")
+    if warm:
+        ax.plot([], [], color=cmap(0.5), lw=1.2, label=f"warm-started ({len(warm)} trials)")
+    _clip_axis(ax, everything, maximize=d.maximize)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"validation {d.metric}")
+    ax.set_title("Learning curves: warm-started vs baselines")
+    _legend(ax)
+    ax.grid(alpha=0.3)
+
+
+def _legend(ax: Axes, size: int = 8) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=size)
+
+
+def _best_so_far(values: Sequence[float], maximize: bool) -> list[float]:
+    out: list[float] = []
+    for v in values:
+        out.append(v if not out else (max if maximize else min)(out[-1], v))
+    return out
+
+
+def plot_progress(d: ReportData, axes: Sequence[Axes]) -> None:
+    done = sorted(d.complete, key=lambda t: t.number)
+    ax_n, ax_t = axes
+    starts = [t.started for t in d.trials if t.started is not None]
+    t0 = min(starts) if starts else None
+    colours = {"baseline": "black", "warmstart": "tab:blue"}
+    for role, colour in colours.items():
+        mine = [t for t in done if t.role == role]
+        if mine:
+            ax_n.scatter(
+                [t.number for t in mine], [t.value for t in mine], s=18, color=colour,
+                alpha=0.6, label=role,
+            )  # fmt: skip
+    if done:
+        best = _best_so_far([t.value for t in done], d.maximize)  # type: ignore[misc]
+        ax_n.step(
+            [t.number for t in done], best, where="post", color="tab:red", lw=2, label="best so far"
+        )
+        timed = sorted((t for t in done if t.completed is not None), key=lambda t: t.completed)  # type: ignore[arg-type, return-value]
+        if t0 is not None and timed:
+            secs = [(t.completed - t0).total_seconds() for t in timed]  # type: ignore[operator]
+            for role, colour in colours.items():
+                pts = [(s, t.value) for s, t in zip(secs, timed, strict=True) if t.role == role]
+                if pts:
+                    ax_t.scatter(*zip(*pts, strict=True), s=18, color=colour, alpha=0.6, label=role)
+            ax_t.step(secs, _best_so_far([t.value for t in timed], d.maximize), where="post",  # type: ignore[misc]
+                      color="tab:red", lw=2, label="best so far")  # fmt: skip
+        _clip_axis(ax_n, [t.value for t in done], maximize=d.maximize)  # type: ignore[misc]
+        ax_t.set_ylim(ax_n.get_ylim())
+    ax_n.set_xlabel("trial number")
+    ax_t.set_xlabel("wall time since the first trial started (s)")
+    for ax in axes:
+        ax.set_ylabel(f"validation {d.metric}")
+        ax.grid(alpha=0.3)
+        _legend(ax)
+    ax_n.set_title("Best value over trials")
+    ax_t.set_title("Best value over wall time")
+
+
+def plot_params(d: ReportData, ax: Axes) -> None:
+    done = [t for t in d.complete if t.params]
+    kinds = sorted({t.op_kind or "other" for t in done if t.role == "warmstart"})
+    markers = {"widen": "^", "deepen": "s", "compress": "v"}
+    for kind in kinds:
+        pts = [t for t in done if t.role == "warmstart" and (t.op_kind or "other") == kind]
+        ax.scatter(
+            [t.params for t in pts], [t.value for t in pts], marker=markers.get(kind, "o"),
+            s=36, alpha=0.75, label=f"warm-started: {kind}",
+        )  # fmt: skip
+    base = [t for t in done if t.role == "baseline"]
+    if base:
+        ax.scatter(
+            [t.params for t in base], [t.value for t in base], marker="X", s=90, color="black",
+            label="baselines", zorder=3,
+        )  # fmt: skip
+        for t in base:
+            ax.annotate(t.architecture, (t.params, t.value), textcoords="offset points",  # type: ignore[arg-type]
+                        xytext=(5, 5), fontsize=7)  # fmt: skip
+    if d.seed is not None and d.seed.params and d.metric in d.seed.val:
+        ax.scatter([d.seed.params], [d.seed.val[d.metric]], marker="*", s=160, color="tab:red",
+                   label="seed", zorder=4)  # fmt: skip
+    front = sorted((t for t in done if t.number in set(d.pareto)), key=lambda t: t.params)  # type: ignore[arg-type, return-value]
+    if front:
+        ax.step([t.params for t in front], [t.value for t in front], where="post", color="tab:red",
+                lw=1.5, label="Pareto front", zorder=2)  # fmt: skip
+    ax.set_xscale("log")
+    _clip_axis(ax, [t.value for t in done], maximize=d.maximize)  # type: ignore[misc]
+    ax.set_xlabel("parameters (log scale)")
+    ax.set_ylabel(f"validation {d.metric}")
+    ax.set_title(f"Validation {d.metric} against size")
+    _legend(ax)
+    ax.grid(alpha=0.3, which="both")
+
+
+def _compress_trials(d: ReportData) -> list[TrialResult]:
+    trials = [t for t in d.trials if t.widths]
+    done = sorted(
+        (t for t in trials if t.value is not None), key=lambda t: t.value, reverse=d.maximize
+    )  # type: ignore[arg-type, return-value]
+    rest = [t for t in trials if t.value is None]
+    return (done + rest)[:MAX_WIDTH_PANELS]
+
+
+def plot_widths(d: ReportData, axes: Sequence[Axes]) -> None:
+    for ax, t in zip(axes, _compress_trials(d), strict=False):
+        layers = max(len(row) for row in t.widths)
+        for i in range(layers):
+            xs = [e + 1 for e, row in enumerate(t.widths) if i < len(row)]
+            ax.plot(
+                xs, [row[i] for row in t.widths if i < len(row)], marker=".", label=f"layer {i}"
+            )
+        ax.set_title(f"trial {t.number} ({t.state}): {t.architecture}", fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("width")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        _legend(ax, 7)
+
+
+def write_plots(d: ReportData, out: Path) -> dict[str, str]:
+    """Write the PNGs into ``out``; returns {plot key: file name} for those written."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    written: dict[str, str] = {}
+
+    def save(fig: object, key: str) -> None:
+        name = f"{key}.png"
+        fig.tight_layout()  # type: ignore[attr-defined]
+        fig.savefig(out / name, dpi=110)  # type: ignore[attr-defined]
+        plt.close(fig)  # type: ignore[arg-type]
+        written[key] = name
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    plot_curves(d, ax)
+    save(fig, "curves")
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    plot_progress(d, axes)
+    save(fig, "progress")
+    fig, ax = plt.subplots(figsize=(8, 5))
+    plot_params(d, ax)
+    save(fig, "params")
+    n = len(_compress_trials(d))
+    if n:
+        cols = min(3, n)
+        rows = math.ceil(n / cols)
+        fig, grid = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
+        flat = [a for row in grid for a in row]
+        plot_widths(d, flat)
+        for a in flat[n:]:
+            a.set_visible(False)
+        save(fig, "widths")
+    return written
+
+
+def write_report(data: ReportData, out: str | Path) -> list[Path]:
+    """Render ``data`` into ``out``: the PNGs, then ``report.md``; returns the files."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plots = write_plots(data, out)
+    report = out / "report.md"
+    report.write_text(render_markdown(data, plots), encoding="utf-8")
+    logger.info("wrote %s and %d plots", report, len(plots))
+    return [report, *(out / name for name in plots.values())]
