@@ -319,11 +319,20 @@ def run_baselines(
         try:
             value = _baseline_trial(trial, p, spec, key, seed=p.config.seed + 1000 + i)
         except BaseException as exc:
-            trial.set_user_attr(
-                "fail_reason", "interrupted" if isinstance(exc, KeyboardInterrupt) else repr(exc)
+            # As in warm-started trials: diverged or out of memory -> FAIL and go on.
+            oom = isinstance(exc, torch.OutOfMemoryError)
+            reason = (
+                "interrupted"
+                if isinstance(exc, KeyboardInterrupt)
+                else "out of memory"
+                if oom
+                else str(exc)
+                if isinstance(exc, TrialFailed)
+                else repr(exc)
             )
+            trial.set_user_attr("fail_reason", reason)
             study.tell(trial, state=TrialState.FAIL)
-            if not isinstance(exc, TrialFailed):
+            if not (oom or isinstance(exc, TrialFailed)):
                 raise
         else:
             study.tell(trial, value)
