@@ -1,0 +1,259 @@
+"""run_study on a tiny add10 study: artifacts, resume, multi-objective, failures, pruning."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+import autosize.search.study as study_mod
+from autosize.errors import ConfigError
+from autosize.models import ArchSpec
+from autosize.search import load_config, prepare, run_study
+from autosize.search.storage import artifact_store, download_network
+from autosize.train import evaluate
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::optuna.exceptions.ExperimentalWarning",
+    "ignore:Heartbeat of storage:UserWarning",
+)
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def write_config(tmp: Path, *, study: str = "", train: str = "", extra: str = "") -> Path:
+    """The tiny add10 study of these tests; ``study``/``train``/``extra`` add TOML lines."""
+    path = tmp / "study.toml"
+    path.write_text(
+        f"""\
+[study]
+name = "tiny"
+storage = "sqlite:///{tmp / "s.db"}"
+artifacts = "{tmp / "art"}"
+n_trials = 3
+objective = "val_rmse"
+{study}
+
+[data]
+name = "add10"
+max_train = 600
+max_val = 200
+max_test = 200
+
+[seed]
+layers = [{{ type = "dense", width = 4 }}]
+epochs = 2
+
+[train]
+epochs = 2
+{train}
+
+[baselines]
+scales = [2.0]
+
+{extra}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def by_role(study: optuna.Study, role: str) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.get_trials() if t.user_attrs.get("role") == role]
+
+
+def counted(study: optuna.Study) -> int:
+    return sum(
+        1 for t in by_role(study, "warmstart") if t.user_attrs.get("fail_reason") != "interrupted"
+    )
+
+
+class TrainSpy:
+    """Wraps the search layer's one training path (seed, baselines, trials) and records who trained."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.real = study_mod._train
+        self.calls: list[str] = []
+        monkeypatch.setattr(study_mod, "_train", self)
+
+    @staticmethod
+    def role(callbacks: object) -> str:
+        if not callbacks:
+            return "seed"
+        return "warmstart" if callbacks[0].prune else "baseline"  # type: ignore[index]
+
+    def __call__(self, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        self.calls.append(self.role(kwargs.get("callbacks")))
+        return self.real(*args, **kwargs)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- one finished study
+
+
+@dataclass(frozen=True)
+class Finished:
+    config: Path
+    study: optuna.Study
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Finished:
+    tmp = tmp_path_factory.mktemp("search")
+    config = write_config(tmp, extra='[search]\noperations = ["widen", "deepen", "compress"]')
+    return Finished(config, run_study(load_config(config)))
+
+
+def test_artifacts_round_trip_to_the_recorded_test_metric(finished: Finished) -> None:
+    p = prepare(load_config(finished.config))
+    store = artifact_store(p.config.artifacts)
+    done = finished.study.get_trials(states=(TrialState.COMPLETE,))
+    assert {t.user_attrs["role"] for t in done} == {"baseline", "warmstart"}
+    for t in done:
+        model, spec = download_network(store, t.user_attrs["network_artifact"])
+        assert spec == ArchSpec.from_dict(t.user_attrs["spec"])
+        test = evaluate(model, p.bundle, "test")
+        assert test["rmse"] == pytest.approx(t.user_attrs["test_metric"], rel=1e-5)
+        val = evaluate(model, p.bundle, "val")
+        assert val["rmse"] == pytest.approx(t.value, rel=1e-5)
+
+
+def test_seed_artifact_round_trips(finished: Finished) -> None:
+    p = prepare(load_config(finished.config))
+    seed = finished.study.user_attrs["seed"]
+    model, spec = download_network(artifact_store(p.config.artifacts), seed["artifact_id"])
+    assert spec == p.seed_spec
+    assert evaluate(model, p.bundle, "test")["rmse"] == pytest.approx(seed["test"]["rmse"])
+
+
+def test_study_records_how_it_was_run(finished: Finished) -> None:
+    info = finished.study.user_attrs["autosize"]
+    assert info["dataset"] == "add10" and info["task"] == "regression"
+    assert info["objective"] == "val_rmse" and info["direction"] == "minimize"
+    assert info["data"]["max_train"] == 600
+    assert finished.study.metric_names == ["val_rmse"]
+
+
+def test_resume_reuses_the_seed_and_the_baselines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = write_config(tmp_path, study="seed = 1")
+    spy = TrainSpy(monkeypatch)
+    first = run_study(load_config(config, overrides={"n_trials": 2}))
+    assert spy.calls == ["seed", "baseline", "baseline", "warmstart", "warmstart"]
+    seed_attr = first.user_attrs["seed"]
+    baselines = [t.number for t in by_role(first, "baseline")]
+
+    spy.calls.clear()
+    with caplog.at_level(logging.INFO, logger="autosize.search.study"):
+        second = run_study(load_config(config, overrides={"n_trials": 4}))
+    assert spy.calls == ["warmstart", "warmstart"]  # no seed, no baselines
+    assert second.user_attrs["seed"] == seed_attr
+    assert f"reusing the seed network (key {seed_attr['key']}" in caplog.text
+    assert [t.number for t in by_role(second, "baseline")] == baselines
+    assert counted(second) == 4
+
+    spy.calls.clear()
+    run_study(load_config(config, overrides={"n_trials": 4}))  # already there
+    assert spy.calls == []
+
+
+def test_multi_objective_study(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        study='second_objective = "params"',
+        extra='[search]\nparents = "best"\nmax_ops = 2\noperations = ["widen", "deepen"]',
+    )
+    study = run_study(load_config(config))
+    assert len(study.directions) == 2 and study.metric_names == ["val_rmse", "params"]
+    done = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(done) == 2 + 3
+    for t in done:
+        assert len(t.values) == 2
+        assert t.values[1] == t.user_attrs["params"]
+    for t in by_role(study, "warmstart"):
+        parent = t.user_attrs["parent"]
+        lineage = t.user_attrs["lineage"]
+        assert parent == "seed" or isinstance(parent, int)
+        if isinstance(parent, int):
+            assert lineage[:-1] == study.trials[parent].user_attrs["lineage"]
+
+
+def test_a_diverged_trial_fails_and_the_study_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = study_mod._train
+    warm = []
+
+    def diverging(*args, **kwargs):  # type: ignore[no-untyped-def]
+        model, spec, history, seconds = real(*args, **kwargs)
+        if TrainSpy.role(kwargs.get("callbacks")) == "warmstart":
+            warm.append(1)
+            if len(warm) == 1:
+                history.stopped = "diverged"
+                history.stop_reason = "non-finite loss at epoch 1"
+        return model, spec, history, seconds
+
+    monkeypatch.setattr(study_mod, "_train", diverging)
+    study = run_study(load_config(write_config(tmp_path)))
+    trials = by_role(study, "warmstart")
+    assert [t.state for t in trials] == [TrialState.FAIL] + [TrialState.COMPLETE] * 2
+    assert trials[0].user_attrs["fail_reason"] == "diverged: non-finite loss at epoch 1"
+    assert "network_artifact" not in trials[0].user_attrs
+
+
+def test_a_real_divergence(tmp_path: Path) -> None:
+    """An absurd trial learning rate: every baseline and trial diverges, each ends FAIL."""
+    config = write_config(tmp_path, train='optimizer = "sgd"\nlr = 1e6')
+    study = run_study(load_config(config))
+    trials = study.get_trials()
+    assert len(trials) == 2 + 3
+    for t in trials:
+        assert t.state == TrialState.FAIL
+        assert t.user_attrs["fail_reason"].startswith("diverged"), t.user_attrs["fail_reason"]
+
+
+@pytest.mark.parametrize("role", ["baseline", "warmstart"])
+def test_out_of_memory_fails_the_trial_and_the_study_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, role: str
+) -> None:
+    real = study_mod._train
+    seen = []
+
+    def oom_once(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if TrainSpy.role(kwargs.get("callbacks")) == role and not seen:
+            seen.append(1)
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(study_mod, "_train", oom_once)
+    study = run_study(load_config(write_config(tmp_path)))
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert len(failed) == 1
+    assert failed[0].user_attrs["role"] == role
+    assert failed[0].user_attrs["fail_reason"] == "out of memory"
+    assert counted(study) == 3
+
+
+def test_pruned_trials_count_towards_the_target(tmp_path: Path) -> None:
+    # every RMSE is above 0, so each warm-started trial is pruned at its first report
+    config = write_config(tmp_path, extra='[pruner]\nname = "threshold"\nupper = 0.0')
+    study = run_study(load_config(config))
+    assert [t.state for t in by_role(study, "baseline")] == [TrialState.COMPLETE] * 2
+    warm = by_role(study, "warmstart")
+    assert [t.state for t in warm] == [TrialState.PRUNED] * 3
+    assert all(t.user_attrs["pruned_at"] == 1 and t.user_attrs["epochs"] == 1 for t in warm)
+
+
+def test_workers_below_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--workers"):
+        run_study(load_config(write_config(tmp_path)), workers=0)
+
+
+def test_a_study_with_other_directions_is_refused(finished: Finished) -> None:
+    cfg = load_config(finished.config, overrides={"second_objective": "params"})
+    with pytest.raises(ConfigError, match="other directions"):
+        run_study(cfg)
