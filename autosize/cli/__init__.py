@@ -20,7 +20,7 @@ from autosize.errors import AutosizeError
 __all__ = ["main"]
 
 # Subcommand modules, in the order `autosize --help` lists them.
-COMMANDS: tuple[str, ...] = ("data", "run", "export", "train", "report")
+COMMANDS: tuple[str, ...] = ("data", "run", "export", "train", "report", "dashboard")
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
