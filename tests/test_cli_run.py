@@ -246,19 +246,19 @@ def test_ctrl_c_fails_the_running_trial_and_a_rerun_completes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
     config = write_config(tmp_path)
-    real_fit = study_mod.fit
+    real_train = study_mod._train  # the one training path: seed, baselines, trials
     calls = {"baseline": 0, "warmstart": 0}
 
-    def interrupting_fit(model, bundle, **kw):  # type: ignore[no-untyped-def]
-        reporters = kw.get("callbacks") or []
+    def interrupting_train(*args, **kwargs):  # type: ignore[no-untyped-def]
+        reporters = kwargs.get("callbacks") or []
         if reporters:  # the seed trains without a reporter
             role = "warmstart" if reporters[0].prune else "baseline"
             calls[role] += 1
             if role == where and calls[role] == 2:
                 raise KeyboardInterrupt
-        return real_fit(model, bundle, **kw)
+        return real_train(*args, **kwargs)
 
-    monkeypatch.setattr(study_mod, "fit", interrupting_fit)
+    monkeypatch.setattr(study_mod, "_train", interrupting_train)
     rc, _, err = run_main("run", str(config))
     assert rc == 130 and "interrupted" in err
 
@@ -271,7 +271,7 @@ def test_ctrl_c_fails_the_running_trial_and_a_rerun_completes(
     assert interrupted[0].user_attrs["role"] == where
     assert not study.get_trials(states=(TrialState.RUNNING,))
 
-    monkeypatch.setattr(study_mod, "fit", real_fit)
+    monkeypatch.setattr(study_mod, "_train", real_train)
     rc, _, _ = run_main("run", str(config))
     assert rc == 0
     study = load(tmp_path)
