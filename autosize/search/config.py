@@ -128,6 +128,10 @@ class SearchSpace:
     decay: tuple[float, float] = (1.0, 1.0)
     # Before compressing, widen every layer by a factor in this range ("start large, shrink").
     compress_start_factor: tuple[float, float] = (1.0, 1.0)
+    # The gates' own learning rate for compress, searched on a log scale; None uses the
+    # trial's lr. With Adam a gate moves about lr per step, so a short budget needs a larger
+    # gate_lr before any gate can reach zero.
+    gate_lr: tuple[float, float] | None = None
     # Learning rate range searched on a log scale; None keeps [train] lr.
     lr: tuple[float, float] | None = None
 
@@ -434,6 +438,7 @@ def load_config(path: str | Path, *, overrides: Mapping[str, object] | None = No
         lam=s.range("lam", (1e-6, 1e-2)),  # type: ignore[arg-type]
         decay=s.range("decay", (1.0, 1.0)),  # type: ignore[arg-type]
         compress_start_factor=s.range("compress_start_factor", (1.0, 1.0), low=1.0, strict=False),  # type: ignore[arg-type]
+        gate_lr=s.range("gate_lr", None),
         lr=s.range("lr", None),
     )
     if max(lay.size for lay in seed_layers) > search.max_width:

@@ -11,6 +11,7 @@ see the same search space in every trial::
     op0/deepen/after           position of the layer after which an identity layer goes
     op0/compress/lam           L1 strength on the gates (log scale)
     op0/compress/decay         lam is divided by this after every epoch
+    op0/compress/gate_lr       the gates' learning rate (when [search] gate_lr is set)
     op0/compress/start_factor  widen every layer by this before compressing
     train/lr                   learning rate (when [search] lr is set)
 
@@ -38,6 +39,7 @@ __all__ = ["CompressPlan", "Plan", "plan_and_grow"]
 class CompressPlan:
     lam: float
     decay: float
+    gate_lr: float | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,11 @@ def plan_and_grow(
         else:
             lam = trial.suggest_float(f"{p}/compress/lam", *space.lam, log=True)
             decay = _suggest_range(trial, f"{p}/compress/decay", space.decay, log=False)
+            gate_lr = (
+                _suggest_range(trial, f"{p}/compress/gate_lr", space.gate_lr, log=True)
+                if space.gate_lr
+                else None
+            )
             start = _suggest_range(
                 trial, f"{p}/compress/start_factor", space.compress_start_factor, log=True
             )
@@ -115,6 +122,7 @@ def plan_and_grow(
                         seed=seed + 100 + layer,
                     )
                 steps.append(f"widen(all x{start:.2f})")
-            steps.append(f"compress(lam={lam:.3g}, decay={decay:.3g})")
-            return model, spec, Plan(tuple(steps), CompressPlan(lam, decay))
+            extra = "" if gate_lr is None else f", gate_lr={gate_lr:.3g}"
+            steps.append(f"compress(lam={lam:.3g}, decay={decay:.3g}{extra})")
+            return model, spec, Plan(tuple(steps), CompressPlan(lam, decay, gate_lr))
     return model, spec, Plan(tuple(steps), None)

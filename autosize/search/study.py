@@ -26,6 +26,7 @@ import logging
 import math
 import multiprocessing
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,7 +43,7 @@ from autosize.history import History
 from autosize.models import ArchSpec, build_model
 from autosize.search.bridge import TrialReporter
 from autosize.search.config import StudyConfig, TrainConfig, load_config
-from autosize.search.operations import Plan, plan_and_grow
+from autosize.search.operations import CompressPlan, Plan, plan_and_grow
 from autosize.search.pruner import baseline_curves, make_pruner, pick_baseline
 from autosize.search.storage import artifact_store, download_network, make_storage, upload_network
 from autosize.train import evaluate, fit
@@ -194,7 +195,7 @@ def _train(
     seed: int,
     lr: float | None = None,
     callbacks: list[TrialReporter] | None = None,
-    compress_plan: object | None = None,
+    compress_plan: CompressPlan | None = None,
 ) -> tuple[nn.Module, ArchSpec, History, float]:
     start = time.perf_counter()
     common = {
@@ -215,7 +216,8 @@ def _train(
             p.bundle,
             lam=compress_plan.lam,
             decay=compress_plan.decay,
-            **common,  # type: ignore[attr-defined]
+            gate_lr=compress_plan.gate_lr,
+            **common,
         )
     else:
         history = fit(model, p.bundle, restore_best=budget.restore_best, **common)
@@ -315,7 +317,10 @@ def run_baselines(
         key = spec.to_json(indent=None)
         if key in done:
             continue
-        trial = study.ask()
+        with warnings.catch_warnings():
+            # Baselines run through ask/tell, before the heartbeat-guarded optimize loop.
+            warnings.filterwarnings("ignore", message="Heartbeat of storage")
+            trial = study.ask()
         try:
             value = _baseline_trial(trial, p, spec, key, seed=p.config.seed + 1000 + i)
         except BaseException as exc:
@@ -581,9 +586,11 @@ def run_study(
     p = prepare(config)
     study = open_study(p)
     if not study.user_attrs.get("autosize"):
-        study.set_metric_names(
-            [config.objective, "params"] if p.multi_objective else [config.objective]
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(
+                [config.objective, "params"] if p.multi_objective else [config.objective]
+            )
         study.set_user_attr(
             "autosize",
             {
