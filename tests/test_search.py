@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,15 @@ pytestmark = pytest.mark.filterwarnings(
     "ignore:Heartbeat of storage:UserWarning",
 )
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """Tiny networks train several times faster on one thread on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def write_config(tmp: Path, *, study: str = "", train: str = "", extra: str = "") -> Path:
@@ -216,10 +226,11 @@ def test_a_real_divergence(tmp_path: Path) -> None:
         assert t.user_attrs["fail_reason"].startswith("diverged"), t.user_attrs["fail_reason"]
 
 
-@pytest.mark.parametrize("role", ["baseline", "warmstart"])
-def test_out_of_memory_fails_the_trial_and_the_study_goes_on(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, role: str
+def test_out_of_memory_in_a_baseline_fails_it_and_the_study_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Warm-started trials already turned OOM into FAIL; baselines ended the study."""
+    role = "baseline"
     real = study_mod._train
     seen = []
 
