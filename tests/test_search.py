@@ -268,3 +268,14 @@ def test_a_study_with_other_directions_is_refused(finished: Finished) -> None:
     cfg = load_config(finished.config, overrides={"second_objective": "params"})
     with pytest.raises(ConfigError, match="other directions"):
         run_study(cfg)
+
+
+def test_resume_with_a_different_budget_is_refused(tmp_path: Path) -> None:
+    """Trials trained for another budget (or from another seed) would not be comparable."""
+    run_study(load_config(write_config(tmp_path), overrides={"n_trials": 1}))
+    changed = write_config(tmp_path, train="lr = 0.01")
+    with pytest.raises(ConfigError, match=r"\[train\] differs .* set a new study.name"):
+        run_study(load_config(changed, overrides={"n_trials": 2}))
+    other_seed = write_config(tmp_path, study="seed = 7")
+    with pytest.raises(ConfigError, match=r"\[seed\].* differs"):
+        run_study(load_config(other_seed, overrides={"n_trials": 2}))

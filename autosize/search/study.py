@@ -573,6 +573,53 @@ def open_study(p: Prepared) -> optuna.Study:
     return study
 
 
+# What must not change while a study resumes: its trials would stop being comparable.
+_IDENTITY = {
+    "data": "[data]",
+    "objective": "study.objective",
+    "trial_budget": "[train]",
+    "seed_key": "[seed] (architecture, budget) or study.seed",
+}
+
+
+def _study_record(p: Prepared) -> dict[str, object]:
+    config = p.config
+    return {
+        "config": str(config.path),
+        "dataset": p.bundle.name,
+        "task": p.bundle.task,
+        "data": {
+            "name": config.data.name,
+            "data_dir": config.data.data_dir,
+            "options": dict(config.data.options),
+            "max_train": config.data.max_train,
+            "max_val": config.data.max_val,
+            "max_test": config.data.max_test,
+        },
+        "data_notes": dict(p.bundle.notes),
+        "preprocessing": p.bundle.preprocessing.to_dict(),
+        "seed": config.seed,
+        "seed_key": seed_key(p),
+        "objective": config.objective,
+        "direction": config.direction,
+        "trial_budget": asdict(config.train),
+        "artifacts": str(config.artifacts),
+    }
+
+
+def _check_same_study(p: Prepared, existing: object, record: dict[str, object]) -> None:
+    """Refuse to resume a study with a config that would mix incomparable trials."""
+    if not isinstance(existing, dict):
+        return
+    for key, where in _IDENTITY.items():
+        before, now = existing.get(key), json.loads(json.dumps(record[key]))
+        if key in existing and before != now:
+            raise ConfigError(
+                f"{p.config.path}: {where} differs from what study {p.config.name!r} was started "
+                f"with ({before!r} then, {now!r} now); restore it or set a new study.name"
+            )
+
+
 def run_study(
     config: StudyConfig,
     *,
@@ -585,35 +632,17 @@ def run_study(
         raise ConfigError(f"--workers: must be at least 1, got {workers}")
     p = prepare(config)
     study = open_study(p)
-    if not study.user_attrs.get("autosize"):
+    record = _study_record(p)
+    existing = study.user_attrs.get("autosize")
+    if not existing:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(
                 [config.objective, "params"] if p.multi_objective else [config.objective]
             )
-        study.set_user_attr(
-            "autosize",
-            {
-                "config": str(config.path),
-                "dataset": p.bundle.name,
-                "task": p.bundle.task,
-                "data": {
-                    "name": config.data.name,
-                    "data_dir": config.data.data_dir,
-                    "options": dict(config.data.options),
-                    "max_train": config.data.max_train,
-                    "max_val": config.data.max_val,
-                    "max_test": config.data.max_test,
-                },
-                "data_notes": dict(p.bundle.notes),
-                "preprocessing": p.bundle.preprocessing.to_dict(),
-                "seed": config.seed,
-                "objective": config.objective,
-                "direction": config.direction,
-                "trial_budget": asdict(config.train),
-                "artifacts": str(config.artifacts),
-            },
-        )
+        study.set_user_attr("autosize", record)
+    else:
+        _check_same_study(p, existing, record)
     seed_model, seed_spec = ensure_seed(study, p)
     run_baselines(study, p, on_trial=on_trial)
     target = config.n_trials
