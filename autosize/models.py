@@ -226,7 +226,7 @@ class ArchSpec:
                 h, w = (_conv_out(d, layer) for d in shape[1:])
                 if h < 1 or w < 1:
                     raise SpecError(
-                        f"{where}: spatial size collapses to {h}x{w} (input {shape[1]}x{shape[2]}, "
+                        f"{where}: spatial size collapses to {max(h, 0)}x{max(w, 0)} (input {shape[1]}x{shape[2]}, "
                         f"kernel {layer.kernel}, stride {layer.stride}, pool {layer.pool})"
                     )
                 shape = (layer.channels, h, w)
