@@ -123,7 +123,11 @@ def make_optimizer(
     parameter shapes rebuild the optimizer with this (moment estimates restart).
     """
     _check_optimizer_args(name, lr, weight_decay)
-    params = list(params)
+    # Param groups (dicts) are copied with their "params" as a list: a generator would be spent here.
+    params = [
+        {**item, "params": list(item["params"])} if isinstance(item, dict) else item  # type: ignore[index]
+        for item in params
+    ]
     tensors = [
         p
         for item in params

@@ -504,6 +504,18 @@ def test_bad_arguments_raise_config_errors(kwargs, match) -> None:
         fit(mlp(), blobs(), **kwargs)
 
 
+def test_make_optimizer_takes_param_groups_with_generators() -> None:
+    model = mlp()
+    groups = [
+        {"params": model[0].parameters()},
+        {"params": model[3].parameters(), "lr": 0.5},
+    ]
+    opt = make_optimizer("adamw", groups, lr=0.01, weight_decay=0.1)
+    assert [len(g["params"]) for g in opt.param_groups] == [2, 2]
+    assert [g["lr"] for g in opt.param_groups] == [0.01, 0.5]
+    assert opt.param_groups[0]["weight_decay"] == 0.1
+
+
 def test_bad_optimizer_and_split_names() -> None:
     with pytest.raises(ConfigError, match="unknown optimizer 'lbfgs'"):
         make_optimizer("lbfgs", nn.Linear(2, 2).parameters(), lr=0.1)  # type: ignore[arg-type]
