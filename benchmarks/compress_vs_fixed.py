@@ -77,6 +77,14 @@ class Run:
         return self.compressed_test - self.fixed_test
 
     @property
+    def examples(self) -> tuple[int, int]:
+        """Training examples seen by the compressed and the fixed run (throughput varies)."""
+        return tuple(  # type: ignore[return-value]
+            sum(e["train_examples"] for e in h["epochs"])  # type: ignore[index, union-attr]
+            for h in (self.compressed_history, self.fixed_history)
+        )
+
+    @property
     def compressed_better_or_equal(self) -> bool:
         higher = self.metric == "accuracy"
         return self.diff >= 0 if higher else self.diff <= 0
@@ -146,15 +154,16 @@ def run_one(bundle: DataBundle, depth: int, lam: float, *, seconds: float, seed:
 
 def table(runs: list[Run]) -> str:
     lines = [
-        "| dataset | depth | lam | final widths | params (start) | metric | compressed | fixed | compressed − fixed | epochs c/f |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| dataset | depth | lam | final widths | params (start) | metric | compressed | fixed | compressed − fixed | epochs c/f | examples seen c/f |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         verdict = "" if r.compressed_better_or_equal else " (worse)"
         lines.append(
             f"| {r.dataset} | {r.depth} | {r.lam:g} | {'-'.join(map(str, r.widths))} "
             f"| {r.params:,} ({r.start_params:,}) | {r.metric} | {r.compressed_test:.4f} "
-            f"| {r.fixed_test:.4f} | {r.diff:+.4f}{verdict} | {r.compressed_epochs}/{r.fixed_epochs} |"
+            f"| {r.fixed_test:.4f} | {r.diff:+.4f}{verdict} | {r.compressed_epochs}/{r.fixed_epochs} "
+            f"| {r.examples[0]:,}/{r.examples[1]:,} |"
         )
     wins = sum(r.compressed_better_or_equal for r in runs)
     lines.append("")
