@@ -279,3 +279,28 @@ def test_resume_with_a_different_budget_is_refused(tmp_path: Path) -> None:
     other_seed = write_config(tmp_path, study="seed = 7")
     with pytest.raises(ConfigError, match=r"\[seed\].* differs"):
         run_study(load_config(other_seed, overrides={"n_trials": 2}))
+
+
+def test_an_operation_that_cannot_apply_prunes_at_once(tmp_path: Path) -> None:
+    """Deepen at max_depth would only retrain the parent: the trial is pruned untrained."""
+    cfg = write_config(tmp_path, extra='[search]\noperations = ["deepen"]\nmax_depth = 1')
+    study = run_study(load_config(cfg))
+    warm = by_role(study, "warmstart")
+    assert len(warm) == 3
+    for t in warm:
+        assert t.state == TrialState.PRUNED
+        assert "max_depth" in t.user_attrs["pruned_reason"]
+        assert not t.intermediate_values  # nothing was trained
+
+
+def test_lineage_epochs_count_the_training_behind_a_network(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, extra='[search]\nparents = "best"\ntop_k = 1')
+    study = run_study(load_config(cfg, overrides={"n_trials": 4}))
+    seed_epochs = study.user_attrs["seed"]["epochs"]
+    for t in by_role(study, "baseline"):
+        assert t.user_attrs["lineage_epochs"] == t.user_attrs["epochs"]
+    done = {t.number: t for t in by_role(study, "warmstart") if t.state == TrialState.COMPLETE}
+    for t in done.values():
+        parent = t.user_attrs["parent"]
+        inherited = seed_epochs if parent == "seed" else done[parent].user_attrs["lineage_epochs"]
+        assert t.user_attrs["lineage_epochs"] == inherited + t.user_attrs["epochs"]

@@ -16,7 +16,8 @@ see the same search space in every trial::
     train/lr                   learning rate (when [search] lr is set)
 
 Positions in [0, 1) rather than layer indices keep one distribution per name
-while the parent's depth varies. Compress trains the network, so it ends a
+while the parent's depth varies. An operation that cannot apply to the parent
+(deepen at max_depth, widen at max_width) raises :class:`Infeasible`. Compress trains the network, so it ends a
 sequence: operations drawn after it are not suggested.
 """
 
@@ -32,7 +33,15 @@ from autosize.models import ArchSpec
 from autosize.search.config import SearchSpace
 from autosize.transforms import deepen, widen
 
-__all__ = ["CompressPlan", "Plan", "plan_and_grow"]
+__all__ = ["CompressPlan", "Infeasible", "Plan", "plan_and_grow"]
+
+
+class Infeasible(Exception):
+    """The suggested operation cannot apply to this parent (e.g. deepen at max_depth).
+
+    The objective prunes such a trial at once, before training: the sampler learns
+    that the region is bad, and no budget is spent re-training the parent unchanged.
+    """
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,8 @@ def plan_and_grow(
             factor = trial.suggest_float(f"{p}/widen/factor", 1.0, space.max_widen_factor, log=True)
             old = spec.layers[layer].size
             new = min(space.max_width, max(old, math.ceil(old * factor)))
+            if new == old:
+                raise Infeasible(f"widen: layer {layer} already has max_width {old} units")
             model, spec = widen(
                 model, spec, layer=layer, width=new, noise=space.noise, seed=seed + i
             )
@@ -94,8 +105,7 @@ def plan_and_grow(
         elif kind == "deepen":
             after = _position(trial, f"{p}/deepen/after", spec.depth)
             if spec.depth >= space.max_depth:
-                steps.append(f"deepen(skipped: depth {spec.depth} is max_depth)")
-                continue
+                raise Infeasible(f"deepen: the parent's depth {spec.depth} is already max_depth")
             model, spec = deepen(model, spec, after=after, seed=seed + i)
             steps.append(f"deepen(after L{after})")
         else:

@@ -43,7 +43,7 @@ from autosize.history import History
 from autosize.models import ArchSpec, build_model
 from autosize.search.bridge import TrialReporter
 from autosize.search.config import StudyConfig, TrainConfig, load_config
-from autosize.search.operations import CompressPlan, Plan, plan_and_grow
+from autosize.search.operations import CompressPlan, Infeasible, Plan, plan_and_grow
 from autosize.search.pruner import baseline_curves, make_pruner, pick_baseline
 from autosize.search.storage import artifact_store, download_network, make_storage, upload_network
 from autosize.train import evaluate, fit
@@ -383,6 +383,10 @@ def _finish(
         trial,
         {
             "epochs": len(history.epochs),
+            # All the training behind this network: baselines start from nothing,
+            # warm-started trials inherit the seed's and their ancestors' epochs.
+            "lineage_epochs": int(trial.user_attrs.get("inherited_epochs", 0))
+            + len(history.epochs),
             "stopped": history.stopped,
             "seconds": round(seconds, 3),
             "curve": [_finite(v) for v in reporter.values],
@@ -433,6 +437,18 @@ def _dashboard_note(trial: optuna.Trial, spec: ArchSpec, attrs: dict[str, object
 # --------------------------------------------------------------------------- warm-started trials
 
 
+@dataclass(frozen=True, eq=False)
+class Parent:
+    """Where a warm-started trial starts: the seed (``number=None``) or an earlier trial."""
+
+    model: nn.Module
+    spec: ArchSpec
+    number: int | None
+    lineage: tuple[str, ...]
+    # Epochs of training already behind this network (the seed's plus every ancestor's).
+    epochs: int
+
+
 class Objective:
     """The objective of warm-started trials (one instance per process)."""
 
@@ -445,16 +461,21 @@ class Objective:
         self.seed_spec = seed_spec
         self.store = artifact_store(p.config.artifacts)
 
-    def _parent(self, trial: optuna.Trial) -> tuple[nn.Module, ArchSpec, int | None, list[str]]:
-        seed_lineage = [
-            f"seed {self.seed_spec.summary()} trained {self.study.user_attrs.get('seed', {}).get('epochs', '?')} epochs"
-        ]
+    def _parent(self, trial: optuna.Trial) -> Parent:
+        seed_epochs = int(self.study.user_attrs.get("seed", {}).get("epochs", 0))
+        seed = Parent(
+            copy.deepcopy(self.seed_model),
+            self.seed_spec,
+            None,
+            (f"seed {self.seed_spec.summary()} trained {seed_epochs} epochs",),
+            seed_epochs,
+        )
         space = self.p.config.search
         if space.parents == "seed":
-            return copy.deepcopy(self.seed_model), self.seed_spec, None, seed_lineage
+            return seed
         rank = trial.suggest_int("parent", 0, space.top_k)
         if rank == 0:
-            return copy.deepcopy(self.seed_model), self.seed_spec, None, seed_lineage
+            return seed
         done = [
             t
             for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -462,19 +483,25 @@ class Objective:
         ]
         done.sort(key=lambda t: t.values[0], reverse=self.p.maximize)
         if len(done) < rank:
-            return copy.deepcopy(self.seed_model), self.seed_spec, None, seed_lineage
-        parent = done[rank - 1]
-        model, spec = download_network(self.store, str(parent.user_attrs["network_artifact"]))
-        return model, spec, parent.number, list(parent.user_attrs.get("lineage", []))
+            return seed
+        t = done[rank - 1]
+        model, spec = download_network(self.store, str(t.user_attrs["network_artifact"]))
+        lineage = tuple(t.user_attrs.get("lineage", []))
+        return Parent(model, spec, t.number, lineage, int(t.user_attrs.get("lineage_epochs", 0)))
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         p, space = self.p, self.p.config.search
         trial.set_user_attr("role", "warmstart")
         try:
-            model, spec, parent, lineage = self._parent(trial)
-            model, spec, plan = plan_and_grow(
-                trial, model, spec, space, seed=p.config.seed + trial.number
-            )
+            parent = self._parent(trial)
+            try:
+                model, spec, plan = plan_and_grow(
+                    trial, parent.model, parent.spec, space, seed=p.config.seed + trial.number
+                )
+            except Infeasible as exc:
+                trial.set_user_attr("operation", f"none ({exc})")
+                trial.set_user_attr("pruned_reason", str(exc))
+                raise optuna.TrialPruned(str(exc)) from None
             lr = trial.suggest_float("train/lr", *space.lr, log=True) if space.lr else None
             curves = baseline_curves(
                 self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -490,8 +517,9 @@ class Objective:
                 {
                     "operation": plan.describe(),
                     "op_kind": plan.kind,
-                    "parent": "seed" if parent is None else parent,
-                    "lineage": [*lineage, _lineage_step(plan, parent)],
+                    "parent": "seed" if parent.number is None else parent.number,
+                    "lineage": [*parent.lineage, _lineage_step(plan, parent.number)],
+                    "inherited_epochs": parent.epochs,
                     "baseline_trial": None if baseline is None else baseline.number,
                     **_describe(spec),
                 },
