@@ -268,13 +268,15 @@ def _headline_md(d: ReportData) -> list[str]:
         f"**The best warm-started network {verdict} the best baseline at equal training budget** "
         f"({_budget(d.budget)} each; {d.metric}, {better} is better):",
         "",
-        f"| | trial | architecture | parameters | val {d.metric} | test {d.metric} | seconds |",
-        "|---|---:|---|---:|---:|---:|---:|",
-        f"| best warm-started | {w.number} | `{w.architecture}` | {w.params or 0:,} | {_f(w.value)} | {_f(w.test.get(d.metric))} | {_f(w.seconds, 1)} |",
-        f"| best baseline | {b.number} | `{b.architecture}` | {b.params or 0:,} | {_f(b.value)} | {_f(b.test.get(d.metric))} | {_f(b.seconds, 1)} |",
-        f"| difference (warm - baseline) | | | {(w.params or 0) - (b.params or 0):+,} | {_signed(h.val_delta)} | {_signed(h.test_delta)} | |",
+        f"| | trial | architecture | parameters | val {d.metric} | test {d.metric} | seconds | epochs behind it |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
+        f"| best warm-started | {w.number} | `{w.architecture}` | {w.params or 0:,} | {_f(w.value)} | {_f(w.test.get(d.metric))} | {_f(w.seconds, 1)} | {w.lineage_epochs or '-'} |",
+        f"| best baseline | {b.number} | `{b.architecture}` | {b.params or 0:,} | {_f(b.value)} | {_f(b.test.get(d.metric))} | {_f(b.seconds, 1)} | {b.lineage_epochs or '-'} |",
+        f"| difference (warm - baseline) | | | {(w.params or 0) - (b.params or 0):+,} | {_signed(h.val_delta)} | {_signed(h.test_delta)} | | |",
         "",
         f"Warm-started trial {w.number}: {w.operation or '-'} (parent: {w.parent}).",
+        "“Epochs behind it” counts all the training in a network's lineage: the seed's and every "
+        "ancestor trial's for a warm-started network, its own for a baseline.",
     ]
     if d.seed is not None and d.seed.seconds is not None:
         lines.append(

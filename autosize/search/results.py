@@ -31,6 +31,7 @@ class TrialResult:
     op_kind: str = ""
     baseline_trial: int | None = None
     epochs: int | None = None
+    lineage_epochs: int | None = None  # all training behind the network (seed and ancestors)
     curve: tuple[float | None, ...] = ()  # per-epoch objective (intermediate values)
     widths: tuple[tuple[int, ...], ...] = ()  # compress trials: layer widths per epoch
     val: Mapping[str, float] = field(default_factory=dict)
@@ -56,6 +57,7 @@ class TrialResult:
             test_metric=a.get("test_metric"),
             gain=a.get("gain"),
             seconds=a.get("seconds"),
+            lineage_epochs=a.get("lineage_epochs"),
             values=tuple(t.values or ()),
             op_kind=str(a.get("op_kind", "")),
             baseline_trial=a.get("baseline_trial"),
