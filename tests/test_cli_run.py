@@ -12,23 +12,25 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 import pytest
-import torch
 from optuna.trial import TrialState
 
 import autosize.search.study as study_mod
 from autosize.cli import main
 from autosize.models import ArchSpec
+from studies import tiny_config
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore::optuna.exceptions.ExperimentalWarning",
-    "ignore:Heartbeat of storage:UserWarning",
-)
+pytestmark = [
+    pytest.mark.filterwarnings(
+        "ignore::optuna.exceptions.ExperimentalWarning",
+        "ignore:Heartbeat of storage:UserWarning",
+    ),
+    pytest.mark.usefixtures("one_torch_thread"),
+]
 
 BIN = Path(sys.executable).parent
 DOCUMENTED_ATTRS = (
@@ -44,59 +46,6 @@ DOCUMENTED_ATTRS = (
     "network_artifact",
     "lineage",
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny networks train several times faster on one thread on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def write_config(
-    tmp: Path,
-    *,
-    storage: str | None = None,
-    name: str = "tiny",
-    study: str = "",
-    train: str = "",
-    extra: str = "",
-) -> Path:
-    """The tiny add10 study of these tests; ``study``/``train``/``extra`` add TOML lines."""
-    storage = storage or f"sqlite:///{tmp / 's.db'}"
-    text = f"""\
-[study]
-name = "{name}"
-storage = "{storage}"
-artifacts = "{tmp / "art"}"
-n_trials = 3
-objective = "val_rmse"
-{study}
-
-[data]
-name = "add10"
-max_train = 600
-max_val = 200
-max_test = 200
-
-[seed]
-layers = [{{ type = "dense", width = 4 }}]
-epochs = 2
-
-[train]
-epochs = 2
-{train}
-
-[baselines]
-scales = [2.0]
-
-{extra}
-"""
-    path = tmp / "study.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def run_main(*argv: str) -> tuple[int, str, str]:
@@ -126,7 +75,7 @@ class Finished:
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory: pytest.TempPathFactory) -> Finished:
     tmp = tmp_path_factory.mktemp("finished")
-    config = write_config(tmp)
+    config = tiny_config(tmp)
     rc, out, _ = run_main("run", str(config))
     return Finished(tmp, config, rc, out, load(tmp))
 
@@ -215,7 +164,7 @@ BAD = [
 def test_bad_config_is_one_line_exit_2_and_writes_nothing(
     tmp_path: Path, label: str, study: str, train: str, extra: str, key: str
 ) -> None:
-    config = write_config(tmp_path, study=study, train=train, extra=extra)
+    config = tiny_config(tmp_path, study=study, train=train, extra=extra)
     _check_refused(tmp_path, config, key)
 
 
@@ -231,7 +180,7 @@ def test_bad_config_is_one_line_exit_2_and_writes_nothing(
     ],
 )
 def test_bad_config_edits(tmp_path: Path, label: str, old: str, new: str, key: str) -> None:
-    config = write_config(tmp_path)
+    config = tiny_config(tmp_path)
     config.write_text(config.read_text().replace(old, new, 1))
     _check_refused(tmp_path, config, key)
 
@@ -258,7 +207,7 @@ def _check_refused(tmp: Path, config: Path, key: str) -> None:
 def test_ctrl_c_fails_the_running_trial_and_a_rerun_completes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
-    config = write_config(tmp_path)
+    config = tiny_config(tmp_path)
     real_train = study_mod._train  # the one training path: seed, baselines, trials
     calls = {"baseline": 0, "warmstart": 0}
 
@@ -309,7 +258,7 @@ def _env() -> dict[str, str]:
 
 
 def test_python_m_autosize_run_in_a_subprocess(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
+    config = tiny_config(tmp_path)
     proc = subprocess.run(
         [sys.executable, "-m", "autosize", "run", str(config), "--n-trials", "1"],
         capture_output=True,
@@ -336,7 +285,7 @@ def _journal_creators(path: Path) -> list[str]:
 @pytest.mark.slow
 def test_two_workers_on_a_journal_storage(tmp_path: Path) -> None:
     log = tmp_path / "s.log"
-    config = write_config(tmp_path, storage=str(log), study="timeout = 300")
+    config = tiny_config(tmp_path, storage=str(log), study="timeout = 300")
     rc, _, err = run_main("run", str(config), "--workers", "2", "--n-trials", "4")
     assert rc == 0, err
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(log)))

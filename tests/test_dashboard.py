@@ -17,41 +17,24 @@ import pytest
 from autosize.cli import main
 from autosize.cli.dashboard import make_server
 from autosize.search import load_config, run_study
+from studies import tiny_config
 
 pytest.importorskip("optuna_dashboard")
-
-CONFIG = """
-[study]
-name = "tiny"
-storage = "sqlite:///{root}/study.db"
-artifacts = "{root}/artifacts"
-n_trials = 1
-objective = "val_rmse"
-
-[data]
-name = "add10"
-max_train = 600
-max_val = 200
-max_test = 200
-
-[seed]
-layers = [{{ type = "dense", width = 4 }}]
-epochs = 1
-
-[train]
-epochs = 1
-
-[pruner]
-name = "none"
-"""
 
 
 @pytest.fixture(scope="module")
 def study_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     root = tmp_path_factory.mktemp("dashboard-study")
-    path = root / "tiny.toml"
-    path.write_text(CONFIG.format(root=root))
+    path = tiny_config(
+        root,
+        n_trials=1,
+        seed_epochs=1,
+        train_epochs=1,
+        baselines="",
+        pruner='name = "none"',
+        filename="tiny.toml",
+    )
     run_study(load_config(path))
     return path
 

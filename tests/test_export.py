@@ -16,63 +16,36 @@ from autosize.cli import main
 from autosize.search import load_config, run_study
 from autosize.search.storage import artifact_store, download_network
 from autosize.search.study import load_bundle
+from studies import tiny_config
 
-CONFIG = """
-[study]
-name = "{name}"
-storage = "sqlite:///{root}/study.db"
-artifacts = "{root}/artifacts"
-n_trials = {n_trials}
-objective = "val_rmse"
-seed = 0
-{extra}
-
-[data]
-name = "add10"
-max_train = 600
-max_val = 200
-max_test = 200
-
-[seed]
-layers = [{{ type = "dense", width = 4 }}]
-epochs = 2
-
-[train]
-epochs = 2
-
-[search]
-operations = ["widen", "deepen", "compress"]
-
-[baselines]
-scales = [2.0]
-
-[pruner]
-name = "none"
-"""
-
-
-def write_config(root: Path, name: str, *, n_trials: int = 3, extra: str = "") -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / f"{name}.toml"
-    path.write_text(CONFIG.format(name=name, root=root, n_trials=n_trials, extra=extra))
-    return path
+EXPORT_STUDY = {
+    "search": 'operations = ["widen", "deepen", "compress"]',
+    "pruner": 'name = "none"',
+}
 
 
 @pytest.fixture(scope="module")
 def study_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    path = write_config(tmp_path_factory.mktemp("export-study"), "tiny")
+    path = tiny_config(
+        tmp_path_factory.mktemp("export-study"),
+        study="seed = 0",
+        filename="tiny.toml",
+        **EXPORT_STUDY,
+    )
     run_study(load_config(path))
     return path
 
 
 @pytest.fixture(scope="module")
 def pareto_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = write_config(
+    path = tiny_config(
         tmp_path_factory.mktemp("pareto-study"),
-        "pareto",
+        name="pareto",
         n_trials=2,
-        extra='second_objective = "params"',
+        study='seed = 0\nsecond_objective = "params"',
+        filename="pareto.toml",
+        **EXPORT_STUDY,
     )
     run_study(load_config(path))
     return path

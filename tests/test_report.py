@@ -11,38 +11,7 @@ from autosize.cli import main
 from autosize.report import build_report, pareto_front, render_markdown, write_report
 from autosize.search import load_config, run_study
 from autosize.search.results import TrialResult
-
-CONFIG = """
-[study]
-name = "tiny"
-storage = "sqlite:///{root}/study.db"
-artifacts = "{root}/artifacts"
-n_trials = 3
-objective = "val_rmse"
-
-[data]
-name = "add10"
-max_train = 600
-max_val = 200
-max_test = 200
-
-[seed]
-layers = [{{ type = "dense", width = 4 }}]
-epochs = 2
-
-[train]
-epochs = 2
-
-[search]
-operations = ["compress"]
-compress_start_factor = [2.0, 2.0]
-
-[baselines]
-scales = [2.0]
-
-[pruner]
-name = "none"
-"""
+from studies import tiny_config
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -51,8 +20,12 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def study_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     root = tmp_path_factory.mktemp("report-study")
-    path = root / "tiny.toml"
-    path.write_text(CONFIG.format(root=root))
+    path = tiny_config(
+        root,
+        search='operations = ["compress"]\ncompress_start_factor = [2.0, 2.0]',
+        pruner='name = "none"',
+        filename="tiny.toml",
+    )
     run_study(load_config(path))
     return path
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,58 +17,16 @@ from autosize.models import ArchSpec
 from autosize.search import load_config, prepare, run_study
 from autosize.search.storage import artifact_store, download_network
 from autosize.train import evaluate
+from studies import tiny_config
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore::optuna.exceptions.ExperimentalWarning",
-    "ignore:Heartbeat of storage:UserWarning",
-)
+pytestmark = [
+    pytest.mark.filterwarnings(
+        "ignore::optuna.exceptions.ExperimentalWarning",
+        "ignore:Heartbeat of storage:UserWarning",
+    ),
+    pytest.mark.usefixtures("one_torch_thread"),
+]
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny networks train several times faster on one thread on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def write_config(tmp: Path, *, study: str = "", train: str = "", extra: str = "") -> Path:
-    """The tiny add10 study of these tests; ``study``/``train``/``extra`` add TOML lines."""
-    path = tmp / "study.toml"
-    path.write_text(
-        f"""\
-[study]
-name = "tiny"
-storage = "sqlite:///{tmp / "s.db"}"
-artifacts = "{tmp / "art"}"
-n_trials = 3
-objective = "val_rmse"
-{study}
-
-[data]
-name = "add10"
-max_train = 600
-max_val = 200
-max_test = 200
-
-[seed]
-layers = [{{ type = "dense", width = 4 }}]
-epochs = 2
-
-[train]
-epochs = 2
-{train}
-
-[baselines]
-scales = [2.0]
-
-{extra}
-""",
-        encoding="utf-8",
-    )
-    return path
 
 
 def by_role(study: optuna.Study, role: str) -> list[optuna.trial.FrozenTrial]:
@@ -113,7 +70,7 @@ class Finished:
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory: pytest.TempPathFactory) -> Finished:
     tmp = tmp_path_factory.mktemp("search")
-    config = write_config(tmp, extra='[search]\noperations = ["widen", "deepen", "compress"]')
+    config = tiny_config(tmp, search='operations = ["widen", "deepen", "compress"]')
     return Finished(config, run_study(load_config(config)))
 
 
@@ -150,7 +107,7 @@ def test_study_records_how_it_was_run(finished: Finished) -> None:
 def test_resume_reuses_the_seed_and_the_baselines(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config = write_config(tmp_path, study="seed = 1")
+    config = tiny_config(tmp_path, study="seed = 1")
     spy = TrainSpy(monkeypatch)
     first = run_study(load_config(config, overrides={"n_trials": 2}))
     assert spy.calls == ["seed", "baseline", "baseline", "warmstart", "warmstart"]
@@ -172,10 +129,10 @@ def test_resume_reuses_the_seed_and_the_baselines(
 
 
 def test_multi_objective_study(tmp_path: Path) -> None:
-    config = write_config(
+    config = tiny_config(
         tmp_path,
         study='second_objective = "params"',
-        extra='[search]\nparents = "best"\nmax_ops = 2\noperations = ["widen", "deepen"]',
+        search='parents = "best"\nmax_ops = 2\noperations = ["widen", "deepen"]',
     )
     study = run_study(load_config(config))
     assert len(study.directions) == 2 and study.metric_names == ["val_rmse", "params"]
@@ -208,7 +165,7 @@ def test_a_diverged_trial_fails_and_the_study_goes_on(
         return model, spec, history, seconds
 
     monkeypatch.setattr(study_mod, "_train", diverging)
-    study = run_study(load_config(write_config(tmp_path)))
+    study = run_study(load_config(tiny_config(tmp_path)))
     trials = by_role(study, "warmstart")
     assert [t.state for t in trials] == [TrialState.FAIL] + [TrialState.COMPLETE] * 2
     assert trials[0].user_attrs["fail_reason"] == "diverged: non-finite loss at epoch 1"
@@ -217,7 +174,7 @@ def test_a_diverged_trial_fails_and_the_study_goes_on(
 
 def test_a_real_divergence(tmp_path: Path) -> None:
     """An absurd trial learning rate: every baseline and trial diverges, each ends FAIL."""
-    config = write_config(tmp_path, train='optimizer = "sgd"\nlr = 1e6')
+    config = tiny_config(tmp_path, train='optimizer = "sgd"\nlr = 1e6')
     study = run_study(load_config(config))
     trials = study.get_trials()
     assert len(trials) == 2 + 3
@@ -241,7 +198,7 @@ def test_out_of_memory_in_a_baseline_fails_it_and_the_study_goes_on(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(study_mod, "_train", oom_once)
-    study = run_study(load_config(write_config(tmp_path)))
+    study = run_study(load_config(tiny_config(tmp_path)))
     failed = study.get_trials(states=(TrialState.FAIL,))
     assert len(failed) == 1
     assert failed[0].user_attrs["role"] == role
@@ -251,7 +208,7 @@ def test_out_of_memory_in_a_baseline_fails_it_and_the_study_goes_on(
 
 def test_pruned_trials_count_towards_the_target(tmp_path: Path) -> None:
     # every RMSE is above 0, so each warm-started trial is pruned at its first report
-    config = write_config(tmp_path, extra='[pruner]\nname = "threshold"\nupper = 0.0')
+    config = tiny_config(tmp_path, pruner='name = "threshold"\nupper = 0.0')
     study = run_study(load_config(config))
     assert [t.state for t in by_role(study, "baseline")] == [TrialState.COMPLETE] * 2
     warm = by_role(study, "warmstart")
@@ -261,7 +218,7 @@ def test_pruned_trials_count_towards_the_target(tmp_path: Path) -> None:
 
 def test_workers_below_one(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--workers"):
-        run_study(load_config(write_config(tmp_path)), workers=0)
+        run_study(load_config(tiny_config(tmp_path)), workers=0)
 
 
 def test_a_study_with_other_directions_is_refused(finished: Finished) -> None:
@@ -272,18 +229,18 @@ def test_a_study_with_other_directions_is_refused(finished: Finished) -> None:
 
 def test_resume_with_a_different_budget_is_refused(tmp_path: Path) -> None:
     """Trials trained for another budget (or from another seed) would not be comparable."""
-    run_study(load_config(write_config(tmp_path), overrides={"n_trials": 1}))
-    changed = write_config(tmp_path, train="lr = 0.01")
+    run_study(load_config(tiny_config(tmp_path), overrides={"n_trials": 1}))
+    changed = tiny_config(tmp_path, train="lr = 0.01")
     with pytest.raises(ConfigError, match=r"\[train\] differs .* set a new study.name"):
         run_study(load_config(changed, overrides={"n_trials": 2}))
-    other_seed = write_config(tmp_path, study="seed = 7")
+    other_seed = tiny_config(tmp_path, study="seed = 7")
     with pytest.raises(ConfigError, match=r"\[seed\].* differs"):
         run_study(load_config(other_seed, overrides={"n_trials": 2}))
 
 
 def test_an_operation_that_cannot_apply_prunes_at_once(tmp_path: Path) -> None:
     """Deepen at max_depth would only retrain the parent: the trial is pruned untrained."""
-    cfg = write_config(tmp_path, extra='[search]\noperations = ["deepen"]\nmax_depth = 1')
+    cfg = tiny_config(tmp_path, search='operations = ["deepen"]\nmax_depth = 1')
     study = run_study(load_config(cfg))
     warm = by_role(study, "warmstart")
     assert len(warm) == 3
@@ -294,7 +251,7 @@ def test_an_operation_that_cannot_apply_prunes_at_once(tmp_path: Path) -> None:
 
 
 def test_lineage_epochs_count_the_training_behind_a_network(tmp_path: Path) -> None:
-    cfg = write_config(tmp_path, extra='[search]\nparents = "best"\ntop_k = 1')
+    cfg = tiny_config(tmp_path, search='parents = "best"\ntop_k = 1')
     study = run_study(load_config(cfg, overrides={"n_trials": 4}))
     seed_epochs = study.user_attrs["seed"]["epochs"]
     for t in by_role(study, "baseline"):
