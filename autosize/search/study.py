@@ -407,12 +407,12 @@ def _finish(
     _set_attrs(trial, {**_describe(spec), "val": val, "test": test, "test_metric": test[key]})
     if reporter.gains:
         trial.set_user_attr("gain", reporter.gains[-1])
-    artifact_id = upload_network(trial, artifact_store(p.config.artifacts), model, spec)
-    trial.set_user_attr("network_artifact", artifact_id)
-    _dashboard_note(trial, spec, trial.user_attrs if hasattr(trial, "user_attrs") else {})
     if not math.isfinite(val[key]):
         trial.set_user_attr("fail_reason", f"non-finite validation {key}")
         raise TrialFailed(f"non-finite validation {key}")
+    artifact_id = upload_network(trial, artifact_store(p.config.artifacts), model, spec)
+    trial.set_user_attr("network_artifact", artifact_id)
+    _dashboard_note(trial, spec, trial.user_attrs)
     return _objective_values(p, val[key], spec)
 
 
@@ -461,21 +461,18 @@ class Objective:
         self.seed_spec = seed_spec
         self.store = artifact_store(p.config.artifacts)
 
+    def _seed(self) -> Parent:
+        epochs = int(self.study.user_attrs.get("seed", {}).get("epochs", 0))
+        lineage = (f"seed {self.seed_spec.summary()} trained {epochs} epochs",)
+        return Parent(copy.deepcopy(self.seed_model), self.seed_spec, None, lineage, epochs)
+
     def _parent(self, trial: optuna.Trial) -> Parent:
-        seed_epochs = int(self.study.user_attrs.get("seed", {}).get("epochs", 0))
-        seed = Parent(
-            copy.deepcopy(self.seed_model),
-            self.seed_spec,
-            None,
-            (f"seed {self.seed_spec.summary()} trained {seed_epochs} epochs",),
-            seed_epochs,
-        )
         space = self.p.config.search
         if space.parents == "seed":
-            return seed
+            return self._seed()
         rank = trial.suggest_int("parent", 0, space.top_k)
         if rank == 0:
-            return seed
+            return self._seed()
         done = [
             t
             for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -483,7 +480,7 @@ class Objective:
         ]
         done.sort(key=lambda t: t.values[0], reverse=self.p.maximize)
         if len(done) < rank:
-            return seed
+            return self._seed()
         t = done[rank - 1]
         model, spec = download_network(self.store, str(t.user_attrs["network_artifact"]))
         lineage = tuple(t.user_attrs.get("lineage", []))
