@@ -37,7 +37,7 @@ from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 from torch import nn
 
-from autosize.data import DataBundle, load_dataset
+from autosize.data import DATASETS, DataBundle, load_dataset
 from autosize.errors import ConfigError, DataError
 from autosize.history import History
 from autosize.models import ArchSpec, build_model
@@ -142,7 +142,7 @@ def load_bundle(config: StudyConfig) -> DataBundle:
     try:  # the data layer's message names the dataset or option; add the file and the table
         bundle = load_dataset(d.name, data_dir=d.data_dir, seed=config.seed, **dict(d.options))
     except DataError as exc:
-        key = "data.name" if f"unknown dataset {d.name!r}" in str(exc) else "data"
+        key = "data" if d.name in DATASETS else "data.name"
         raise DataError(f"{config.path}: {key}: {exc}") from None
     if d.max_train or d.max_val or d.max_test:
         bundle = bundle.subset(train=d.max_train, val=d.max_val, test=d.max_test)
