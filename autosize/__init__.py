@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from autosize.errors import AutosizeError
-from autosize.export import load_model
+
+if TYPE_CHECKING:
+    from autosize.export import load_model
 
 __all__ = ["AutosizeError", "__version__", "load_model"]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # Lazy: autosize.export imports optuna, which the data, model, transform and
+    # training layers must not pull in just by importing this package.
+    if name == "load_model":
+        from autosize.export import load_model
+
+        return load_model
+    raise AttributeError(f"module 'autosize' has no attribute {name!r}")

@@ -193,3 +193,15 @@ def test_editing_keeps_the_spec_valid_or_raises() -> None:
         spec.with_widths([5])
     with pytest.raises(SpecError, match=r"cannot follow a dense layer"):
         spec.inserted(2, ConvLayer(3))
+
+
+def test_core_layers_do_not_import_optuna() -> None:
+    """models, transforms, train and data never need optuna (only the search layer does)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, autosize, autosize.data, autosize.models, autosize.transforms, autosize.train\n"
+        "assert 'optuna' not in sys.modules, 'optuna was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
