@@ -183,12 +183,6 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> nn.Mo
 # --------------------------------------------------------------------------- choosing trials
 
 
-def _maximize(study: optuna.Study) -> bool:
-    from optuna.study import StudyDirection
-
-    return study.directions[0] == StudyDirection.MAXIMIZE
-
-
 def _completed(study: optuna.Study) -> list[FrozenTrial]:
     from optuna.trial import TrialState
 
@@ -202,6 +196,8 @@ def select_trials(study: optuna.Study, trial: TrialChoice = None) -> tuple[list[
     ``"best"``: the best by the first objective; an int: that trial, which must be complete.
     """
     from optuna.trial import TrialState
+
+    from autosize.search.results import maximizing
 
     done = _completed(study)
     if isinstance(trial, int):
@@ -223,7 +219,7 @@ def select_trials(study: optuna.Study, trial: TrialChoice = None) -> tuple[list[
         raise StudyError(f"study {study.study_name!r} has no completed trial to export")
     if trial is None and len(study.directions) > 1:
         return sorted(study.best_trials, key=lambda t: t.number), True
-    best = (max if _maximize(study) else min)(done, key=lambda t: (t.values[0], -t.number))
+    best = (max if maximizing(study) else min)(done, key=lambda t: (t.values[0], -t.number))
     return [best], False
 
 

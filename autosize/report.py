@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autosize.search.results import TrialResult, trial_results
+from autosize.search.results import TrialResult, best_of, maximizing, trial_results
 
 if TYPE_CHECKING:
     import optuna
@@ -132,16 +132,9 @@ def pareto_front(trials: Sequence[TrialResult], *, maximize: bool) -> tuple[Tria
     return tuple(sorted(front, key=lambda t: (t.params, t.number)))
 
 
-def _best(trials: Sequence[TrialResult], role: str, *, maximize: bool) -> TrialResult | None:
-    done = [t for t in trials if t.role == role and t.state == "complete" and t.value is not None]
-    if not done:
-        return None
-    return (max if maximize else min)(done, key=lambda t: t.value)  # type: ignore[arg-type, return-value]
-
-
 def _headline(trials: Sequence[TrialResult], metric: str, *, maximize: bool) -> Headline:
-    warm = _best(trials, "warmstart", maximize=maximize)
-    base = _best(trials, "baseline", maximize=maximize)
+    warm = best_of(trials, "warmstart", maximize=maximize)
+    base = best_of(trials, "baseline", maximize=maximize)
     if warm is None or base is None:
         return Headline(warm, base, None, None, None)
     val_delta = warm.value - base.value  # type: ignore[operator]
@@ -184,13 +177,11 @@ def _redact(url: str) -> str:
 
 def build_report(study: optuna.Study, *, command: str, storage: str) -> ReportData:
     """Everything the report shows, read from ``study`` (no rendering here)."""
-    from optuna.study import StudyDirection
-
     meta = study.user_attrs.get("autosize")
     meta = meta if isinstance(meta, dict) else {}
     objective = str(meta.get("objective", "objective"))
     metric = METRIC_KEY.get(objective, objective)
-    maximize = study.directions[0] == StudyDirection.MAXIMIZE
+    maximize = maximizing(study)
     trials = tuple(trial_results(study))
     seed_raw = study.user_attrs.get("seed")
     seed = (

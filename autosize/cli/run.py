@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from autosize.search import best_of, load_config, run_study, trial_results
-    from autosize.search.results import maximizing
+    from autosize.search.results import TrialResult, maximizing
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.threads:
@@ -58,9 +58,9 @@ def run(args: argparse.Namespace) -> int:
         leave=False,
     )
 
-    def on_trial(line: object) -> None:
-        tqdm.write(str(line))
-        if getattr(line, "role", "") == "warmstart":
+    def on_trial(result: TrialResult) -> None:
+        tqdm.write(result.line())
+        if result.role == "warmstart":
             bar.update(1)
 
     try:

@@ -78,14 +78,18 @@ class DataBundle:
     def sizes(self) -> dict[str, int]:
         return {s: int(self.split(s)[0].shape[0]) for s in ("train", "val", "test")}
 
-    def subset(self, *, train: int | None = None, val: int | None = None, test: int | None = None) -> DataBundle:
+    def subset(
+        self, *, train: int | None = None, val: int | None = None, test: int | None = None
+    ) -> DataBundle:
         """A smaller bundle with the first ``n`` rows of each split (for quick runs and tests)."""
         from dataclasses import replace
 
         def cut(split: Split, n: int | None) -> Split:
             return split if n is None else (split[0][:n], split[1][:n])
 
-        return replace(self, train=cut(self.train, train), val=cut(self.val, val), test=cut(self.test, test))
+        return replace(
+            self, train=cut(self.train, train), val=cut(self.val, val), test=cut(self.test, test)
+        )
 
     def summary(self) -> str:
         s = self.sizes

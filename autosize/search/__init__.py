@@ -6,13 +6,12 @@ from autosize.search.config import StudyConfig, load_config
 from autosize.search.pruner import BaselinePruner, make_pruner
 from autosize.search.results import TrialResult, best_of, trial_results
 from autosize.search.storage import load_study, make_storage
-from autosize.search.study import TrialFailed, TrialLine, prepare, run_study
+from autosize.search.study import TrialFailed, prepare, run_study
 
 __all__ = [
     "BaselinePruner",
     "StudyConfig",
     "TrialFailed",
-    "TrialLine",
     "TrialResult",
     "best_of",
     "load_config",

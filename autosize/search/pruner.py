@@ -15,10 +15,10 @@ from typing import Literal
 
 import optuna
 from optuna.pruners import BasePruner
-from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from autosize.errors import ConfigError
+from autosize.search.results import maximizing
 
 __all__ = [
     "BaselineCurve",
@@ -118,7 +118,7 @@ class BaselinePruner(BasePruner):
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         if trial.user_attrs.get("role") == "baseline" or not trial.intermediate_values:
             return False
-        maximize = study.directions[0] == StudyDirection.MAXIMIZE
+        maximize = maximizing(study)
         curves = baseline_curves(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         params = trial.user_attrs.get("params")
         base = pick_baseline(curves, params=params, reference=self.reference, maximize=maximize)

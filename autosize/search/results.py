@@ -42,6 +42,15 @@ class TrialResult:
     fail_reason: str | None = None
     pruned_at: int | None = None
 
+    def line(self) -> str:
+        """One line per finished trial, as ``autosize run`` prints it."""
+        value = "-" if self.value is None else f"{self.value:.4f}"
+        what = self.operation or self.fail_reason or ""
+        return (
+            f"trial {self.number:>4}  {self.role or '?':<9} {self.state:<8} {value:>9}  "
+            f"{self.architecture:<28} {what}"
+        )
+
     @classmethod
     def from_trial(cls, t: FrozenTrial) -> TrialResult:
         a = t.user_attrs

@@ -45,11 +45,12 @@ from autosize.search.bridge import TrialReporter
 from autosize.search.config import StudyConfig, TrainConfig, load_config
 from autosize.search.operations import CompressPlan, Infeasible, Plan, plan_and_grow
 from autosize.search.pruner import baseline_curves, make_pruner, pick_baseline
+from autosize.search.results import TrialResult
 from autosize.search.storage import artifact_store, download_network, make_storage, upload_network
 from autosize.train import evaluate, fit
 from autosize.transforms import compress
 
-__all__ = ["TrialFailed", "TrialLine", "prepare", "run_study"]
+__all__ = ["TrialFailed", "prepare", "run_study"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,34 +59,6 @@ METRIC_KEY = {"val_accuracy": "accuracy", "val_loss": "loss", "val_rmse": "rmse"
 
 class TrialFailed(Exception):
     """A trial that cannot produce a result (diverged, out of memory): it ends as FAIL."""
-
-
-@dataclass(frozen=True)
-class TrialLine:
-    """One finished trial, as the CLI prints it."""
-
-    number: int
-    role: str
-    operation: str
-    architecture: str
-    value: float | None
-    state: str
-
-    def __str__(self) -> str:
-        value = "-" if self.value is None else f"{self.value:.4f}"
-        return f"trial {self.number:>4}  {self.role:<9} {self.state:<8} {value:>9}  {self.architecture:<28} {self.operation}"
-
-
-def trial_line(trial: FrozenTrial) -> TrialLine:
-    attrs = trial.user_attrs
-    return TrialLine(
-        number=trial.number,
-        role=str(attrs.get("role", "?")),
-        operation=str(attrs.get("operation", attrs.get("fail_reason", ""))),
-        architecture=str(attrs.get("architecture", "")),
-        value=trial.values[0] if trial.values else None,
-        state=trial.state.name.lower(),
-    )
 
 
 # --------------------------------------------------------------------------- preparation
@@ -305,7 +278,7 @@ def ensure_seed(study: optuna.Study, p: Prepared) -> tuple[nn.Module, ArchSpec]:
 
 
 def run_baselines(
-    study: optuna.Study, p: Prepared, *, on_trial: Callable[[TrialLine], None] | None
+    study: optuna.Study, p: Prepared, *, on_trial: Callable[[TrialResult], None] | None
 ) -> None:
     """Train every configured baseline that the study does not have yet."""
     done = {
@@ -342,7 +315,7 @@ def run_baselines(
         else:
             study.tell(trial, value)
         if on_trial is not None:
-            on_trial(trial_line(study._storage.get_trial(trial._trial_id)))
+            on_trial(TrialResult.from_trial(study._storage.get_trial(trial._trial_id)))
 
 
 def _baseline_trial(
@@ -650,7 +623,7 @@ def run_study(
     *,
     workers: int = 1,
     timeout: float | None = None,
-    on_trial: Callable[[TrialLine], None] | None = None,
+    on_trial: Callable[[TrialResult], None] | None = None,
 ) -> optuna.Study:
     """Run (or resume) the study described by ``config`` and return it."""
     if workers < 1:
@@ -719,11 +692,11 @@ def _optimize(
     n_trials: int | None,
     target: int | None,
     timeout: float | None,
-    on_trial: Callable[[TrialLine], None] | None,
+    on_trial: Callable[[TrialResult], None] | None,
 ) -> None:
     callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = [_StopAtTarget(target)]
     if on_trial is not None:
-        callbacks.append(lambda _study, trial: on_trial(trial_line(trial)))
+        callbacks.append(lambda _study, trial: on_trial(TrialResult.from_trial(trial)))
     study.optimize(
         Objective(study, p, seed_model, seed_spec),
         n_trials=n_trials,
@@ -759,5 +732,5 @@ def _worker(
         n_trials=n_trials,
         target=target,
         timeout=timeout,
-        on_trial=lambda line: print(line, flush=True),
+        on_trial=lambda result: print(result.line(), flush=True),
     )
