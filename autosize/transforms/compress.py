@@ -128,28 +128,23 @@ def _blocks(model: nn.Module, spec: ArchSpec, *, gated: bool = False) -> list[nn
     return list(blocks)
 
 
+def _number(
+    name: str, value: object, *, minimum: float, strict: bool, expected: str | None = None
+) -> float:
+    """``value`` as a float, refused (ConfigError naming it) unless finite and above ``minimum``."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (value <= minimum if strict else value < minimum):  # type: ignore[operator]
+        bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
+        raise ConfigError(f"{name} must be {expected or 'a finite number ' + bound}, got {value!r}")
+    return float(value)  # type: ignore[arg-type]
+
+
 def _check_lam(lam: object, decay: object, remove_every: object) -> tuple[float, float, int]:
-    if (
-        not isinstance(lam, numbers.Real)
-        or isinstance(lam, bool)
-        or not math.isfinite(lam)
-        or lam < 0
-    ):
-        raise ConfigError(f"lam must be a finite number >= 0, got {lam!r}")
-    if (
-        not isinstance(decay, numbers.Real)
-        or isinstance(decay, bool)
-        or not math.isfinite(decay)
-        or decay <= 0
-    ):
-        raise ConfigError(f"decay must be a finite number > 0, got {decay!r}")
-    if (
-        not isinstance(remove_every, numbers.Integral)
-        or isinstance(remove_every, bool)
-        or remove_every < 1
-    ):
+    integer = isinstance(remove_every, numbers.Integral) and not isinstance(remove_every, bool)
+    if not integer or remove_every < 1:  # type: ignore[operator]
         raise ConfigError(f"remove_every must be an integer >= 1, got {remove_every!r}")
-    return float(lam), float(decay), int(remove_every)
+    lam_ = _number("lam", lam, minimum=0.0, strict=False)
+    return lam_, _number("decay", decay, minimum=0.0, strict=True), int(remove_every)  # type: ignore[call-overload]
 
 
 def _area(layer: ConvLayer | object) -> int:
@@ -178,12 +173,14 @@ def add_gates(model: Net, spec: ArchSpec) -> Net:
 
 def gate_penalty(model: Net, spec: ArchSpec) -> torch.Tensor:
     """``sum over layers of (kernel area) * sum(g)`` (no ``lam``); a differentiable scalar."""
-    blocks = _blocks(model, spec, gated=True)
-    terms = [
-        _area(layer) * block.gate.values().sum()
-        for block, layer in zip(blocks, spec.layers, strict=True)
-    ]
-    return torch.stack(terms).sum()
+    gates = [block.gate for block in _blocks(model, spec, gated=True)]
+    return _weighted_gate_sum(gates, [_area(layer) for layer in spec.layers])
+
+
+def _weighted_gate_sum(gates: Sequence[Gate], areas: Sequence[int]) -> torch.Tensor:
+    # The one formula for the penalty: gate_penalty checks the model, Sparsifier.penalty
+    # (every training batch) reuses the gates it found at the start of training.
+    return torch.stack([a * g.values().sum() for a, g in zip(areas, gates, strict=True)]).sum()
 
 
 def _column_index(keep: torch.Tensor, s: int) -> torch.Tensor:
@@ -420,14 +417,13 @@ class Sparsifier(Callback):
         gate_lr: float | None = None,
     ) -> None:
         self.lam, self.decay, self.remove_every = _check_lam(lam, decay, remove_every)
-        if gate_lr is not None and (
-            not isinstance(gate_lr, numbers.Real)
-            or isinstance(gate_lr, bool)
-            or not math.isfinite(gate_lr)
-            or gate_lr <= 0
-        ):
-            raise ConfigError(f"gate_lr must be a positive number or None, got {gate_lr!r}")
-        self.gate_lr = None if gate_lr is None else float(gate_lr)
+        self.gate_lr = (
+            None
+            if gate_lr is None
+            else _number(
+                "gate_lr", gate_lr, minimum=0.0, strict=True, expected="a positive number or None"
+            )
+        )
         if spec.depth == 0:
             raise SpecError(
                 f"compress needs at least one hidden layer; spec {spec.summary()!r} has none"
@@ -457,10 +453,7 @@ class Sparsifier(Callback):
     def penalty(self, state: TrainState) -> torch.Tensor | None:
         if self.lam_now == 0.0:
             return None
-        total = sum(
-            a * torch.relu(gate.f).sum() for a, gate in zip(self._areas, self._gates, strict=True)
-        )
-        return self.lam_now * total  # type: ignore[return-value]
+        return self.lam_now * _weighted_gate_sum(self._gates, self._areas)
 
     def on_epoch_end(self, state: TrainState, record: EpochRecord) -> bool | None:
         extra = record.extra
