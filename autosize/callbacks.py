@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from autosize.data.bundle import DataBundle
     from autosize.history import EpochRecord, History
 
-__all__ = ["Callback", "EarlyStopping", "TrainState"]
+__all__ = ["Callback", "CosineSchedule", "EarlyStopping", "TrainState"]
 
 logger = logging.getLogger(__name__)
 
@@ -144,3 +144,49 @@ class EarlyStopping(Callback):
         )
         logger.info(state.stop_reason)
         return True
+
+
+class CosineSchedule(Callback):
+    """Cosine-anneal every param group's learning rate from its start value towards zero.
+
+    Progress is the larger of the epochs done over ``epochs`` and the seconds spent over
+    ``max_seconds`` (give the budget ``fit`` was given: one or both), so a budget in
+    seconds anneals as well as one in epochs. The rate changes at the start of every
+    epoch; each group keeps its own start value (compress's gates have their own), also
+    when a callback rebuilds the optimizer. A fresh ``fit`` restarts the schedule: in a
+    search, each trial that trains on is a warm restart.
+    """
+
+    def __init__(self, *, epochs: int | None = None, max_seconds: float | None = None) -> None:
+        if epochs is None and max_seconds is None:
+            raise ConfigError("CosineSchedule needs epochs and/or max_seconds")
+        self.epochs = epochs
+        self.max_seconds = max_seconds
+        self._base: list[float] = []
+        self._start = 0.0
+
+    def progress(self, epoch: int, elapsed: float) -> float:
+        done = 0.0
+        if self.epochs:
+            done = max(done, epoch / self.epochs)
+        if self.max_seconds:
+            done = max(done, elapsed / self.max_seconds)
+        return min(done, 1.0)
+
+    def on_train_begin(self, state: TrainState) -> None:
+        import time
+
+        self._base = []
+        self._start = time.perf_counter()
+
+    def on_epoch_begin(self, state: TrainState) -> None:
+        import time
+
+        groups = state.optimizer.param_groups
+        if not self._base:
+            self._base = [float(g["lr"]) for g in groups]
+        factor = 0.5 * (
+            1.0 + math.cos(math.pi * self.progress(state.epoch, time.perf_counter() - self._start))
+        )
+        for g, base in zip(groups, self._base, strict=False):
+            g["lr"] = base * factor

@@ -17,7 +17,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="target number of warm-started trials (overrides the config)",
     )
     p.add_argument(
-        "--timeout", type=positive_float, help="stop starting trials after this many seconds"
+        "--timeout",
+        type=positive_float,
+        help="the study's wall budget in seconds from process start (overrides the config); "
+        "the trial running at the deadline is cut there and keeps what it has",
     )
     p.add_argument(
         "--storage", help="Optuna storage URL (sqlite:///..., journal:FILE, postgresql://...)"
@@ -40,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from autosize.search import best_of, load_config, run_study, trial_results
+    from autosize.search.clock import process_start
     from autosize.search.results import TrialResult, maximizing
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -64,7 +68,13 @@ def run(args: argparse.Namespace) -> int:
             bar.update(1)
 
     try:
-        study = run_study(config, workers=args.workers, timeout=args.timeout, on_trial=on_trial)
+        study = run_study(
+            config,
+            workers=args.workers,
+            timeout=args.timeout,
+            started=process_start(),
+            on_trial=on_trial,
+        )
     finally:
         bar.close()
     results = trial_results(study)

@@ -58,12 +58,13 @@ __all__ = [
 ]
 
 Objective = Literal["val_accuracy", "val_loss", "val_rmse"]
-Operation = Literal["widen", "deepen", "compress"]
+Operation = Literal["widen", "deepen", "compress", "train"]
+Schedule = Literal["constant", "cosine"]
 OptimizerName = Literal["sgd", "adam", "adamw"]
 ParentPolicy = Literal["seed", "best"]
 BaselineReference = Literal["best", "nearest"]
 
-SAMPLERS: tuple[str, ...] = ("tpe", "random", "gp", "cmaes", "qmc", "nsga2", "nsga3")
+SAMPLERS: tuple[str, ...] = ("tpe", "random", "gp", "cmaes", "qmc", "nsga2", "nsga3", "population")
 PRUNERS: tuple[str, ...] = (
     "baseline",
     "median",
@@ -102,6 +103,9 @@ class TrainConfig:
     batch_size: int = 128
     # Report the best-validation epoch's weights (Census and Add10 overfit within tens of epochs).
     restore_best: bool = True
+    # "cosine" anneals the lr to zero over the budget (epochs and/or max_seconds): short
+    # trials end at a low lr, and each trial that trains on is a warm restart.
+    schedule: Schedule = "constant"
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,8 @@ class SearchSpace:
     top_k: int = 3
     max_width: int = 4096
     max_widen_factor: float = 4.0
+    # The smallest factor the population sampler draws for widen: growth that jumps.
+    min_widen_factor: float = 1.0
     max_depth: int = 6
     noise: float = 0.0
     lam: tuple[float, float] = (1e-6, 1e-2)
@@ -345,6 +351,7 @@ def _train(t: _Table, *, epochs_default: int | None) -> TrainConfig:
         weight_decay=t.float("weight_decay", 0.0),  # type: ignore[arg-type]
         batch_size=t.int("batch_size", 128, low=1),  # type: ignore[arg-type]
         restore_best=t.bool("restore_best", True),
+        schedule=t.str("schedule", "constant", choices=get_args(Schedule)),  # type: ignore[arg-type]
     )
     if cfg.epochs is None and cfg.max_seconds is None:
         if epochs_default is None:
@@ -433,6 +440,7 @@ def load_config(path: str | Path, *, overrides: Mapping[str, object] | None = No
         top_k=s.int("top_k", 3, low=1),  # type: ignore[arg-type]
         max_width=s.int("max_width", 4096, low=1),  # type: ignore[arg-type]
         max_widen_factor=s.float("max_widen_factor", 4.0, low=1.0, strict=True),  # type: ignore[arg-type]
+        min_widen_factor=s.float("min_widen_factor", 1.0, low=1.0),  # type: ignore[arg-type]
         max_depth=s.int("max_depth", 6, low=1),  # type: ignore[arg-type]
         noise=s.float("noise", 0.0),  # type: ignore[arg-type]
         lam=s.range("lam", (1e-6, 1e-2)),  # type: ignore[arg-type]
@@ -446,6 +454,12 @@ def load_config(path: str | Path, *, overrides: Mapping[str, object] | None = No
             "max_width",
             search.max_width,
             f"at least the seed's widest layer ({max(lay.size for lay in seed_layers)})",
+        )
+    if search.min_widen_factor > search.max_widen_factor:
+        s.fail(
+            "min_widen_factor",
+            search.min_widen_factor,
+            f"at most max_widen_factor ({search.max_widen_factor:g})",
         )
     if len(seed_layers) > search.max_depth:
         s.fail("max_depth", search.max_depth, f"at least the seed's depth ({len(seed_layers)})")

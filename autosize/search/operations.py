@@ -5,9 +5,10 @@ see the same search space in every trial::
 
     parent                     0 = the seed, r = the r-th best warm-started trial (parents = "best")
     n_ops                      how many operations (only when max_ops > 1)
-    op0, op1, ...              "widen" | "deepen" | "compress"
+    op0, op1, ...              "widen" | "deepen" | "compress" | "train" (train on, same size)
     op0/widen/layer            position of the layer to widen, in [0, 1) of the depth
-    op0/widen/factor           new width = old width * factor (capped at max_width)
+    op0/widen/factor           new width = old width * factor (capped at max_width), in
+                               [min_widen_factor, max_widen_factor]
     op0/deepen/after           position of the layer after which an identity layer goes
     op0/compress/lam           L1 strength on the gates (log scale)
     op0/compress/decay         lam is divided by this after every epoch
@@ -93,7 +94,9 @@ def plan_and_grow(
         kind = trial.suggest_categorical(p, list(space.operations))
         if kind == "widen":
             layer = _position(trial, f"{p}/widen/layer", spec.depth)
-            factor = trial.suggest_float(f"{p}/widen/factor", 1.0, space.max_widen_factor, log=True)
+            factor = trial.suggest_float(
+                f"{p}/widen/factor", space.min_widen_factor, space.max_widen_factor, log=True
+            )
             old = spec.layers[layer].size
             new = min(space.max_width, max(old, math.ceil(old * factor)))
             if new == old:
@@ -108,6 +111,8 @@ def plan_and_grow(
                 raise Infeasible(f"deepen: the parent's depth {spec.depth} is already max_depth")
             model, spec = deepen(model, spec, after=after, seed=seed + i)
             steps.append(f"deepen(after L{after})")
+        elif kind == "train":
+            steps.append("train on")
         else:
             lam = trial.suggest_float(f"{p}/compress/lam", *space.lam, log=True)
             decay = _suggest_range(trial, f"{p}/compress/decay", space.decay, log=False)

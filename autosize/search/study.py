@@ -37,13 +37,16 @@ from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 from torch import nn
 
+from autosize.callbacks import Callback, CosineSchedule
 from autosize.data import DATASETS, DataBundle, load_dataset
 from autosize.errors import ConfigError, DataError
 from autosize.history import History
 from autosize.models import ArchSpec, build_model
 from autosize.search.bridge import TrialReporter
+from autosize.search.clock import Deadline
 from autosize.search.config import StudyConfig, TrainConfig, load_config
 from autosize.search.operations import CompressPlan, Infeasible, Plan, plan_and_grow
+from autosize.search.policy import PopulationSampler, ranked_parents
 from autosize.search.pruner import baseline_curves, make_pruner, pick_baseline
 from autosize.search.results import TrialResult
 from autosize.search.storage import artifact_store, download_network, make_storage, upload_network
@@ -55,6 +58,12 @@ __all__ = ["TrialFailed", "prepare", "run_study"]
 logger = logging.getLogger(__name__)
 
 METRIC_KEY = {"val_accuracy": "accuracy", "val_loss": "loss", "val_rmse": "rmse"}
+
+
+# Seconds kept free at the deadline for the last trial's validation, test and upload.
+_RESERVE_SECONDS = 0.5
+# Seconds between two reports of a trial to the storage (see TrialReporter).
+_REPORT_INTERVAL = 0.2
 
 
 class TrialFailed(Exception):
@@ -102,11 +111,12 @@ def make_sampler(config: StudyConfig) -> BaseSampler:
         "qmc": samplers.QMCSampler,
         "nsga2": samplers.NSGAIISampler,
         "nsga3": samplers.NSGAIIISampler,
+        "population": PopulationSampler,
     }
     kwargs = {"seed": config.seed, **config.sampler.kwargs}
     try:
         return factories[config.sampler.name](**kwargs)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, ConfigError) as exc:
         raise ConfigError(f"{config.path}: [sampler] {config.sampler.name}: {exc}") from None
 
 
@@ -166,20 +176,27 @@ def _train(
     budget: TrainConfig,
     *,
     seed: int,
+    deadline: Deadline,
     lr: float | None = None,
     callbacks: list[TrialReporter] | None = None,
     compress_plan: CompressPlan | None = None,
 ) -> tuple[nn.Module, ArchSpec, History, float]:
+    """Train for ``budget``, cut at the study's ``deadline`` (the network keeps what it has)."""
     start = time.perf_counter()
+    # Keep a moment after the cut for validation, test and the artifact upload.
+    max_seconds = deadline.clip(budget.max_seconds, reserve=_RESERVE_SECONDS)
+    every: list[Callback] = list(callbacks or [])
+    if budget.schedule == "cosine":
+        every.append(CosineSchedule(epochs=budget.epochs, max_seconds=max_seconds))
     common = {
         "epochs": budget.epochs,
-        "max_seconds": budget.max_seconds,
+        "max_seconds": max_seconds,
         "optimizer": budget.optimizer,
         "lr": lr if lr is not None else budget.lr,
         "weight_decay": budget.weight_decay,
         "batch_size": budget.batch_size,
         "device": p.config.device,
-        "callbacks": callbacks or [],
+        "callbacks": every,
         "seed": seed,
     }
     if compress_plan is not None:
@@ -241,7 +258,9 @@ def seed_key(p: Prepared) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def ensure_seed(study: optuna.Study, p: Prepared) -> tuple[nn.Module, ArchSpec]:
+def ensure_seed(
+    study: optuna.Study, p: Prepared, deadline: Deadline | None = None
+) -> tuple[nn.Module, ArchSpec]:
     """The trained seed network: from the study's artifacts if present, else trained now."""
     store = artifact_store(p.config.artifacts)
     key = seed_key(p)
@@ -252,7 +271,9 @@ def ensure_seed(study: optuna.Study, p: Prepared) -> tuple[nn.Module, ArchSpec]:
     budget = p.config.seed_net.train
     logger.info("training the seed %s on %s", p.seed_spec.summary(), p.bundle.name)
     model = build_model(p.seed_spec, seed=p.config.seed)
-    model, spec, history, seconds = _train(model, p.seed_spec, p, budget, seed=p.config.seed)
+    model, spec, history, seconds = _train(
+        model, p.seed_spec, p, budget, seed=p.config.seed, deadline=deadline or Deadline.after(None)
+    )
     if history.stopped == "diverged":
         raise ConfigError(
             f"{p.config.path}: [seed]: the seed network diverged while training ({history.stop_reason}); lower seed.lr"
@@ -278,9 +299,14 @@ def ensure_seed(study: optuna.Study, p: Prepared) -> tuple[nn.Module, ArchSpec]:
 
 
 def run_baselines(
-    study: optuna.Study, p: Prepared, *, on_trial: Callable[[TrialResult], None] | None
+    study: optuna.Study,
+    p: Prepared,
+    *,
+    on_trial: Callable[[TrialResult], None] | None,
+    deadline: Deadline | None = None,
 ) -> None:
-    """Train every configured baseline that the study does not have yet."""
+    """Train every configured baseline that the study does not have yet (while time is left)."""
+    deadline = deadline or Deadline.after(None)
     done = {
         t.user_attrs.get("baseline_key")
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -290,12 +316,17 @@ def run_baselines(
         key = spec.to_json(indent=None)
         if key in done:
             continue
+        if deadline.remaining() <= _RESERVE_SECONDS:
+            logger.info("no time left for the remaining baselines; a resumed run trains them")
+            return
         with warnings.catch_warnings():
             # Baselines run through ask/tell, before the heartbeat-guarded optimize loop.
             warnings.filterwarnings("ignore", message="Heartbeat of storage")
             trial = study.ask()
         try:
-            value = _baseline_trial(trial, p, spec, key, seed=p.config.seed + 1000 + i)
+            value = _baseline_trial(
+                trial, p, spec, key, seed=p.config.seed + 1000 + i, deadline=deadline
+            )
         except BaseException as exc:
             # As in warm-started trials: diverged or out of memory -> FAIL and go on.
             oom = isinstance(exc, torch.OutOfMemoryError)
@@ -319,7 +350,7 @@ def run_baselines(
 
 
 def _baseline_trial(
-    trial: optuna.Trial, p: Prepared, spec: ArchSpec, key: str, *, seed: int
+    trial: optuna.Trial, p: Prepared, spec: ArchSpec, key: str, *, seed: int, deadline: Deadline
 ) -> float | tuple[float, float]:
     _set_attrs(
         trial,
@@ -333,11 +364,16 @@ def _baseline_trial(
         },
     )
     reporter = TrialReporter(
-        trial, p.config.objective, maximize=p.maximize, prune=False, report=not p.multi_objective
+        trial,
+        p.config.objective,
+        maximize=p.maximize,
+        prune=False,
+        report=not p.multi_objective,
+        min_interval=_REPORT_INTERVAL,
     )
     model = build_model(spec, seed=seed)
     model, spec, history, seconds = _train(
-        model, spec, p, p.config.train, seed=seed, callbacks=[reporter]
+        model, spec, p, p.config.train, seed=seed, deadline=deadline, callbacks=[reporter]
     )
     return _finish(trial, p, model, spec, history, seconds, reporter)
 
@@ -426,9 +462,15 @@ class Objective:
     """The objective of warm-started trials (one instance per process)."""
 
     def __init__(
-        self, study: optuna.Study, p: Prepared, seed_model: nn.Module, seed_spec: ArchSpec
+        self,
+        study: optuna.Study,
+        p: Prepared,
+        seed_model: nn.Module,
+        seed_spec: ArchSpec,
+        deadline: Deadline | None = None,
     ) -> None:
         self.study = study
+        self.deadline = deadline or Deadline.after(None)
         self.p = p
         self.seed_model = seed_model.cpu()
         self.seed_spec = seed_spec
@@ -446,12 +488,7 @@ class Objective:
         rank = trial.suggest_int("parent", 0, space.top_k)
         if rank == 0:
             return self._seed()
-        done = [
-            t
-            for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.user_attrs.get("role") == "warmstart" and "network_artifact" in t.user_attrs
-        ]
-        done.sort(key=lambda t: t.values[0], reverse=self.p.maximize)
+        done = ranked_parents(self.study, maximize=self.p.maximize)
         if len(done) < rank:
             return self._seed()
         t = done[rank - 1]
@@ -500,6 +537,7 @@ class Objective:
                 maximize=p.maximize,
                 prune=True,
                 report=not p.multi_objective,
+                min_interval=_REPORT_INTERVAL,
                 baseline=baseline,
             )
             model, spec, history, seconds = _train(
@@ -508,6 +546,7 @@ class Objective:
                 p,
                 p.config.train,
                 seed=p.config.seed + trial.number,
+                deadline=self.deadline,
                 lr=lr,
                 callbacks=[reporter],
                 compress_plan=plan.compress,
@@ -623,11 +662,19 @@ def run_study(
     *,
     workers: int = 1,
     timeout: float | None = None,
+    started: float | None = None,
     on_trial: Callable[[TrialResult], None] | None = None,
 ) -> optuna.Study:
-    """Run (or resume) the study described by ``config`` and return it."""
+    """Run (or resume) the study described by ``config`` and return it.
+
+    ``timeout`` (default: the config's) is the study's wall budget in seconds from
+    ``started`` (a ``time.time()`` value; default: now; the CLI passes the moment its
+    process started). Everything counts against it, the seed and the baselines too; the
+    trial running at the deadline is cut there and keeps what it has.
+    """
     if workers < 1:
         raise ConfigError(f"--workers: must be at least 1, got {workers}")
+    deadline = Deadline.after(timeout if timeout is not None else config.timeout, start=started)
     p = prepare(config)
     study = open_study(p)
     record = _study_record(p)
@@ -641,13 +688,15 @@ def run_study(
         study.set_user_attr("autosize", record)
     else:
         _check_same_study(p, existing, record)
-    seed_model, seed_spec = ensure_seed(study, p)
-    run_baselines(study, p, on_trial=on_trial)
+    seed_model, seed_spec = ensure_seed(study, p, deadline)
+    run_baselines(study, p, on_trial=on_trial, deadline=deadline)
     target = config.n_trials
     remaining = None if target is None else max(0, target - _counted(study))
-    timeout = timeout if timeout is not None else config.timeout
     if remaining == 0:
         logger.info("study %r already has its %s warm-started trials", config.name, target)
+        return study
+    if deadline.remaining() <= _RESERVE_SECONDS:
+        logger.info("study %r: the wall budget is spent", config.name)
         return study
     if workers == 1:
         _optimize(
@@ -657,7 +706,7 @@ def run_study(
             seed_spec,
             n_trials=remaining,
             target=target,
-            timeout=timeout,
+            deadline=deadline,
             on_trial=on_trial,
         )
     else:
@@ -666,7 +715,7 @@ def run_study(
         procs = [
             ctx.Process(
                 target=_worker,
-                args=(str(config.path), _overrides(config), share, target, timeout),
+                args=(str(config.path), _overrides(config), share, target, deadline),
                 daemon=False,
             )
             for _ in range(workers)
@@ -691,16 +740,19 @@ def _optimize(
     *,
     n_trials: int | None,
     target: int | None,
-    timeout: float | None,
+    deadline: Deadline,
     on_trial: Callable[[TrialResult], None] | None,
 ) -> None:
     callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = [_StopAtTarget(target)]
     if on_trial is not None:
         callbacks.append(lambda _study, trial: on_trial(TrialResult.from_trial(trial)))
+    left = deadline.remaining() - _RESERVE_SECONDS
+    if left <= 0:
+        return
     study.optimize(
-        Objective(study, p, seed_model, seed_spec),
+        Objective(study, p, seed_model, seed_spec, deadline),
         n_trials=n_trials,
-        timeout=timeout,
+        timeout=None if math.isinf(left) else left,
         catch=(TrialFailed,),
         callbacks=callbacks,
         gc_after_trial=False,
@@ -716,14 +768,14 @@ def _worker(
     overrides: dict[str, object],
     n_trials: int | None,
     target: int | None,
-    timeout: float | None,
+    deadline: Deadline,
 ) -> None:
     """One worker process of ``--workers K``: same storage, its share of the trials."""
     torch.set_num_threads(1)
     config = load_config(Path(config_path), overrides=overrides)
     p = prepare(config)
     study = open_study(p)
-    seed_model, seed_spec = ensure_seed(study, p)
+    seed_model, seed_spec = ensure_seed(study, p, deadline)
     _optimize(
         study,
         p,
@@ -731,6 +783,6 @@ def _worker(
         seed_spec,
         n_trials=n_trials,
         target=target,
-        timeout=timeout,
+        deadline=deadline,
         on_trial=lambda result: print(result.line(), flush=True),
     )
