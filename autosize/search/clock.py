@@ -41,10 +41,16 @@ def process_start() -> float:
 
 @dataclass(frozen=True)
 class Deadline:
-    """``seconds`` of wall clock from ``start`` (``time.time()``); ``seconds=None``: no limit."""
+    """``seconds`` of wall clock from ``start`` (``time.time()``); ``seconds=None``: no limit.
+
+    ``reserve`` is kept free at the end of every training budget :meth:`clip` gives out:
+    the time a network needs after training (validation, test, upload), so that the
+    trial cut at the deadline still finishes by it.
+    """
 
     start: float
     seconds: float | None
+    reserve: float = 0.0
 
     @classmethod
     def after(cls, seconds: float | None, *, start: float | None = None) -> Deadline:
@@ -64,9 +70,13 @@ class Deadline:
     def expired(self) -> bool:
         return self.remaining() <= 0.0
 
-    def clip(self, max_seconds: float | None, *, reserve: float = 0.0) -> float | None:
-        """A training budget in seconds no longer than what is left (minus ``reserve``)."""
-        left = self.remaining() - reserve
+    def training_left(self) -> float:
+        """Seconds left for training: what remains less the reserve (``inf`` without a limit)."""
+        return self.remaining() - self.reserve
+
+    def clip(self, max_seconds: float | None) -> float | None:
+        """A training budget in seconds no longer than what is left (less the reserve)."""
+        left = self.training_left()
         if math.isinf(left):
             return max_seconds
         left = max(left, 1e-3)

@@ -28,7 +28,7 @@ import multiprocessing
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import optuna
@@ -60,8 +60,10 @@ logger = logging.getLogger(__name__)
 METRIC_KEY = {"val_accuracy": "accuracy", "val_loss": "loss", "val_rmse": "rmse"}
 
 
-# Seconds kept free at the deadline for the last trial's validation, test and upload.
+# Seconds kept free at the deadline for the last trial's validation, test and upload, at
+# least; run_study adds a multiple of what evaluating the seed took (a CNN's test pass is slow).
 _RESERVE_SECONDS = 0.5
+_RESERVE_EVALS = 3.0
 # Seconds between two reports of a trial to the storage (see TrialReporter).
 _REPORT_INTERVAL = 0.2
 
@@ -184,7 +186,7 @@ def _train(
     """Train for ``budget``, cut at the study's ``deadline`` (the network keeps what it has)."""
     start = time.perf_counter()
     # Keep a moment after the cut for validation, test and the artifact upload.
-    max_seconds = deadline.clip(budget.max_seconds, reserve=_RESERVE_SECONDS)
+    max_seconds = deadline.clip(budget.max_seconds)
     every: list[Callback] = list(callbacks or [])
     if budget.schedule == "cosine":
         every.append(CosineSchedule(epochs=budget.epochs, max_seconds=max_seconds))
@@ -316,7 +318,7 @@ def run_baselines(
         key = spec.to_json(indent=None)
         if key in done:
             continue
-        if deadline.remaining() <= _RESERVE_SECONDS:
+        if deadline.training_left() <= 0:
             logger.info("no time left for the remaining baselines; a resumed run trains them")
             return
         with warnings.catch_warnings():
@@ -674,7 +676,8 @@ def run_study(
     """
     if workers < 1:
         raise ConfigError(f"--workers: must be at least 1, got {workers}")
-    deadline = Deadline.after(timeout if timeout is not None else config.timeout, start=started)
+    seconds = timeout if timeout is not None else config.timeout
+    deadline = replace(Deadline.after(seconds, start=started), reserve=_RESERVE_SECONDS)
     p = prepare(config)
     study = open_study(p)
     record = _study_record(p)
@@ -689,13 +692,15 @@ def run_study(
     else:
         _check_same_study(p, existing, record)
     seed_model, seed_spec = ensure_seed(study, p, deadline)
+    if deadline.seconds is not None:
+        deadline = replace(deadline, reserve=_reserve(seed_model, p))
     run_baselines(study, p, on_trial=on_trial, deadline=deadline)
     target = config.n_trials
     remaining = None if target is None else max(0, target - _counted(study))
     if remaining == 0:
         logger.info("study %r already has its %s warm-started trials", config.name, target)
         return study
-    if deadline.remaining() <= _RESERVE_SECONDS:
+    if deadline.training_left() <= 0:
         logger.info("study %r: the wall budget is spent", config.name)
         return study
     if workers == 1:
@@ -732,6 +737,14 @@ def run_study(
     return study
 
 
+def _reserve(model: nn.Module, p: Prepared) -> float:
+    """Seconds to keep free at the deadline: a multiple of one validation and test pass."""
+    start = time.perf_counter()
+    _metrics(model, p, "val")
+    _metrics(model, p, "test")
+    return _RESERVE_SECONDS + _RESERVE_EVALS * (time.perf_counter() - start)
+
+
 def _optimize(
     study: optuna.Study,
     p: Prepared,
@@ -746,7 +759,7 @@ def _optimize(
     callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = [_StopAtTarget(target)]
     if on_trial is not None:
         callbacks.append(lambda _study, trial: on_trial(TrialResult.from_trial(trial)))
-    left = deadline.remaining() - _RESERVE_SECONDS
+    left = deadline.training_left()
     if left <= 0:
         return
     study.optimize(
