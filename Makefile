@@ -22,6 +22,7 @@ quickstart: install
 
 test: install
 	$(BIN)/ruff check autosize tests benchmarks
+	$(BIN)/ruff format --check autosize tests benchmarks
 	$(BIN)/python -m pytest
 
 lint: install

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 
     from autosize.data.bundle import DataBundle
     from autosize.history import EpochRecord, History
+    from autosize.train import OptimizerName
 
 __all__ = ["Callback", "CosineSchedule", "EarlyStopping", "TrainState"]
 
@@ -57,7 +59,7 @@ class TrainState:
     batch_size: int
     lr: float  # the learning rate fit was given (the optimizer's current one is in its param_groups)
     weight_decay: float
-    optimizer_name: Literal["sgd", "adam", "adamw"]
+    optimizer_name: OptimizerName
     seed: int
     batch: int = 0  # 0-based index of the current batch within the epoch
     stop_reason: str = ""  # set by a callback that returns True from on_epoch_end
@@ -174,14 +176,10 @@ class CosineSchedule(Callback):
         return min(done, 1.0)
 
     def on_train_begin(self, state: TrainState) -> None:
-        import time
-
         self._base = []
         self._start = time.perf_counter()
 
     def on_epoch_begin(self, state: TrainState) -> None:
-        import time
-
         groups = state.optimizer.param_groups
         if not self._base:
             self._base = [float(g["lr"]) for g in groups]

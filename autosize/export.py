@@ -93,6 +93,8 @@ class TrainingRecord:
     epochs_run: int | None
     seconds: float | None
     stopped: str | None
+    # "cosine" anneals the lr over the budget (exports before it existed: "constant").
+    schedule: str = "constant"
 
 
 @dataclass(frozen=True)
@@ -227,13 +229,17 @@ def select_trials(study: optuna.Study, trial: TrialChoice = None) -> tuple[list[
 
 
 def make_record(study: optuna.Study, trial: FrozenTrial) -> ExportRecord:
-    attrs = trial.user_attrs
-    meta = study.user_attrs.get("autosize")
-    if not isinstance(meta, dict):
+    from autosize.search import record
+    from autosize.search.config import TrainConfig
+
+    default = TrainConfig()  # what a study recorded before a key existed
+    rec = record.read(trial)
+    meta = record.study_meta(study)
+    if not meta:
         raise StudyError(
             f"study {study.study_name!r} was not written by autosize (no 'autosize' attribute)"
         )
-    if "spec" not in attrs:
+    if rec.spec is None:
         raise StudyError(f"trial {trial.number} has no architecture recorded")
     data = meta.get("data") or {}
     budget = meta.get("trial_budget") or {}
@@ -241,17 +247,17 @@ def make_record(study: optuna.Study, trial: FrozenTrial) -> ExportRecord:
     return ExportRecord(
         study=study.study_name,
         trial=trial.number,
-        role=str(attrs.get("role", "")),
-        architecture=str(attrs.get("architecture", "")),
-        spec=attrs["spec"],
-        params=int(attrs.get("params", 0)),
-        flops=attrs.get("flops"),
+        role=rec.role,
+        architecture=rec.architecture,
+        spec=dict(rec.spec),
+        params=int(rec.params or 0),
+        flops=rec.flops,
         objective=str(meta.get("objective", "")),
         direction=str(meta.get("direction", "")),
         value=trial.values[0] if trial.values else None,
         values=tuple(trial.values or ()),
-        val=dict(attrs.get("val") or {}),
-        test=dict(attrs.get("test") or {}),
+        val=dict(rec.val),
+        test=dict(rec.test),
         dataset=DatasetRecord(
             name=str(data.get("name", meta.get("dataset", ""))),
             task=str(meta.get("task", "")),
@@ -265,22 +271,23 @@ def make_record(study: optuna.Study, trial: FrozenTrial) -> ExportRecord:
         ),
         preprocessing=dict(meta.get("preprocessing") or {}),
         training=TrainingRecord(
-            optimizer=str(budget.get("optimizer", "adam")),
-            lr=float(lr if lr is not None else 1e-3),
-            weight_decay=float(budget.get("weight_decay", 0.0)),
-            batch_size=int(budget.get("batch_size", 128)),
+            optimizer=str(budget.get("optimizer", default.optimizer)),
+            lr=float(lr if lr is not None else default.lr),
+            weight_decay=float(budget.get("weight_decay", default.weight_decay)),
+            batch_size=int(budget.get("batch_size", default.batch_size)),
             epochs=budget.get("epochs"),
             max_seconds=budget.get("max_seconds"),
-            restore_best=bool(budget.get("restore_best", True)),
-            epochs_run=attrs.get("epochs"),
-            seconds=attrs.get("seconds"),
-            stopped=attrs.get("stopped"),
+            restore_best=bool(budget.get("restore_best", default.restore_best)),
+            epochs_run=rec.epochs,
+            seconds=rec.seconds,
+            stopped=rec.stopped,
+            schedule=str(budget.get("schedule", default.schedule)),
         ),
-        operation=str(attrs.get("operation", "")),
-        parent=attrs.get("parent"),
-        lineage=tuple(str(s) for s in attrs.get("lineage") or ()),
-        baseline_trial=attrs.get("baseline_trial"),
-        gain=attrs.get("gain"),
+        operation=rec.operation,
+        parent=rec.parent,
+        lineage=tuple(str(s) for s in rec.lineage),
+        baseline_trial=rec.baseline_trial,
+        gain=rec.gain,
     )
 
 
@@ -296,9 +303,10 @@ class Exported:
 def _download(
     study: optuna.Study, trial: FrozenTrial, artifacts: Path | None
 ) -> tuple[nn.Module, ArchSpec]:
+    from autosize.search import record
     from autosize.search.storage import download_network
 
-    artifact_id = trial.user_attrs.get("network_artifact")
+    artifact_id = record.read(trial).network_artifact
     if not artifact_id:
         raise StudyError(
             f"trial {trial.number} of study {study.study_name!r} has no network artifact"
@@ -400,8 +408,9 @@ def export_study(
 
 
 def pareto_markdown(study: optuna.Study, exported: Sequence[Exported]) -> str:
-    meta = study.user_attrs.get("autosize", {})
-    objective = meta.get("objective", "objective") if isinstance(meta, dict) else "objective"
+    from autosize.search import record
+
+    objective = record.study_meta(study).get("objective", "objective")
     lines = [
         f"# Pareto front of study `{study.study_name}`",
         "",
@@ -420,8 +429,9 @@ def pareto_markdown(study: optuna.Study, exported: Sequence[Exported]) -> str:
 
 
 def _metric_of(r: ExportRecord) -> float | None:
-    key = r.objective.removeprefix("val_")
-    return r.test.get(key)
+    from autosize.search.config import METRIC_KEY
+
+    return r.test.get(METRIC_KEY.get(r.objective, r.objective))
 
 
 def _fmt(x: float | None) -> str:
@@ -466,8 +476,10 @@ def train_from_scratch(
     """
     import time
 
+    from autosize.callbacks import CosineSchedule
     from autosize.data import load_dataset
     from autosize.models import build_model
+    from autosize.seeds import derive_seed
     from autosize.train import evaluate, fit
 
     record, folder = read_record(path)
@@ -483,7 +495,8 @@ def train_from_scratch(
         budget_seconds = None
     if max_seconds is not None and epochs is None:
         budget_epochs = None
-    seed = d.seed + 1000 if seed is None else seed
+    # Its own stream: never a baseline's or a trial's initialisation (autosize.seeds).
+    seed = derive_seed(d.seed, "retrain", record.trial) if seed is None else seed
     model = build_model(spec, seed=seed)
     start = time.perf_counter()
     history = fit(
@@ -498,6 +511,9 @@ def train_from_scratch(
         device=device,
         seed=seed,
         restore_best=t.restore_best,
+        callbacks=[CosineSchedule(epochs=budget_epochs, max_seconds=budget_seconds)]
+        if t.schedule == "cosine"
+        else [],
     )
     seconds = time.perf_counter() - start
     return ScratchResult(
@@ -517,6 +533,7 @@ def train_from_scratch(
             epochs_run=len(history.epochs),
             seconds=round(seconds, 3),
             stopped=history.stopped,
+            schedule=t.schedule,
         ),
         val=evaluate(model, bundle, "val", device=device),
         test=evaluate(model, bundle, "test", device=device),

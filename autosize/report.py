@@ -23,6 +23,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from autosize.search import record
+from autosize.search.config import METRIC_KEY
 from autosize.search.results import TrialResult, best_of, maximizing, trial_results
 
 if TYPE_CHECKING:
@@ -42,7 +44,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-METRIC_KEY = {"val_accuracy": "accuracy", "val_loss": "loss", "val_rmse": "rmse"}
 TOP_N = 10
 MAX_WIDTH_PANELS = 6
 # fANOVA needs a few complete trials that share parameters before its numbers mean anything.
@@ -177,13 +178,12 @@ def _redact(url: str) -> str:
 
 def build_report(study: optuna.Study, *, command: str, storage: str) -> ReportData:
     """Everything the report shows, read from ``study`` (no rendering here)."""
-    meta = study.user_attrs.get("autosize")
-    meta = meta if isinstance(meta, dict) else {}
+    meta = record.study_meta(study)
     objective = str(meta.get("objective", "objective"))
     metric = METRIC_KEY.get(objective, objective)
     maximize = maximizing(study)
     trials = tuple(trial_results(study))
-    seed_raw = study.user_attrs.get("seed")
+    seed_raw = record.seed_info(study) or None
     seed = (
         SeedSummary(
             architecture=str(seed_raw.get("architecture", "")),
@@ -377,13 +377,13 @@ def render_markdown(d: ReportData, plots: Mapping[str, str]) -> str:
 # --------------------------------------------------------------------------- plots
 
 
-def _finite(values: Sequence[float | None]) -> list[float]:
+def _finite_values(values: Sequence[float | None]) -> list[float]:
     return [v for v in values if v is not None and math.isfinite(v)]
 
 
 def _clip_axis(ax: Axes, values: Sequence[float], *, maximize: bool) -> None:
     """Keep the interesting range: huge first-epoch values would flatten every curve."""
-    vals = sorted(_finite(values))
+    vals = sorted(_finite_values(values))
     if len(vals) < 4:
         return
     lo, hi = vals[0], vals[-1]
@@ -398,20 +398,20 @@ def _clip_axis(ax: Axes, values: Sequence[float], *, maximize: bool) -> None:
 def plot_curves(d: ReportData, ax: Axes) -> None:
     import matplotlib.pyplot as plt
 
-    warm = [t for t in d.trials if t.role == "warmstart" and _finite(t.curve)]
+    warm = [t for t in d.trials if t.role == "warmstart" and _finite_values(t.curve)]
     cmap = plt.get_cmap("viridis")
     everything: list[float] = []
     for i, t in enumerate(warm):
         xs = [e + 1 for e, v in enumerate(t.curve) if v is not None]
-        ys = _finite(t.curve)
+        ys = _finite_values(t.curve)
         everything += ys
         ax.plot(
             xs, ys, color=cmap(i / max(1, len(warm) - 1)), alpha=0.8, lw=1.2,
             ls="-" if t.state == "complete" else "--",
         )  # fmt: skip
     styles = ["-", "--", ":", "-."]
-    for i, t in enumerate(t for t in d.trials if t.role == "baseline" and _finite(t.curve)):
-        ys = _finite(t.curve)
+    for i, t in enumerate(t for t in d.trials if t.role == "baseline" and _finite_values(t.curve)):
+        ys = _finite_values(t.curve)
         everything += ys
         ax.plot(
             [e + 1 for e, v in enumerate(t.curve) if v is not None], ys, color="black", lw=2.2,

@@ -258,7 +258,7 @@ def _float32_precision(device: torch.device, allow_tf32: bool) -> Iterator[None]
         matmul.fp32_precision, conv.fp32_precision = before
 
 
-def _overrides(cb: Callback, hook: str) -> bool:
+def _defines_hook(cb: Callback, hook: str) -> bool:
     return getattr(type(cb), hook) is not getattr(Callback, hook)
 
 
@@ -341,7 +341,7 @@ def fit(
         torch.random.fork_rng(devices=rng_devices, device_type=dev.type if rng_devices else "cuda"),
     ):
         torch.manual_seed(seed)  # dropout and other in-model randomness
-        _train(
+        _loop(
             state,
             callbacks,
             epochs=epochs,
@@ -364,7 +364,7 @@ def fit(
     return history
 
 
-def _train(
+def _loop(
     state: TrainState,
     callbacks: list[Callback],
     *,
@@ -381,7 +381,7 @@ def _train(
     gen = torch.Generator().manual_seed(state.seed)
     autocast = _autocast(dev, amp)
     check_every = 1 if dev.type == "cpu" else _CHECK_EVERY_CUDA
-    penalisers = [cb for cb in callbacks if _overrides(cb, "penalty")]
+    penalisers = [cb for cb in callbacks if _defines_hook(cb, "penalty")]
     acc_dtype = _acc_dtype(dev)
     best_metric: float | None = None
     best_weights: dict[str, torch.Tensor] | None = None

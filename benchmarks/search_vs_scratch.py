@@ -66,7 +66,7 @@ def run_scratch(dataset: str, budget: float, seed: int, out: Path, t0: float) ->
     from autosize.callbacks import Callback
     from autosize.models import ArchSpec, ConvLayer, DenseLayer, build_model
     from autosize.search import load_config
-    from autosize.search.study import load_bundle
+    from autosize.search.prepare import load_bundle
     from autosize.train import evaluate, fit
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

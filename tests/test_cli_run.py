@@ -19,7 +19,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-import autosize.search.study as study_mod
+import autosize.search.training as training_mod
 from autosize.cli import main
 from autosize.models import ArchSpec
 from studies import tiny_config
@@ -208,7 +208,7 @@ def test_ctrl_c_fails_the_running_trial_and_a_rerun_completes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
     config = tiny_config(tmp_path)
-    real_train = study_mod._train  # the one training path: seed, baselines, trials
+    real_train = training_mod.train_step  # the one training path: seed, baselines, trials
     calls = {"baseline": 0, "warmstart": 0}
 
     def interrupting_train(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -220,7 +220,7 @@ def test_ctrl_c_fails_the_running_trial_and_a_rerun_completes(
                 raise KeyboardInterrupt
         return real_train(*args, **kwargs)
 
-    monkeypatch.setattr(study_mod, "_train", interrupting_train)
+    monkeypatch.setattr(training_mod, "train_step", interrupting_train)
     rc, _, err = run_main("run", str(config))
     assert rc == 130 and "interrupted" in err
 
@@ -233,7 +233,7 @@ def test_ctrl_c_fails_the_running_trial_and_a_rerun_completes(
     assert interrupted[0].user_attrs["role"] == where
     assert not study.get_trials(states=(TrialState.RUNNING,))
 
-    monkeypatch.setattr(study_mod, "_train", real_train)
+    monkeypatch.setattr(training_mod, "train_step", real_train)
     rc, _, _ = run_main("run", str(config))
     assert rc == 0
     study = load(tmp_path)

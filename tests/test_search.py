@@ -11,7 +11,7 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-import autosize.search.study as study_mod
+import autosize.search.training as training_mod
 from autosize.errors import ConfigError
 from autosize.models import ArchSpec
 from autosize.search import load_config, prepare, run_study
@@ -43,9 +43,9 @@ class TrainSpy:
     """Wraps the search layer's one training path (seed, baselines, trials) and records who trained."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.real = study_mod._train
+        self.real = training_mod.train_step
         self.calls: list[str] = []
-        monkeypatch.setattr(study_mod, "_train", self)
+        monkeypatch.setattr(training_mod, "train_step", self)
 
     @staticmethod
     def role(callbacks: object) -> str:
@@ -115,7 +115,7 @@ def test_resume_reuses_the_seed_and_the_baselines(
     baselines = [t.number for t in by_role(first, "baseline")]
 
     spy.calls.clear()
-    with caplog.at_level(logging.INFO, logger="autosize.search.study"):
+    with caplog.at_level(logging.INFO, logger="autosize.search"):
         second = run_study(load_config(config, overrides={"n_trials": 4}))
     assert spy.calls == ["warmstart", "warmstart"]  # no seed, no baselines
     assert second.user_attrs["seed"] == seed_attr
@@ -152,7 +152,7 @@ def test_multi_objective_study(tmp_path: Path) -> None:
 def test_a_diverged_trial_fails_and_the_study_goes_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = study_mod._train
+    real = training_mod.train_step
     warm = []
 
     def diverging(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -164,7 +164,7 @@ def test_a_diverged_trial_fails_and_the_study_goes_on(
                 history.stop_reason = "non-finite loss at epoch 1"
         return model, spec, history, seconds
 
-    monkeypatch.setattr(study_mod, "_train", diverging)
+    monkeypatch.setattr(training_mod, "train_step", diverging)
     study = run_study(load_config(tiny_config(tmp_path)))
     trials = by_role(study, "warmstart")
     assert [t.state for t in trials] == [TrialState.FAIL] + [TrialState.COMPLETE] * 2
@@ -188,7 +188,7 @@ def test_out_of_memory_in_a_baseline_fails_it_and_the_study_goes_on(
 ) -> None:
     """Warm-started trials already turned OOM into FAIL; baselines ended the study."""
     role = "baseline"
-    real = study_mod._train
+    real = training_mod.train_step
     seen = []
 
     def oom_once(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -197,7 +197,7 @@ def test_out_of_memory_in_a_baseline_fails_it_and_the_study_goes_on(
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(study_mod, "_train", oom_once)
+    monkeypatch.setattr(training_mod, "train_step", oom_once)
     study = run_study(load_config(tiny_config(tmp_path)))
     failed = study.get_trials(states=(TrialState.FAIL,))
     assert len(failed) == 1

@@ -259,3 +259,24 @@ def test_reports_are_throttled_after_the_first_epochs_and_the_last_is_kept() -> 
     frozen = study._storage.get_trial(trial._trial_id)
     assert sorted(frozen.intermediate_values) == [1, 2, 5]
     assert len(reporter.values) == 5
+
+
+def test_a_resumed_population_study_climbs_from_the_networks_it_already_has(
+    tmp_path: Path,
+) -> None:
+    path = tiny_config(
+        tmp_path,
+        n_trials=3,
+        search='operations = ["train", "widen"]\nparents = "best"\ntop_k = 2',
+        baselines="include_seed = false",
+        extra='[sampler]\nname = "population"\np_best = 1.0',
+    )
+    first = run_study(load_config(path))
+    best_before = ranked_parents(first, maximize=False)[0].number
+    second = run_study(load_config(path, overrides={"n_trials": 5}))
+    warm = [t for t in second.get_trials() if t.user_attrs.get("role") == "warmstart"]
+    assert len(warm) == 5
+    assert warm[0].user_attrs["parent"] == "seed"  # nothing to climb from yet
+    # p_best = 1: the first resumed step starts from the best network of the first run.
+    assert warm[3].user_attrs["parent"] == best_before
+    assert all(t.user_attrs["parent"] != "seed" for t in warm[1:])

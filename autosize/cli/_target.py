@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
-
-import optuna
+from typing import TYPE_CHECKING
 
 from autosize.errors import ConfigError, StudyError
+
+if TYPE_CHECKING:  # optuna is imported only by the commands that open a study
+    import optuna
 
 __all__ = [
     "StudyTarget",
@@ -83,8 +85,10 @@ def open_target(args: argparse.Namespace) -> StudyTarget:
     study = load_study(url, name)
     artifacts = args.artifacts or config_artifacts
     if artifacts is None:
-        recorded = study.user_attrs.get("autosize", {})
-        if isinstance(recorded, dict) and recorded.get("artifacts"):
+        from autosize.search import record
+
+        recorded = record.study_meta(study)
+        if recorded.get("artifacts"):
             artifacts = Path(str(recorded["artifacts"]))
     return StudyTarget(study=study, storage=url, artifacts=artifacts)
 
@@ -92,6 +96,8 @@ def open_target(args: argparse.Namespace) -> StudyTarget:
 def quiet_optuna() -> None:
     """Read-only commands: no Optuna INFO logs or experimental-feature warnings."""
     import warnings
+
+    import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)

@@ -95,10 +95,11 @@ def _recorded_artifacts(url: str) -> Path | None:
     """The artifact store the storage's studies recorded (the first one found)."""
     import optuna
 
+    from autosize.search import record
     from autosize.search.storage import make_storage
 
     for summary in optuna.get_all_study_summaries(make_storage(url), include_best_trial=False):
-        meta = summary.user_attrs.get("autosize")
-        if isinstance(meta, dict) and meta.get("artifacts"):
+        meta = record.study_meta(summary)
+        if meta.get("artifacts"):
             return Path(str(meta["artifacts"]))
     return None

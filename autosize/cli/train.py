@@ -29,7 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--max-seconds", type=positive_float, help="wall-clock budget in seconds")
     p.add_argument(
-        "--seed", type=int, help="initialisation seed (default: the study's seed + 1000)"
+        "--seed",
+        type=int,
+        help="initialisation seed (default: one derived from the study's seed and the trial, "
+        "different from every baseline's and trial's)",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default: auto)")
     p.add_argument(

@@ -43,8 +43,10 @@ from typing import Literal, get_args
 
 from autosize.errors import ConfigError, SpecError
 from autosize.models import ACTIVATIONS, ArchSpec, Layer, layer_from_dict
+from autosize.train import OptimizerName
 
 __all__ = [
+    "METRIC_KEY",
     "BaselineConfig",
     "Component",
     "DataConfig",
@@ -58,9 +60,10 @@ __all__ = [
 ]
 
 Objective = Literal["val_accuracy", "val_loss", "val_rmse"]
+# The evaluate() key each objective reads (the test metric recorded for a trial).
+METRIC_KEY: dict[str, str] = {"val_accuracy": "accuracy", "val_loss": "loss", "val_rmse": "rmse"}
 Operation = Literal["widen", "deepen", "compress", "train"]
 Schedule = Literal["constant", "cosine"]
-OptimizerName = Literal["sgd", "adam", "adamw"]
 ParentPolicy = Literal["seed", "best"]
 BaselineReference = Literal["best", "nearest"]
 
@@ -222,6 +225,11 @@ class StudyConfig:
 
 # --------------------------------------------------------------------------- reading
 
+# The defaults of every optional key are the dataclasses' own (written once, above).
+_TRAIN = TrainConfig()
+_SEARCH = SearchSpace()
+_BASELINES = BaselineConfig()
+
 
 class _Table:
     """Typed, exhaustive access to one TOML table; ``close()`` rejects what was not read."""
@@ -342,16 +350,16 @@ def _layers(value: object, where: str, path: Path) -> tuple[Layer, ...]:
         raise ConfigError(f"{path}: {exc}") from None
 
 
-def _train(t: _Table, *, epochs_default: int | None) -> TrainConfig:
+def _train_config(t: _Table, *, epochs_default: int | None) -> TrainConfig:
     cfg = TrainConfig(
         epochs=t.int("epochs", None, low=1),
         max_seconds=t.float("max_seconds", None, strict=True),
-        optimizer=t.str("optimizer", "adam", choices=get_args(OptimizerName)),  # type: ignore[arg-type]
-        lr=t.float("lr", 1e-3, strict=True),  # type: ignore[arg-type]
-        weight_decay=t.float("weight_decay", 0.0),  # type: ignore[arg-type]
-        batch_size=t.int("batch_size", 128, low=1),  # type: ignore[arg-type]
-        restore_best=t.bool("restore_best", True),
-        schedule=t.str("schedule", "constant", choices=get_args(Schedule)),  # type: ignore[arg-type]
+        optimizer=t.str("optimizer", _TRAIN.optimizer, choices=get_args(OptimizerName)),  # type: ignore[arg-type]
+        lr=t.float("lr", _TRAIN.lr, strict=True),  # type: ignore[arg-type]
+        weight_decay=t.float("weight_decay", _TRAIN.weight_decay),  # type: ignore[arg-type]
+        batch_size=t.int("batch_size", _TRAIN.batch_size, low=1),  # type: ignore[arg-type]
+        restore_best=t.bool("restore_best", _TRAIN.restore_best),
+        schedule=t.str("schedule", _TRAIN.schedule, choices=get_args(Schedule)),  # type: ignore[arg-type]
     )
     if cfg.epochs is None and cfg.max_seconds is None:
         if epochs_default is None:
@@ -416,11 +424,11 @@ def load_config(path: str | Path, *, overrides: Mapping[str, object] | None = No
     seed_t = top.table("seed")
     seed_layers = _layers(seed_t.get("layers"), "seed.layers", path)
     activation = seed_t.str("activation", "relu", choices=ACTIVATIONS)
-    seed_net = SeedConfig(seed_layers, activation, _train(seed_t, epochs_default=None))  # type: ignore[arg-type]
+    seed_net = SeedConfig(seed_layers, activation, _train_config(seed_t, epochs_default=None))  # type: ignore[arg-type]
     seed_t.close()
 
     train_t = top.table("train")
-    train = _train(train_t, epochs_default=None)
+    train = _train_config(train_t, epochs_default=None)
     train_t.close()
 
     s = top.table("search")
@@ -435,19 +443,23 @@ def load_config(path: str | Path, *, overrides: Mapping[str, object] | None = No
         ops = tuple(ops_raw)  # type: ignore[arg-type]
     search = SearchSpace(
         operations=ops,
-        max_ops=s.int("max_ops", 1, low=1),  # type: ignore[arg-type]
-        parents=s.str("parents", "seed", choices=get_args(ParentPolicy)),  # type: ignore[arg-type]
-        top_k=s.int("top_k", 3, low=1),  # type: ignore[arg-type]
-        max_width=s.int("max_width", 4096, low=1),  # type: ignore[arg-type]
-        max_widen_factor=s.float("max_widen_factor", 4.0, low=1.0, strict=True),  # type: ignore[arg-type]
-        min_widen_factor=s.float("min_widen_factor", 1.0, low=1.0),  # type: ignore[arg-type]
-        max_depth=s.int("max_depth", 6, low=1),  # type: ignore[arg-type]
-        noise=s.float("noise", 0.0),  # type: ignore[arg-type]
-        lam=s.range("lam", (1e-6, 1e-2)),  # type: ignore[arg-type]
-        decay=s.range("decay", (1.0, 1.0)),  # type: ignore[arg-type]
-        compress_start_factor=s.range("compress_start_factor", (1.0, 1.0), low=1.0, strict=False),  # type: ignore[arg-type]
-        gate_lr=s.range("gate_lr", None),
-        lr=s.range("lr", None),
+        max_ops=s.int("max_ops", _SEARCH.max_ops, low=1),  # type: ignore[arg-type]
+        parents=s.str("parents", _SEARCH.parents, choices=get_args(ParentPolicy)),  # type: ignore[arg-type]
+        top_k=s.int("top_k", _SEARCH.top_k, low=1),  # type: ignore[arg-type]
+        max_width=s.int("max_width", _SEARCH.max_width, low=1),  # type: ignore[arg-type]
+        max_widen_factor=s.float(
+            "max_widen_factor", _SEARCH.max_widen_factor, low=1.0, strict=True
+        ),  # type: ignore[arg-type]
+        min_widen_factor=s.float("min_widen_factor", _SEARCH.min_widen_factor, low=1.0),  # type: ignore[arg-type]
+        max_depth=s.int("max_depth", _SEARCH.max_depth, low=1),  # type: ignore[arg-type]
+        noise=s.float("noise", _SEARCH.noise),  # type: ignore[arg-type]
+        lam=s.range("lam", _SEARCH.lam),  # type: ignore[arg-type]
+        decay=s.range("decay", _SEARCH.decay),  # type: ignore[arg-type]
+        compress_start_factor=s.range(
+            "compress_start_factor", _SEARCH.compress_start_factor, low=1.0, strict=False
+        ),  # type: ignore[arg-type]
+        gate_lr=s.range("gate_lr", _SEARCH.gate_lr),
+        lr=s.range("lr", _SEARCH.lr),
     )
     if max(lay.size for lay in seed_layers) > search.max_width:
         s.fail(
@@ -480,8 +492,8 @@ def load_config(path: str | Path, *, overrides: Mapping[str, object] | None = No
             _layers(a, f"baselines.architectures[{i}]", path)
             for i, a in enumerate(archs_raw)  # type: ignore[arg-type]
         ),
-        include_seed=b.bool("include_seed", True),
-        reference=b.str("reference", "nearest", choices=get_args(BaselineReference)),  # type: ignore[arg-type]
+        include_seed=b.bool("include_seed", _BASELINES.include_seed),
+        reference=b.str("reference", _BASELINES.reference, choices=get_args(BaselineReference)),  # type: ignore[arg-type]
     )
     b.close()
 

@@ -32,6 +32,7 @@ from torch import nn
 
 from autosize.models import ArchSpec
 from autosize.search.config import SearchSpace
+from autosize.seeds import derive_seed
 from autosize.transforms import deepen, widen
 
 __all__ = ["CompressPlan", "Infeasible", "Plan", "plan_and_grow"]
@@ -102,14 +103,19 @@ def plan_and_grow(
             if new == old:
                 raise Infeasible(f"widen: layer {layer} already has max_width {old} units")
             model, spec = widen(
-                model, spec, layer=layer, width=new, noise=space.noise, seed=seed + i
+                model,
+                spec,
+                layer=layer,
+                width=new,
+                noise=space.noise,
+                seed=derive_seed(seed, "widen", i),
             )
             steps.append(f"widen(L{layer}:{old}->{new})")
         elif kind == "deepen":
             after = _position(trial, f"{p}/deepen/after", spec.depth)
             if spec.depth >= space.max_depth:
                 raise Infeasible(f"deepen: the parent's depth {spec.depth} is already max_depth")
-            model, spec = deepen(model, spec, after=after, seed=seed + i)
+            model, spec = deepen(model, spec, after=after, seed=derive_seed(seed, "deepen", i))
             steps.append(f"deepen(after L{after})")
         elif kind == "train":
             steps.append("train on")
@@ -134,7 +140,7 @@ def plan_and_grow(
                         layer=layer,
                         width=new,
                         noise=space.noise,
-                        seed=seed + 100 + layer,
+                        seed=derive_seed(seed, "start-widen", layer),
                     )
                 steps.append(f"widen(all x{start:.2f})")
             extra = "" if gate_lr is None else f", gate_lr={gate_lr:.3g}"

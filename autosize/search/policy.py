@@ -42,6 +42,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from autosize.errors import ConfigError
+from autosize.search import record
 
 __all__ = ["DEFAULT_WEIGHTS", "PopulationSampler", "ranked_parents"]
 
@@ -61,7 +62,7 @@ def ranked_parents(study: Study, *, maximize: bool) -> list[FrozenTrial]:
     done = [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if t.user_attrs.get("role") == "warmstart" and "network_artifact" in t.user_attrs
+        if (rec := record.read(t)).is_warmstart and rec.network_artifact
     ]
     done.sort(key=lambda t: (-t.values[0] if maximize else t.values[0], t.number))
     return done

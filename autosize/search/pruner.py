@@ -18,6 +18,7 @@ from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
 from autosize.errors import ConfigError
+from autosize.search import record
 from autosize.search.results import maximizing
 
 __all__ = [
@@ -51,14 +52,15 @@ def baseline_curves(trials: Sequence[FrozenTrial]) -> list[BaselineCurve]:
     """The completed baseline trials among ``trials`` that reported a curve."""
     out = []
     for t in trials:
-        if t.state != TrialState.COMPLETE or t.user_attrs.get("role") != "baseline":
+        rec = record.read(t)
+        if t.state != TrialState.COMPLETE or not rec.is_baseline:
             continue
         if not t.intermediate_values or t.values is None:
             continue
         out.append(
             BaselineCurve(
                 number=t.number,
-                params=int(t.user_attrs.get("params", 0)),
+                params=int(rec.params or 0),
                 value=float(t.values[0]),
                 curve=dict(t.intermediate_values),
             )
@@ -116,11 +118,12 @@ class BaselinePruner(BasePruner):
         self.reference: Reference = reference
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
-        if trial.user_attrs.get("role") == "baseline" or not trial.intermediate_values:
+        rec = record.read(trial)
+        if rec.is_baseline or not trial.intermediate_values:
             return False
         maximize = maximizing(study)
         curves = baseline_curves(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-        params = trial.user_attrs.get("params")
+        params = rec.params
         base = pick_baseline(curves, params=params, reference=self.reference, maximize=maximize)
         if base is None:
             return False

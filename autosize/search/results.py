@@ -10,6 +10,8 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from autosize.search import record
+
 __all__ = ["TrialResult", "best_of", "trial_results"]
 
 
@@ -53,41 +55,40 @@ class TrialResult:
 
     @classmethod
     def from_trial(cls, t: FrozenTrial) -> TrialResult:
-        a = t.user_attrs
+        rec = record.read(t)
         return cls(
             number=t.number,
-            role=str(a.get("role", "")),
+            role=rec.role,
             state=t.state.name.lower(),
             value=t.values[0] if t.values else None,
-            params=a.get("params"),
-            architecture=str(a.get("architecture", "")),
-            operation=str(a.get("operation", "")),
-            parent=a.get("parent"),
-            test_metric=a.get("test_metric"),
-            gain=a.get("gain"),
-            seconds=a.get("seconds"),
-            lineage_epochs=a.get("lineage_epochs"),
+            params=rec.params,
+            architecture=rec.architecture,
+            operation=rec.operation,
+            parent=rec.parent,
+            test_metric=rec.test_metric,
+            gain=rec.gain,
+            seconds=rec.seconds,
+            lineage_epochs=rec.lineage_epochs,
             values=tuple(t.values or ()),
-            op_kind=str(a.get("op_kind", "")),
-            baseline_trial=a.get("baseline_trial"),
-            epochs=a.get("epochs"),
-            curve=_curve(t),
-            widths=tuple(tuple(int(w) for w in row) for row in a.get("widths") or ()),
-            val=dict(a.get("val") or {}),
-            test=dict(a.get("test") or {}),
+            op_kind=rec.op_kind,
+            baseline_trial=rec.baseline_trial,
+            epochs=rec.epochs,
+            curve=_curve(t, rec),
+            widths=rec.widths,
+            val=dict(rec.val),
+            test=dict(rec.test),
             lr=t.params.get("train/lr"),
             started=t.datetime_start,
             completed=t.datetime_complete,
-            fail_reason=a.get("fail_reason"),
-            pruned_at=a.get("pruned_at"),
+            fail_reason=rec.fail_reason,
+            pruned_at=rec.pruned_at,
         )
 
 
-def _curve(t: FrozenTrial) -> tuple[float | None, ...]:
+def _curve(t: FrozenTrial, rec: record.TrialRecord) -> tuple[float | None, ...]:
     """The per-epoch objective: the ``curve`` attribute, else the intermediate values."""
-    curve = t.user_attrs.get("curve")
-    if isinstance(curve, list) and curve:
-        return tuple(None if v is None else float(v) for v in curve)
+    if rec.curve:
+        return tuple(None if v is None else float(v) for v in rec.curve)
     steps = t.intermediate_values
     return tuple(steps[k] for k in sorted(steps))
 

@@ -1,0 +1,141 @@
+"""One record of a trial, and of a study: every user attribute autosize writes, in one place.
+
+Optuna keeps what autosize knows about a trial as user attributes (JSON values
+by string key), so the ``optuna`` CLI, optuna-dashboard and any Optuna code can
+read them. This module is the only one that spells those keys:
+
+- :class:`TrialRecord` is the typed record of one trial; :func:`read` builds it
+  from a trial (a missing key gets the field's default), :func:`write` stores
+  fields by name and refuses a name that is not a field;
+- :func:`study_meta` / :func:`write_study_meta` are the study's own record (the
+  config's identity, data, objective, artifact folder), :func:`seed_info` /
+  :func:`write_seed_info` the seed network's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Protocol
+
+__all__ = [
+    "BASELINE",
+    "KEYS",
+    "WARMSTART",
+    "TrialRecord",
+    "read",
+    "seed_info",
+    "study_meta",
+    "write",
+    "write_seed_info",
+    "write_study_meta",
+]
+
+BASELINE = "baseline"
+WARMSTART = "warmstart"
+_STUDY_META = "autosize"
+_SEED_INFO = "seed"
+
+
+class _HasUserAttrs(Protocol):
+    @property
+    def user_attrs(self) -> dict[str, Any]: ...
+
+
+class _SetsUserAttrs(Protocol):
+    def set_user_attr(self, key: str, value: Any) -> None: ...
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """What autosize records about one trial (every field is one user attribute)."""
+
+    role: str = ""  # BASELINE or WARMSTART
+    # Baselines: the architecture's JSON, so a resumed study trains only missing ones.
+    baseline_key: str | None = None
+    operation: str = ""  # human-readable, e.g. "widen(L0:32->64)"
+    op_kind: str = ""  # the operation names, e.g. "widen+compress"
+    parent: int | str | None = None  # "seed", a trial number, or None (baselines)
+    lineage: tuple[str, ...] = ()
+    inherited_epochs: int = 0  # training behind the parent (the seed's and every ancestor's)
+    baseline_trial: int | None = None  # the baseline a warm-started trial is compared with
+    architecture: str = ""
+    spec: Mapping[str, Any] | None = None  # ArchSpec.to_dict()
+    params: int | None = None
+    flops: int | None = None
+    epochs: int | None = None  # epochs trained in this trial
+    lineage_epochs: int | None = None  # all the training behind the network
+    stopped: str | None = None  # History.stopped
+    seconds: float | None = None
+    curve: tuple[float | None, ...] = ()  # per-epoch objective (None where not finite)
+    widths: tuple[tuple[int, ...], ...] = ()  # compress: layer widths per epoch
+    gain_curve: tuple[float, ...] = ()
+    gain: float | None = None
+    val: Mapping[str, float] = field(default_factory=dict)
+    test: Mapping[str, float] = field(default_factory=dict)
+    test_metric: float | None = None
+    network_artifact: str | None = None
+    fail_reason: str | None = None
+    pruned_at: int | None = None
+    pruned_reason: str | None = None
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.role == BASELINE
+
+    @property
+    def is_warmstart(self) -> bool:
+        return self.role == WARMSTART
+
+    @property
+    def interrupted(self) -> bool:
+        return self.fail_reason == "interrupted"
+
+
+KEYS: frozenset[str] = frozenset(f.name for f in fields(TrialRecord))
+_TUPLES = {"lineage", "curve", "gain_curve"}
+
+
+def read(trial: _HasUserAttrs) -> TrialRecord:
+    """The record of ``trial`` (an ``optuna.Trial`` or ``FrozenTrial``); unknown keys are ignored."""
+    attrs = trial.user_attrs
+    values: dict[str, Any] = {}
+    for key in KEYS & attrs.keys():
+        value = attrs[key]
+        if key in _TUPLES and isinstance(value, list):
+            value = tuple(value)
+        elif key == "widths" and isinstance(value, list):
+            value = tuple(tuple(int(w) for w in row) for row in value)
+        elif key in ("val", "test") and isinstance(value, Mapping):
+            value = dict(value)
+        values[key] = value
+    return TrialRecord(**values)
+
+
+def write(trial: _SetsUserAttrs, **attrs: Any) -> None:
+    """Store ``attrs`` on ``trial``; every name must be a :class:`TrialRecord` field."""
+    unknown = sorted(set(attrs) - KEYS)
+    if unknown:
+        raise KeyError(f"not a TrialRecord field: {', '.join(unknown)}")
+    for key, value in attrs.items():
+        trial.set_user_attr(key, list(value) if isinstance(value, tuple) else value)
+
+
+def study_meta(study: _HasUserAttrs) -> dict[str, Any]:
+    """The study's autosize record (empty for a study autosize did not write)."""
+    meta = study.user_attrs.get(_STUDY_META)
+    return dict(meta) if isinstance(meta, Mapping) else {}
+
+
+def write_study_meta(study: _SetsUserAttrs, meta: Mapping[str, Any]) -> None:
+    study.set_user_attr(_STUDY_META, dict(meta))
+
+
+def seed_info(study: _HasUserAttrs) -> dict[str, Any]:
+    """The seed network's record: key, artifact, architecture, epochs, metrics (or empty)."""
+    info = study.user_attrs.get(_SEED_INFO)
+    return dict(info) if isinstance(info, Mapping) else {}
+
+
+def write_seed_info(study: _SetsUserAttrs, info: Mapping[str, Any]) -> None:
+    study.set_user_attr(_SEED_INFO, dict(info))

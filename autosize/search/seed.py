@@ -1,0 +1,79 @@
+"""The seed network: trained once per (data, architecture, budget, seed) and kept
+as a study artifact; a resumed study downloads it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict
+
+import optuna
+from torch import nn
+
+from autosize.errors import ConfigError
+from autosize.models import ArchSpec, build_model
+from autosize.search import record, training
+from autosize.search.clock import Deadline
+from autosize.search.prepare import Prepared
+from autosize.search.storage import artifact_store, download_network, upload_network
+from autosize.search.training import (
+    describe,
+    metrics,
+)
+
+__all__ = ["ensure_seed", "seed_key"]
+
+logger = logging.getLogger(__name__)
+
+
+def seed_key(p: Prepared) -> str:
+    c = p.config
+    payload = {
+        "data": {
+            "name": c.data.name,
+            "options": dict(c.data.options),
+            "subset": [c.data.max_train, c.data.max_val, c.data.max_test],
+        },
+        "spec": p.seed_spec.to_dict(),
+        "train": asdict(c.seed_net.train),
+        "seed": c.seed,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def ensure_seed(
+    study: optuna.Study, p: Prepared, deadline: Deadline | None = None
+) -> tuple[nn.Module, ArchSpec]:
+    """The trained seed network: from the study's artifacts if present, else trained now."""
+    store = artifact_store(p.config.artifacts)
+    key = seed_key(p)
+    info = record.seed_info(study)
+    if info.get("key") == key:
+        logger.info("reusing the seed network (key %s, artifact %s)", key, info["artifact_id"])
+        return download_network(store, str(info["artifact_id"]))
+    budget = p.config.seed_net.train
+    logger.info("training the seed %s on %s", p.seed_spec.summary(), p.bundle.name)
+    model = build_model(p.seed_spec, seed=p.config.seed)
+    model, spec, history, seconds = training.train_step(
+        model, p.seed_spec, p, budget, seed=p.config.seed, deadline=deadline or Deadline.after(None)
+    )
+    if history.stopped == "diverged":
+        raise ConfigError(
+            f"{p.config.path}: [seed]: the seed network diverged while training ({history.stop_reason}); lower seed.lr"
+        )
+    val, test = metrics(model, p, "val"), metrics(model, p, "test")
+    artifact_id = upload_network(study, store, model, spec, filename="seed.safetensors")
+    record.write_seed_info(
+        study,
+        {
+            "key": key,
+            "artifact_id": artifact_id,
+            **describe(spec),
+            "epochs": len(history.epochs),
+            "seconds": round(seconds, 3),
+            "val": val,
+            "test": test,
+        },
+    )
+    return model.cpu(), spec

@@ -1,0 +1,171 @@
+"""The search layer's one training path and the common ending of every trial.
+
+:func:`train_step` trains the seed, each baseline and each warm-started step
+(cut at the study's deadline); :func:`finish_trial` checks the result, records
+the metrics and attributes and uploads the network."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import optuna
+from torch import nn
+
+from autosize.callbacks import Callback, CosineSchedule
+from autosize.history import History
+from autosize.models import ArchSpec
+from autosize.search import record
+from autosize.search.bridge import TrialReporter
+from autosize.search.clock import Deadline
+from autosize.search.config import METRIC_KEY, TrainConfig
+from autosize.search.operations import CompressPlan
+from autosize.search.prepare import Prepared
+from autosize.search.storage import artifact_store, upload_network
+from autosize.train import evaluate, fit
+from autosize.transforms import compress
+
+__all__ = ["METRIC_KEY", "TrialFailed", "finish_trial", "train_step"]
+
+logger = logging.getLogger(__name__)
+
+
+# Seconds kept free at the deadline for the last trial's validation, test and upload, at
+# least; run_study adds a multiple of what evaluating the seed took (a CNN's test pass is slow).
+RESERVE_SECONDS = 0.5
+RESERVE_EVALS = 3.0
+# Seconds between two reports of a trial to the storage (see TrialReporter).
+REPORT_INTERVAL = 0.2
+
+
+class TrialFailed(Exception):
+    """A trial that cannot produce a result (diverged, out of memory): it ends as FAIL."""
+
+
+def train_step(
+    model: nn.Module,
+    spec: ArchSpec,
+    p: Prepared,
+    budget: TrainConfig,
+    *,
+    seed: int,
+    deadline: Deadline,
+    lr: float | None = None,
+    callbacks: list[TrialReporter] | None = None,
+    compress_plan: CompressPlan | None = None,
+) -> tuple[nn.Module, ArchSpec, History, float]:
+    """Train for ``budget``, cut at the study's ``deadline`` (the network keeps what it has)."""
+    start = time.perf_counter()
+    # Keep a moment after the cut for validation, test and the artifact upload.
+    max_seconds = deadline.clip(budget.max_seconds)
+    every: list[Callback] = list(callbacks or [])
+    if budget.schedule == "cosine":
+        every.append(CosineSchedule(epochs=budget.epochs, max_seconds=max_seconds))
+    common = {
+        "epochs": budget.epochs,
+        "max_seconds": max_seconds,
+        "optimizer": budget.optimizer,
+        "lr": lr if lr is not None else budget.lr,
+        "weight_decay": budget.weight_decay,
+        "batch_size": budget.batch_size,
+        "device": p.config.device,
+        "callbacks": every,
+        "seed": seed,
+    }
+    if compress_plan is not None:
+        model, spec, history = compress(
+            model,
+            spec,
+            p.bundle,
+            lam=compress_plan.lam,
+            decay=compress_plan.decay,
+            gate_lr=compress_plan.gate_lr,
+            **common,
+        )
+    else:
+        history = fit(model, p.bundle, restore_best=budget.restore_best, **common)
+    return model, spec, history, time.perf_counter() - start
+
+
+def metrics(model: nn.Module, p: Prepared, split: str) -> dict[str, float]:
+    return evaluate(model, p.bundle, split, device=p.config.device)  # type: ignore[arg-type]
+
+
+def objective_values(p: Prepared, value: float, spec: ArchSpec) -> float | tuple[float, float]:
+    return (value, float(spec.param_count())) if p.multi_objective else value
+
+
+def describe(spec: ArchSpec) -> dict[str, object]:
+    return {
+        "architecture": spec.summary(),
+        "spec": spec.to_dict(),
+        "params": spec.param_count(),
+        "flops": spec.flops(),
+    }
+
+
+def finite_or_none(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def finish_trial(
+    trial: optuna.Trial,
+    p: Prepared,
+    model: nn.Module,
+    spec: ArchSpec,
+    history: History,
+    seconds: float,
+    reporter: TrialReporter,
+) -> float | tuple[float, float]:
+    """Common ending: failure checks, metrics, attributes, the network artifact."""
+    record.write(
+        trial,
+        epochs=len(history.epochs),
+        # All the training behind this network: baselines start from nothing,
+        # warm-started trials inherit the seed's and their ancestors' epochs.
+        lineage_epochs=record.read(trial).inherited_epochs + len(history.epochs),
+        stopped=history.stopped,
+        seconds=round(seconds, 3),
+        curve=[finite_or_none(v) for v in reporter.values],
+    )
+    if reporter.widths:
+        record.write(trial, widths=reporter.widths)
+    if reporter.gains:
+        record.write(trial, gain_curve=reporter.gains)
+    if history.stopped == "diverged":
+        record.write(trial, fail_reason=f"diverged: {history.stop_reason}")
+        raise TrialFailed(f"diverged: {history.stop_reason}")
+    if reporter.pruned_at is not None:
+        record.write(trial, pruned_at=reporter.pruned_at)
+        raise optuna.TrialPruned(f"worse than the baselines at step {reporter.pruned_at}")
+    val, test = metrics(model, p, "val"), metrics(model, p, "test")
+    key = METRIC_KEY[p.config.objective]
+    record.write(trial, **describe(spec), val=val, test=test, test_metric=test[key])
+    if reporter.gains:
+        record.write(trial, gain=reporter.gains[-1])
+    if not math.isfinite(val[key]):
+        record.write(trial, fail_reason=f"non-finite validation {key}")
+        raise TrialFailed(f"non-finite validation {key}")
+    artifact_id = upload_network(trial, artifact_store(p.config.artifacts), model, spec)
+    record.write(trial, network_artifact=artifact_id)
+    dashboard_note(trial, spec, record.read(trial))
+    return objective_values(p, val[key], spec)
+
+
+def dashboard_note(trial: optuna.Trial, spec: ArchSpec, rec: record.TrialRecord) -> None:
+    """A markdown note for optuna-dashboard (when installed) with the architecture."""
+    try:
+        from optuna_dashboard import save_note
+    except ImportError:
+        return
+    lines = [
+        f"**{rec.role}** `{spec.summary()}` — {spec.param_count():,} parameters, {spec.flops():,} FLOPs",
+        "",
+        f"operation: {rec.operation}",
+        f"parent: {'' if rec.parent is None else rec.parent}",
+    ]
+    try:
+        save_note(trial, "\n".join(lines))
+    except Exception as exc:  # a note is a nicety; never fail a trial for it
+        logger.debug("could not save the dashboard note: %s", exc)

@@ -1,0 +1,153 @@
+"""Warm-started steps (``role = "warmstart"``): a parent, the operations on it,
+training with reports and pruning, then attributes and the network artifact."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass
+
+import optuna
+import torch
+from optuna.trial import TrialState
+from torch import nn
+
+from autosize.models import ArchSpec
+from autosize.search import record, training
+from autosize.search.bridge import TrialReporter
+from autosize.search.clock import Deadline
+from autosize.search.operations import Infeasible, Plan, plan_and_grow
+from autosize.search.policy import ranked_parents
+from autosize.search.prepare import Prepared
+from autosize.search.pruner import baseline_curves, pick_baseline
+from autosize.search.storage import artifact_store, download_network
+from autosize.search.training import (
+    REPORT_INTERVAL,
+    TrialFailed,
+    describe,
+    finish_trial,
+)
+from autosize.seeds import derive_seed
+
+__all__ = ["Parent", "StepObjective"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, eq=False)
+class Parent:
+    """Where a warm-started trial starts: the seed (``number=None``) or an earlier trial."""
+
+    model: nn.Module
+    spec: ArchSpec
+    number: int | None
+    lineage: tuple[str, ...]
+    # Epochs of training already behind this network (the seed's plus every ancestor's).
+    epochs: int
+
+
+class StepObjective:
+    """The objective of warm-started trials (one instance per process)."""
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        p: Prepared,
+        seed_model: nn.Module,
+        seed_spec: ArchSpec,
+        deadline: Deadline | None = None,
+    ) -> None:
+        self.study = study
+        self.deadline = deadline or Deadline.after(None)
+        self.p = p
+        self.seed_model = seed_model.cpu()
+        self.seed_spec = seed_spec
+        self.store = artifact_store(p.config.artifacts)
+
+    def _seed(self) -> Parent:
+        epochs = int(record.seed_info(self.study).get("epochs", 0))
+        lineage = (f"seed {self.seed_spec.summary()} trained {epochs} epochs",)
+        return Parent(copy.deepcopy(self.seed_model), self.seed_spec, None, lineage, epochs)
+
+    def _parent(self, trial: optuna.Trial) -> Parent:
+        space = self.p.config.search
+        if space.parents == "seed":
+            return self._seed()
+        rank = trial.suggest_int("parent", 0, space.top_k)
+        if rank == 0:
+            return self._seed()
+        done = ranked_parents(self.study, maximize=self.p.maximize)
+        if len(done) < rank:
+            return self._seed()
+        t = done[rank - 1]
+        rec = record.read(t)
+        model, spec = download_network(self.store, str(rec.network_artifact))
+        return Parent(model, spec, t.number, rec.lineage, int(rec.lineage_epochs or 0))
+
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        p, space = self.p, self.p.config.search
+        record.write(trial, role=record.WARMSTART)
+        try:
+            parent = self._parent(trial)
+            try:
+                model, spec, plan = plan_and_grow(
+                    trial,
+                    parent.model,
+                    parent.spec,
+                    space,
+                    seed=derive_seed(p.config.seed, "grow", trial.number),
+                )
+            except Infeasible as exc:
+                record.write(trial, operation=f"none ({exc})", pruned_reason=str(exc))
+                raise optuna.TrialPruned(str(exc)) from None
+            lr = trial.suggest_float("train/lr", *space.lr, log=True) if space.lr else None
+            curves = baseline_curves(
+                self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            )
+            baseline = pick_baseline(
+                curves,
+                params=spec.param_count(),
+                reference=p.config.baselines.reference,
+                maximize=p.maximize,
+            )
+            record.write(
+                trial,
+                operation=plan.describe(),
+                op_kind=plan.kind,
+                parent="seed" if parent.number is None else parent.number,
+                lineage=[*parent.lineage, _lineage_step(plan, parent.number)],
+                inherited_epochs=parent.epochs,
+                baseline_trial=None if baseline is None else baseline.number,
+                **describe(spec),
+            )
+            reporter = TrialReporter(
+                trial,
+                p.config.objective,
+                maximize=p.maximize,
+                prune=True,
+                report=not p.multi_objective,
+                min_interval=REPORT_INTERVAL,
+                baseline=baseline,
+            )
+            model, spec, history, seconds = training.train_step(
+                model,
+                spec,
+                p,
+                p.config.train,
+                seed=derive_seed(p.config.seed, "trial", trial.number),
+                deadline=self.deadline,
+                lr=lr,
+                callbacks=[reporter],
+                compress_plan=plan.compress,
+            )
+            return finish_trial(trial, p, model, spec, history, seconds, reporter)
+        except torch.OutOfMemoryError as exc:
+            record.write(trial, fail_reason="out of memory")
+            raise TrialFailed(f"out of memory: {exc}") from None
+        except KeyboardInterrupt:
+            record.write(trial, fail_reason="interrupted")
+            raise
+
+
+def _lineage_step(plan: Plan, parent: int | None) -> str:
+    return f"{plan.describe()} (from {'the seed' if parent is None else f'trial {parent}'})"
