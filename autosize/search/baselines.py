@@ -18,7 +18,6 @@ from autosize.search.clock import Deadline
 from autosize.search.prepare import Prepared
 from autosize.search.results import TrialResult
 from autosize.search.training import (
-    REPORT_INTERVAL,
     TrialFailed,
     describe,
     finish_trial,
@@ -104,7 +103,6 @@ def _baseline_trial(
         maximize=p.maximize,
         prune=False,
         report=not p.multi_objective,
-        min_interval=REPORT_INTERVAL,
     )
     model = build_model(spec, seed=seed)
     model, spec, history, seconds = training.train_step(

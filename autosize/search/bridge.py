@@ -51,7 +51,7 @@ class TrialReporter(Callback):
         report: bool,
         baseline: BaselineCurve | None = None,
         step_offset: int = 0,
-        min_interval: float = 0.0,
+        min_interval: float = 0.2,
         always_first: int = 10,
     ) -> None:
         self.trial = trial

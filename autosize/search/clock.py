@@ -64,9 +64,6 @@ class Deadline:
         """Seconds left (``inf`` without a limit, never negative)."""
         return max(0.0, self.at - time.time())
 
-    def elapsed(self) -> float:
-        return time.time() - self.start
-
     def expired(self) -> bool:
         return self.remaining() <= 0.0
 

@@ -80,6 +80,17 @@ def _suggest_range(
     return lo if lo == hi else trial.suggest_float(name, lo, hi, log=log)
 
 
+def _widen_by(
+    model: nn.Module, spec: ArchSpec, layer: int, factor: float, space: SearchSpace, *, seed: int
+) -> tuple[nn.Module, ArchSpec, int]:
+    """Widen ``layer`` by ``factor`` (rounded up, capped at max_width); unchanged if already there."""
+    old = spec.layers[layer].size
+    new = min(space.max_width, max(old, math.ceil(old * factor)))
+    if new != old:
+        model, spec = widen(model, spec, layer=layer, width=new, noise=space.noise, seed=seed)
+    return model, spec, new
+
+
 def plan_and_grow(
     trial: optuna.Trial, model: nn.Module, spec: ArchSpec, space: SearchSpace, *, seed: int
 ) -> tuple[nn.Module, ArchSpec, Plan]:
@@ -99,17 +110,11 @@ def plan_and_grow(
                 f"{p}/widen/factor", space.min_widen_factor, space.max_widen_factor, log=True
             )
             old = spec.layers[layer].size
-            new = min(space.max_width, max(old, math.ceil(old * factor)))
+            model, spec, new = _widen_by(
+                model, spec, layer, factor, space, seed=derive_seed(seed, "widen", i)
+            )
             if new == old:
                 raise Infeasible(f"widen: layer {layer} already has max_width {old} units")
-            model, spec = widen(
-                model,
-                spec,
-                layer=layer,
-                width=new,
-                noise=space.noise,
-                seed=derive_seed(seed, "widen", i),
-            )
             steps.append(f"widen(L{layer}:{old}->{new})")
         elif kind == "deepen":
             after = _position(trial, f"{p}/deepen/after", spec.depth)
@@ -132,14 +137,12 @@ def plan_and_grow(
             )
             if start > 1.0:
                 for layer in range(spec.depth):
-                    old = spec.layers[layer].size
-                    new = min(space.max_width, max(old, math.ceil(old * start)))
-                    model, spec = widen(
+                    model, spec, _ = _widen_by(
                         model,
                         spec,
-                        layer=layer,
-                        width=new,
-                        noise=space.noise,
+                        layer,
+                        start,
+                        space,
                         seed=derive_seed(seed, "start-widen", layer),
                     )
                 steps.append(f"widen(all x{start:.2f})")

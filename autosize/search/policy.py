@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 import re
-import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,15 +33,15 @@ import numpy as np
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
-    FloatDistribution,
     IntDistribution,
 )
-from optuna.samplers import BaseSampler
+from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from autosize.errors import ConfigError
 from autosize.search import record
+from autosize.seeds import derive_seed
 
 __all__ = ["DEFAULT_WEIGHTS", "PopulationSampler", "ranked_parents"]
 
@@ -108,8 +107,8 @@ class PopulationSampler(BaseSampler):
     ) -> dict[str, Any]:
         return {}
 
-    def _rng(self, trial: FrozenTrial, name: str) -> np.random.Generator:
-        return np.random.default_rng([self.seed, trial.number, zlib.crc32(name.encode())])
+    def _seed(self, trial: FrozenTrial, name: str) -> int:
+        return derive_seed(self.seed, f"policy/{name}", trial.number)
 
     def sample_independent(
         self,
@@ -118,7 +117,7 @@ class PopulationSampler(BaseSampler):
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
-        rng = self._rng(trial, param_name)
+        rng = np.random.default_rng(self._seed(trial, param_name))
         dist = param_distribution
         if param_name == "parent" and isinstance(dist, IntDistribution):
             maximize = study.directions[0].name == "MAXIMIZE"
@@ -133,24 +132,7 @@ class PopulationSampler(BaseSampler):
             if w.sum() <= 0:
                 w = np.ones(len(dist.choices))
             return dist.choices[int(rng.choice(len(dist.choices), p=w / w.sum()))]
-        return _random(rng, dist)
-
-
-def _random(rng: np.random.Generator, dist: BaseDistribution) -> Any:
-    """As Optuna's RandomSampler draws: uniform, or log-uniform when ``log``; steps respected."""
-    if isinstance(dist, CategoricalDistribution):
-        return dist.choices[int(rng.integers(len(dist.choices)))]
-    if isinstance(dist, IntDistribution):
-        if dist.log:  # Optuna's log ints have low >= 1
-            value = math.exp(rng.uniform(math.log(dist.low), math.log(dist.high + 1)))
-            return int(min(max(math.floor(value), dist.low), dist.high))
-        steps = (dist.high - dist.low) // dist.step
-        return int(dist.low + dist.step * rng.integers(steps + 1))
-    if isinstance(dist, FloatDistribution):
-        if dist.log:
-            return float(math.exp(rng.uniform(math.log(dist.low), math.log(dist.high))))
-        if dist.step is not None:
-            steps = round((dist.high - dist.low) / dist.step)
-            return float(dist.low + dist.step * rng.integers(steps + 1))
-        return float(rng.uniform(dist.low, dist.high))
-    raise ConfigError(f"population sampler: unsupported distribution {dist!r}")
+        # Everything else as Optuna's RandomSampler draws it, seeded per trial and name.
+        return RandomSampler(seed=self._seed(trial, param_name)).sample_independent(
+            study, trial, param_name, dist
+        )

@@ -35,8 +35,6 @@ logger = logging.getLogger(__name__)
 # least; run_study adds a multiple of what evaluating the seed took (a CNN's test pass is slow).
 RESERVE_SECONDS = 0.5
 RESERVE_EVALS = 3.0
-# Seconds between two reports of a trial to the storage (see TrialReporter).
-REPORT_INTERVAL = 0.2
 
 
 class TrialFailed(Exception):

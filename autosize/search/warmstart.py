@@ -22,7 +22,6 @@ from autosize.search.prepare import Prepared
 from autosize.search.pruner import baseline_curves, pick_baseline
 from autosize.search.storage import artifact_store, download_network
 from autosize.search.training import (
-    REPORT_INTERVAL,
     TrialFailed,
     describe,
     finish_trial,
@@ -126,7 +125,6 @@ class StepObjective:
                 maximize=p.maximize,
                 prune=True,
                 report=not p.multi_objective,
-                min_interval=REPORT_INTERVAL,
                 baseline=baseline,
             )
             model, spec, history, seconds = training.train_step(
