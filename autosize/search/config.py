@@ -62,7 +62,7 @@ __all__ = [
 Objective = Literal["val_accuracy", "val_loss", "val_rmse"]
 # The evaluate() key each objective reads (the test metric recorded for a trial).
 METRIC_KEY: dict[str, str] = {"val_accuracy": "accuracy", "val_loss": "loss", "val_rmse": "rmse"}
-Operation = Literal["widen", "deepen", "compress", "train"]
+Operation = Literal["widen", "deepen", "compress", "train", "regularize"]
 Schedule = Literal["constant", "cosine"]
 ParentPolicy = Literal["seed", "best"]
 BaselineReference = Literal["best", "nearest"]
@@ -143,6 +143,8 @@ class SearchSpace:
     gate_lr: tuple[float, float] | None = None
     # Learning rate range searched on a log scale; None keeps [train] lr.
     lr: tuple[float, float] | None = None
+    # The dropout rate a "regularize" step gives every dense layer, drawn uniformly.
+    dropout: tuple[float, float] = (0.0, 0.5)
 
 
 @dataclass(frozen=True)
@@ -460,6 +462,7 @@ def load_config(path: str | Path, *, overrides: Mapping[str, object] | None = No
         ),  # type: ignore[arg-type]
         gate_lr=s.range("gate_lr", _SEARCH.gate_lr),
         lr=s.range("lr", _SEARCH.lr),
+        dropout=s.range("dropout", _SEARCH.dropout, strict=False),  # type: ignore[arg-type]
     )
     if max(lay.size for lay in seed_layers) > search.max_width:
         s.fail(
@@ -475,6 +478,8 @@ def load_config(path: str | Path, *, overrides: Mapping[str, object] | None = No
         )
     if len(seed_layers) > search.max_depth:
         s.fail("max_depth", search.max_depth, f"at least the seed's depth ({len(seed_layers)})")
+    if search.dropout[1] >= 1.0:
+        s.fail("dropout", list(search.dropout), "[low, high] with 0 <= low <= high < 1")
     s.close()
 
     b = top.table("baselines")

@@ -6,6 +6,7 @@ see the same search space in every trial::
     parent                     0 = the seed, r = the r-th best warm-started trial (parents = "best")
     n_ops                      how many operations (only when max_ops > 1)
     op0, op1, ...              "widen" | "deepen" | "compress" | "train" (train on, same size)
+                               | "regularize" (train on with a new dropout rate)
     op0/widen/layer            position of the layer to widen, in [0, 1) of the depth
     op0/widen/factor           new width = old width * factor (capped at max_width), in
                                [min_widen_factor, max_widen_factor]
@@ -14,6 +15,7 @@ see the same search space in every trial::
     op0/compress/decay         lam is divided by this after every epoch
     op0/compress/gate_lr       the gates' learning rate (when [search] gate_lr is set)
     op0/compress/start_factor  widen every layer by this before compressing
+    op0/regularize/dropout     the dense layers' new dropout rate, in [search] dropout
     train/lr                   learning rate (when [search] lr is set)
 
 Positions in [0, 1) rather than layer indices keep one distribution per name
@@ -30,10 +32,10 @@ from dataclasses import dataclass
 import optuna
 from torch import nn
 
-from autosize.models import ArchSpec
+from autosize.models import ArchSpec, DenseLayer
 from autosize.search.config import SearchSpace
 from autosize.seeds import derive_seed
-from autosize.transforms import deepen, widen
+from autosize.transforms import deepen, set_dropout, widen
 
 __all__ = ["CompressPlan", "Infeasible", "Plan", "plan_and_grow"]
 
@@ -124,6 +126,14 @@ def plan_and_grow(
             steps.append(f"deepen(after L{after})")
         elif kind == "train":
             steps.append("train on")
+        elif kind == "regularize":
+            dense = [lay for lay in spec.layers if isinstance(lay, DenseLayer)]
+            if not dense:
+                raise Infeasible("regularize: the parent has no dense layer")
+            old_p = max(lay.dropout for lay in dense)
+            rate = _suggest_range(trial, f"{p}/regularize/dropout", space.dropout, log=False)
+            model, spec = set_dropout(model, spec, p=rate)
+            steps.append(f"regularize(dropout {old_p:.2f}->{rate:.2f})")
         else:
             lam = trial.suggest_float(f"{p}/compress/lam", *space.lam, log=True)
             decay = _suggest_range(trial, f"{p}/compress/decay", space.decay, log=False)

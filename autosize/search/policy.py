@@ -10,7 +10,7 @@ except that the exploration changes the network's size:
   ``p_best``, else one of the other ``top_k`` (uniformly); the seed only while
   no warm-started network exists yet;
 - **explore**: the operation is drawn with fixed ``weights`` (``train`` on
-  unchanged, ``widen``, ``deepen``, ``compress``); every other parameter
+  unchanged, ``widen``, ``deepen``, ``compress``, ``regularize``); every other parameter
   (positions, widen factors, lam, learning rate) is drawn like Optuna's
   ``RandomSampler`` from its distribution (a widen jumps by a factor from the
   search space's ``[min_widen_factor, max_widen_factor]``, log-uniformly).
@@ -47,11 +47,13 @@ __all__ = ["DEFAULT_WEIGHTS", "PopulationSampler", "ranked_parents"]
 
 # Training on unchanged is the step that most often improves a good network; growth
 # has to be tried often enough to leave a size that is too small.
+# Weights are relative among the operations a study allows ([search] operations).
 DEFAULT_WEIGHTS: Mapping[str, float] = {
     "train": 0.4,
     "widen": 0.3,
     "deepen": 0.15,
     "compress": 0.15,
+    "regularize": 0.15,
 }
 _OP = re.compile(r"^op\d+$")
 

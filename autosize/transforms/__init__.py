@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from autosize.transforms.compress import compress
 from autosize.transforms.net2net import deepen, widen
+from autosize.transforms.regularize import set_dropout
 
 __all__ = [
     "compress",
     "deepen",
+    "set_dropout",
     "widen",
 ]
