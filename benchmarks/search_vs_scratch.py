@@ -24,6 +24,9 @@ validation only; the test set never steers anything).
 
 writes ``<out>/<dataset>.json`` after every dataset, ``<out>/<dataset>.png`` (both curves against
 wall time) and ``<out>.md`` (the table). ``--from-json`` re-renders the table and plots only.
+``--scratch-from DIR`` reuses the scratch side of an earlier run at the same budget (it does not
+depend on the shipped search configs, only on the data): each JSON then records the file and
+the start time it came from, and the table says so below itself.
 """
 
 from __future__ import annotations
@@ -274,6 +277,25 @@ def best_curve(records: list[dict], *, maximize: bool, budget: float) -> list[di
     return curve
 
 
+def _earlier_scratch(path: Path, budget: float) -> dict[str, object]:
+    """The scratch side of an earlier run (``--scratch-from``), with where and when it ran."""
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"--scratch-from: cannot read {path}: {exc}") from None
+    if "scratch" not in earlier:
+        raise SystemExit(f"--scratch-from: {path} has no scratch side")
+    if earlier.get("budget") != budget:
+        raise SystemExit(
+            f"--scratch-from: {path} ran at budget {earlier.get('budget')}, not {budget:g}"
+        )
+    return {
+        "scratch": earlier["scratch"],
+        "load_after_scratch": earlier.get("load_after_scratch"),
+        "scratch_from": {"file": str(path), "started": earlier.get("started")},
+    }
+
+
 def run_dataset(dataset: str, budget: float, seed: int, sides: tuple[str, ...]) -> dict:
     result: dict[str, object] = {
         "dataset": dataset,
@@ -371,6 +393,14 @@ def render(results: list[dict], out: Path) -> str:
             f"{t(sc.get('wall'))} / {t(au.get('wall'))} | {net(fs)} | {net(fa)} |"
         )
         _plot(result, s, out / f"{ds}.png")
+    reused = [r for r in results if r.get("scratch_from")]
+    if reused:
+        lines.append("")
+        for r in reused:
+            src = r["scratch_from"]
+            lines.append(
+                f"{r['dataset']}: scratch side from {src['file']} (that run started {src['started']})"
+            )
     return "\n".join(lines)
 
 
@@ -419,6 +449,13 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=ROOT / "benchmarks" / "out" / "search_vs_scratch"
     )
     parser.add_argument("--from-json", action="store_true", help="only re-render from <out>/*.json")
+    parser.add_argument(
+        "--scratch-from",
+        type=Path,
+        help="take the scratch side from <DIR>/<dataset>.json of an earlier run at the same "
+        "budget instead of running it again (it does not depend on the shipped search); "
+        "the result records where it came from",
+    )
     args = parser.parse_args(argv)
     datasets = [d for d in args.datasets.split(",") if d]
     for d in datasets:
@@ -434,7 +471,14 @@ def main(argv: list[str] | None = None) -> int:
             if path.exists():
                 results.append(json.loads(path.read_text()))
             continue
-        result = run_dataset(ds, args.budget, args.seed, tuple(args.sides.split(",")))
+        sides = tuple(args.sides.split(","))
+        earlier = None
+        if args.scratch_from is not None:
+            earlier = _earlier_scratch(args.scratch_from / f"{ds}.json", args.budget)
+            sides = tuple(side for side in sides if side != "scratch")
+        result = run_dataset(ds, args.budget, args.seed, sides)
+        if earlier is not None:
+            result.update(earlier)
         path.write_text(json.dumps(result, indent=1))
         results.append(result)
         print(render([result], args.out), flush=True)
