@@ -12,6 +12,7 @@ Which trials: ``"best"`` is the best completed trial by the first objective
 among all roles (baselines included: the record says which role won). A
 multi-objective study exports its Pareto front by default, one ``trial-N/``
 folder per front trial plus ``pareto.md``. ``trial=N`` exports one trial.
+:mod:`autosize.retrain` trains an export's architecture again from scratch.
 """
 
 from __future__ import annotations
@@ -40,14 +41,12 @@ __all__ = [
     "DatasetRecord",
     "ExportRecord",
     "Exported",
-    "ScratchResult",
     "TrainingRecord",
     "export_study",
     "export_trial",
     "load_model",
     "read_record",
     "select_trials",
-    "train_from_scratch",
 ]
 
 logger = logging.getLogger(__name__)
@@ -436,107 +435,3 @@ def _metric_of(r: ExportRecord) -> float | None:
 
 def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.4g}"
-
-
-# --------------------------------------------------------------------------- the from-scratch control
-
-
-@dataclass(frozen=True)
-class ScratchResult:
-    """An exported architecture trained from random initialisation (``autosize train``)."""
-
-    study: str
-    trial: int
-    architecture: str
-    params: int
-    seed: int
-    training: TrainingRecord
-    val: Mapping[str, float]
-    test: Mapping[str, float]
-    # The exported (searched) network's metrics, for comparison.
-    exported_val: Mapping[str, float]
-    exported_test: Mapping[str, float]
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-
-def train_from_scratch(
-    path: str | Path,
-    *,
-    epochs: int | None = None,
-    max_seconds: float | None = None,
-    seed: int | None = None,
-    device: str = "auto",
-) -> ScratchResult:
-    """Train the architecture of an export from scratch on its dataset with its hyperparameters.
-
-    The fixed-size control: same architecture, same budget (``epochs`` /
-    ``max_seconds`` override the recorded budget), random initialisation.
-    """
-    import time
-
-    from autosize.callbacks import CosineSchedule
-    from autosize.data import load_dataset
-    from autosize.models import build_model
-    from autosize.seeds import derive_seed
-    from autosize.train import evaluate, fit
-
-    record, folder = read_record(path)
-    spec = record.arch_spec(source=str(folder / ARCHITECTURE_FILE))
-    d = record.dataset
-    bundle = load_dataset(d.name, data_dir=d.data_dir, seed=d.seed, **dict(d.options))
-    if d.max_train or d.max_val or d.max_test:
-        bundle = bundle.subset(train=d.max_train, val=d.max_val, test=d.max_test)
-    t = record.training
-    budget_epochs = epochs if epochs is not None else t.epochs
-    budget_seconds = max_seconds if max_seconds is not None else t.max_seconds
-    if epochs is not None and max_seconds is None:
-        budget_seconds = None
-    if max_seconds is not None and epochs is None:
-        budget_epochs = None
-    # Its own stream: never a baseline's or a trial's initialisation (autosize.seeds).
-    seed = derive_seed(d.seed, "retrain", record.trial) if seed is None else seed
-    model = build_model(spec, seed=seed)
-    start = time.perf_counter()
-    history = fit(
-        model,
-        bundle,
-        epochs=budget_epochs,
-        max_seconds=budget_seconds,
-        optimizer=t.optimizer,  # type: ignore[arg-type]
-        lr=t.lr,
-        weight_decay=t.weight_decay,
-        batch_size=t.batch_size,
-        device=device,
-        seed=seed,
-        restore_best=t.restore_best,
-        callbacks=[CosineSchedule(epochs=budget_epochs, max_seconds=budget_seconds)]
-        if t.schedule == "cosine"
-        else [],
-    )
-    seconds = time.perf_counter() - start
-    return ScratchResult(
-        study=record.study,
-        trial=record.trial,
-        architecture=spec.summary(),
-        params=spec.param_count(),
-        seed=seed,
-        training=TrainingRecord(
-            optimizer=t.optimizer,
-            lr=t.lr,
-            weight_decay=t.weight_decay,
-            batch_size=t.batch_size,
-            epochs=budget_epochs,
-            max_seconds=budget_seconds,
-            restore_best=t.restore_best,
-            epochs_run=len(history.epochs),
-            seconds=round(seconds, 3),
-            stopped=history.stopped,
-            schedule=t.schedule,
-        ),
-        val=evaluate(model, bundle, "val", device=device),
-        test=evaluate(model, bundle, "test", device=device),
-        exported_val=record.val,
-        exported_test=record.test,
-    )

@@ -23,6 +23,9 @@ every epoch, so no example is systematically left out.
 ``torch.compile`` is not used: on this project's CPU sizes it did not pay
 (see the report); it stays an option for callers, who may pass a compiled model.
 
+Argument checks, devices and optimizers are in :mod:`autosize.optim`, the loss and
+:func:`evaluate` in :mod:`autosize.evaluation` (both re-exported here).
+
 This module never imports optuna: the search layer bridges the two with a callback.
 """
 
@@ -31,211 +34,42 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import numbers
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Literal
+from collections.abc import Iterator, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from autosize.callbacks import Callback, TrainState
-from autosize.data.bundle import DataBundle, Task
+from autosize.data.bundle import DataBundle
 from autosize.errors import ConfigError
-from autosize.history import EpochRecord, History, Metric
+from autosize.evaluation import (
+    EVAL_BATCH_SIZE,
+    _acc_dtype,
+    _autocast,
+    _evaluate_tensors,
+    _task_loss,
+    evaluate,
+    metric_name,
+)
+from autosize.history import EpochRecord, History
+from autosize.optim import (
+    OPTIMIZERS,
+    OptimizerName,
+    _check_batch_size,
+    _check_optimizer_args,
+    _check_positive,
+    _is_int,
+    make_optimizer,
+    resolve_device,
+)
 
 __all__ = ["OPTIMIZERS", "OptimizerName", "evaluate", "fit", "make_optimizer", "resolve_device"]
 
 logger = logging.getLogger(__name__)
 
-OptimizerName = Literal["sgd", "adam", "adamw"]
-OPTIMIZERS: tuple[OptimizerName, ...] = ("sgd", "adam", "adamw")
-SGD_MOMENTUM = 0.9
-EVAL_BATCH_SIZE = 4096
 # Batches between divergence checks on CUDA: each check drains the queue once (one scalar read).
 _CHECK_EVERY_CUDA = 50
-
-
-# ---------------------------------------------------------------- argument checks
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_real(value: object) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _check_positive(name: str, value: object) -> float:
-    if not _is_real(value) or not math.isfinite(value) or value <= 0:  # type: ignore[arg-type]
-        raise ConfigError(f"{name} must be a positive number, got {value!r}")
-    return float(value)  # type: ignore[arg-type]
-
-
-def _check_optimizer_args(name: object, lr: object, weight_decay: object) -> None:
-    if name not in OPTIMIZERS:
-        raise ConfigError(
-            f"unknown optimizer {name!r}; expected one of {', '.join(map(repr, OPTIMIZERS))}"
-        )
-    _check_positive("lr", lr)
-    if not _is_real(weight_decay) or not math.isfinite(weight_decay) or weight_decay < 0:  # type: ignore[arg-type]
-        raise ConfigError(f"weight_decay must be a number >= 0, got {weight_decay!r}")
-
-
-def _check_batch_size(batch_size: object) -> int:
-    if not _is_int(batch_size) or batch_size < 1:  # type: ignore[operator]
-        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-    return int(batch_size)  # type: ignore[call-overload]
-
-
-# ---------------------------------------------------------------- public helpers
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA if available, else CPU; anything else is checked and returned."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError) as exc:
-        raise ConfigError(
-            f"unknown device {device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'"
-        ) from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} asked for, but CUDA is not available here")
-    return dev
-
-
-def make_optimizer(
-    name: OptimizerName,
-    params: Iterable[torch.Tensor] | Iterable[dict[str, object]],
-    *,
-    lr: float,
-    weight_decay: float = 0.0,
-) -> torch.optim.Optimizer:
-    """The optimizer ``fit`` uses: SGD with momentum 0.9, Adam or AdamW.
-
-    Uses the fused single-kernel implementation when every parameter is a
-    floating-point tensor on CPU or CUDA (faster than ``foreach`` on both,
-    measured on CPU here), else PyTorch's default. Callbacks that change
-    parameter shapes rebuild the optimizer with this (moment estimates restart).
-    """
-    _check_optimizer_args(name, lr, weight_decay)
-    # Param groups (dicts) are copied with their "params" as a list: a generator would be spent here.
-    params = [
-        {**item, "params": list(item["params"])} if isinstance(item, dict) else item  # type: ignore[index]
-        for item in params
-    ]
-    tensors = [
-        p
-        for item in params
-        for p in (item["params"] if isinstance(item, dict) else [item])  # type: ignore[index]
-    ]
-    if not tensors:
-        raise ConfigError("make_optimizer got no parameters to optimise")
-    fused = all(t.is_floating_point() and t.device.type in ("cpu", "cuda") for t in tensors) or None
-    if name == "sgd":
-        return torch.optim.SGD(
-            params, lr=lr, momentum=SGD_MOMENTUM, weight_decay=weight_decay, fused=fused
-        )
-    cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
-    return cls(params, lr=lr, weight_decay=weight_decay, fused=fused)
-
-
-def metric_name(task: Task) -> Metric:
-    """The validation metric reported for ``task``: accuracy or RMSE."""
-    return "accuracy" if task == "classification" else "rmse"
-
-
-# ---------------------------------------------------------------- loss and evaluation
-
-
-def _task_loss(
-    out: torch.Tensor, y: torch.Tensor, task: Task, reduction: str = "mean"
-) -> torch.Tensor:
-    """Cross-entropy for classification, MSE for regression (model output (n,) or (n, 1))."""
-    if task == "classification":
-        return F.cross_entropy(out, y, reduction=reduction)
-    if out.dim() == 2 and out.shape[1] == 1:
-        out = out.squeeze(1)
-    if out.shape != y.shape:
-        raise ConfigError(
-            f"regression model output has shape {tuple(out.shape)}; expected (n,) or (n, 1) for {len(y)} targets"
-        )
-    return F.mse_loss(out.float(), y, reduction=reduction)
-
-
-def _acc_dtype(device: torch.device) -> torch.dtype:
-    return torch.float64 if device.type in ("cpu", "cuda") else torch.float32
-
-
-def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager[object]:
-    if amp and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def _evaluate_tensors(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    task: Task,
-    *,
-    batch_size: int,
-    autocast: contextlib.AbstractContextManager[object],
-) -> dict[str, float]:
-    """Loss and metric over device-resident ``x, y``; one host sync at the end."""
-    n = x.shape[0]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            loss_sum = torch.zeros((), device=x.device, dtype=_acc_dtype(x.device))
-            correct = torch.zeros((), device=x.device, dtype=torch.int64)
-            for start in range(0, n, batch_size):
-                xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-                with autocast:
-                    out = model(xb)
-                loss_sum += _task_loss(out, yb, task, reduction="sum")
-                if task == "classification":
-                    correct += (out.argmax(dim=1) == yb).sum()
-            total, hits = torch.stack([loss_sum, correct.to(loss_sum.dtype)]).tolist()
-    finally:
-        model.train(was_training)
-    loss = total / n
-    if task == "classification":
-        return {"loss": loss, "accuracy": hits / n}
-    return {"loss": loss, "mse": loss, "rmse": math.sqrt(loss) if loss >= 0 else math.nan}
-
-
-def evaluate(
-    model: nn.Module,
-    bundle: DataBundle,
-    split: Literal["train", "val", "test"],
-    *,
-    device: str | torch.device = "auto",
-    batch_size: int = EVAL_BATCH_SIZE,
-) -> dict[str, float]:
-    """Loss and metric of ``model`` on one split of ``bundle``.
-
-    Classification: ``{"loss", "accuracy"}``; regression: ``{"loss", "mse",
-    "rmse"}`` with loss == mse. Runs under ``torch.inference_mode`` in eval mode
-    (the model's previous train/eval mode is restored). The model is moved to
-    ``device`` in place, as ``fit`` does.
-    """
-    if split not in ("train", "val", "test"):
-        raise ConfigError(f"unknown split {split!r}; expected 'train', 'val' or 'test'")
-    batch_size = _check_batch_size(batch_size)
-    dev = resolve_device(device)
-    x, y = (t.to(dev) for t in bundle.split(split))
-    if x.shape[0] == 0:
-        raise ConfigError(f"dataset {bundle.name!r} has an empty {split} split")
-    model.to(dev)
-    return _evaluate_tensors(
-        model, x, y, bundle.task, batch_size=batch_size, autocast=contextlib.nullcontext()
-    )
 
 
 # ---------------------------------------------------------------- fit

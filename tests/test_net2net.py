@@ -14,6 +14,7 @@ from torch import nn
 
 from autosize.errors import SpecError
 from autosize.models import (
+    ACTIVATIONS,
     IDEMPOTENT_ACTIVATIONS,
     ArchSpec,
     ConvLayer,
@@ -23,7 +24,7 @@ from autosize.models import (
 )
 from autosize.transforms import deepen, widen
 
-ALL_ACTIVATIONS = ("relu", "relu6", "hardtanh", "identity", "tanh", "sigmoid", "gelu", "silu")
+ALL_ACTIVATIONS = ACTIVATIONS  # every activation a spec accepts, leaky_relu included
 IDEMPOTENT = tuple(sorted(IDEMPOTENT_ACTIVATIONS))
 SETTINGS = settings(max_examples=30, deadline=None)
 

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import optuna
 import pytest
 from optuna import pruners
 
 from autosize.errors import ConfigError
+from autosize.search import load_config, prepare
+from autosize.search.config import (
+    PRUNER_CLASSES,
+    PRUNERS,
+    SAMPLER_CLASSES,
+    BaselineConfig,
+    component_class,
+)
 from autosize.search.pruner import BaselineCurve, BaselinePruner, make_pruner
+from studies import tiny_config
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
@@ -192,25 +202,34 @@ def test_constructor_names_the_bad_value(kwargs: dict[str, object], word: str) -
 # --------------------------------------------------------------------------- make_pruner
 
 
-@pytest.mark.parametrize(
-    ("name", "kwargs", "cls"),
-    [
-        ("baseline", {"margin": 0.1, "reference": "nearest"}, BaselinePruner),
-        ("median", {"n_startup_trials": 2}, pruners.MedianPruner),
-        ("percentile", {"percentile": 25.0}, pruners.PercentilePruner),
-        ("successive_halving", {}, pruners.SuccessiveHalvingPruner),
-        ("hyperband", {"min_resource": 1, "max_resource": 6}, pruners.HyperbandPruner),
-        ("wilcoxon", {}, pruners.WilcoxonPruner),
-        ("patient", {"wrapped": "median", "patience": 2}, pruners.PatientPruner),
-        ("threshold", {"upper": 10.0}, pruners.ThresholdPruner),
-        ("none", {}, pruners.NopPruner),
-    ],
-)
+BY_NAME = [
+    ("baseline", {"margin": 0.1, "reference": "nearest"}, BaselinePruner),
+    ("median", {"n_startup_trials": 2}, pruners.MedianPruner),
+    ("percentile", {"percentile": 25.0}, pruners.PercentilePruner),
+    ("successive_halving", {}, pruners.SuccessiveHalvingPruner),
+    ("hyperband", {"min_resource": 1, "max_resource": 6}, pruners.HyperbandPruner),
+    ("wilcoxon", {}, pruners.WilcoxonPruner),
+    ("patient", {"wrapped": "median", "patience": 2}, pruners.PatientPruner),
+    ("threshold", {"upper": 10.0}, pruners.ThresholdPruner),
+    ("none", {}, pruners.NopPruner),
+]
+
+
+def test_every_pruner_name_a_config_accepts_is_built_below() -> None:
+    assert [name for name, _, _ in BY_NAME] == list(PRUNERS)
+
+
+@pytest.mark.parametrize(("name", "kwargs", "cls"), BY_NAME)
 def test_make_pruner_by_name(name: str, kwargs: dict[str, object], cls: type) -> None:
-    pruner = make_pruner(name, kwargs)
+    given = dict(kwargs)
+    pruner = make_pruner(name, given)
     assert isinstance(pruner, cls)
-    # the config's mapping is not consumed
-    assert make_pruner(name, dict(kwargs)).__class__ is cls
+    # The config's own mapping is left as it was ("patient" takes "wrapped" out of a copy),
+    # so building the pruner again (every worker does) gives the same pruner.
+    assert given == kwargs
+    if name == "patient":
+        assert isinstance(pruner._wrapped_pruner, pruners.MedianPruner)
+    assert type(make_pruner(name, given)) is cls
 
 
 def test_make_pruner_passes_kwargs_through() -> None:
@@ -237,3 +256,27 @@ def test_make_pruner_bad_value_is_a_config_error() -> None:
 def test_make_pruner_unknown_name() -> None:
     with pytest.raises(ConfigError, match="'bogus'"):
         make_pruner("bogus", {})
+
+
+def test_every_sampler_and_pruner_name_stands_for_an_optuna_class() -> None:
+    from optuna.pruners import BasePruner
+    from optuna.samplers import BaseSampler
+
+    for name in SAMPLER_CLASSES:
+        assert issubclass(component_class(SAMPLER_CLASSES, name), BaseSampler), name
+    for name in PRUNER_CLASSES:
+        assert issubclass(component_class(PRUNER_CLASSES, name), BasePruner), name
+
+
+def test_the_baseline_pruner_and_the_config_share_one_default_reference() -> None:
+    assert BaselinePruner().reference == BaselineConfig().reference == "nearest"
+
+
+def test_the_reference_is_set_once_in_baselines(tmp_path: Path) -> None:
+    path = tiny_config(tmp_path, pruner='name = "baseline"\nreference = "best"')
+    with pytest.raises(ConfigError, match=r"study\.toml: \[pruner\] reference: set \[baselines\]"):
+        prepare(load_config(path))
+    path = tiny_config(
+        tmp_path / "b", pruner='name = "baseline"', baselines='scales = [2.0]\nreference = "best"'
+    )
+    assert prepare(load_config(path)).pruner().reference == "best"  # type: ignore[attr-defined]

@@ -60,9 +60,21 @@ def test_report_data_is_plain_and_consistent(study_config: Path) -> None:
     data = build_report(study, command="autosize report x --out y/", storage=config.storage)
     assert data.metric == "rmse" and not data.maximize
     assert len(data.trials) == len(study.trials)
+    # The headline, worked out here from the study itself (not from the report's own picks).
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    best = {
+        role: min((t for t in done if t.user_attrs["role"] == role), key=lambda t: t.values[0])
+        for role in ("warmstart", "baseline")
+    }
+    warm, base = best["warmstart"], best["baseline"]
     h = data.headline
     assert h.warm is not None and h.baseline is not None
-    assert h.val_delta == pytest.approx(h.warm.value - h.baseline.value)
+    assert (h.warm.number, h.baseline.number) == (warm.number, base.number)
+    assert h.val_delta == pytest.approx(warm.values[0] - base.values[0])
+    assert h.test_delta == pytest.approx(
+        warm.user_attrs["test"]["rmse"] - base.user_attrs["test"]["rmse"]
+    )
+    assert h.wins is (warm.values[0] < base.values[0])  # rmse: lower is better
     assert any(t.widths for t in data.trials if t.role == "warmstart")
     front = set(data.pareto)
     assert front and front <= {t.number for t in data.complete}

@@ -43,7 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from autosize.export import ARCHITECTURE_FILE, train_from_scratch
+    from autosize.export import ARCHITECTURE_FILE
+    from autosize.retrain import train_from_scratch
 
     result = train_from_scratch(
         args.architecture,

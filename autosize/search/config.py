@@ -34,7 +34,6 @@ See ``studies/*.toml`` for complete, commented examples.
 
 from __future__ import annotations
 
-import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -43,6 +42,7 @@ from typing import Literal, get_args
 
 from autosize.errors import ConfigError, SpecError
 from autosize.models import ACTIVATIONS, ArchSpec, Layer, layer_from_dict
+from autosize.search.toml_table import Table
 from autosize.train import OptimizerName
 
 __all__ = [
@@ -67,18 +67,43 @@ Schedule = Literal["constant", "cosine"]
 ParentPolicy = Literal["seed", "best"]
 BaselineReference = Literal["best", "nearest"]
 
-SAMPLERS: tuple[str, ...] = ("tpe", "random", "gp", "cmaes", "qmc", "nsga2", "nsga3", "population")
-PRUNERS: tuple[str, ...] = (
-    "baseline",
-    "median",
-    "percentile",
-    "successive_halving",
-    "hyperband",
-    "wilcoxon",
-    "patient",
-    "threshold",
-    "none",
-)
+# Every sampler and pruner a config may name, with the class it builds ("module:Class",
+# imported only when a study is made, so loading a config does not import Optuna). The
+# names a config accepts and the factories are this one table.
+SAMPLER_CLASSES: Mapping[str, str] = {
+    "tpe": "optuna.samplers:TPESampler",
+    "random": "optuna.samplers:RandomSampler",
+    "gp": "optuna.samplers:GPSampler",
+    "cmaes": "optuna.samplers:CmaEsSampler",
+    "qmc": "optuna.samplers:QMCSampler",
+    "nsga2": "optuna.samplers:NSGAIISampler",
+    "nsga3": "optuna.samplers:NSGAIIISampler",
+    "population": "autosize.search.policy:PopulationSampler",
+}
+PRUNER_CLASSES: Mapping[str, str] = {
+    "baseline": "autosize.search.pruner:BaselinePruner",
+    "median": "optuna.pruners:MedianPruner",
+    "percentile": "optuna.pruners:PercentilePruner",
+    "successive_halving": "optuna.pruners:SuccessiveHalvingPruner",
+    "hyperband": "optuna.pruners:HyperbandPruner",
+    "wilcoxon": "optuna.pruners:WilcoxonPruner",
+    # PatientPruner wraps another pruner, named by its "wrapped" key.
+    "patient": "optuna.pruners:PatientPruner",
+    "threshold": "optuna.pruners:ThresholdPruner",
+    "none": "optuna.pruners:NopPruner",
+}
+SAMPLERS: tuple[str, ...] = tuple(SAMPLER_CLASSES)
+PRUNERS: tuple[str, ...] = tuple(PRUNER_CLASSES)
+
+
+def component_class(table: Mapping[str, str], name: str) -> type:
+    """The class a sampler or pruner name stands for (imported now)."""
+    import importlib
+
+    module, _, attr = table[name].partition(":")
+    return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+
+
 Scalar = str | int | float | bool
 
 
@@ -185,6 +210,8 @@ class StudyConfig:
     baselines: BaselineConfig
     sampler: Component
     pruner: Component
+    # The [study] keys given on the command line (what worker processes re-apply).
+    overrides: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def direction(self) -> Literal["maximize", "minimize"]:
@@ -233,113 +260,6 @@ _SEARCH = SearchSpace()
 _BASELINES = BaselineConfig()
 
 
-class _Table:
-    """Typed, exhaustive access to one TOML table; ``close()`` rejects what was not read."""
-
-    def __init__(self, data: object, where: str, path: Path) -> None:
-        self.path = path
-        self.where = where
-        if not isinstance(data, Mapping):
-            self.fail("", data, "a table")
-        self.data: Mapping[str, object] = data  # type: ignore[assignment]
-        self.seen: set[str] = set()
-
-    def fail(self, key: str, value: object, expected: str) -> None:
-        name = f"{self.where}.{key}" if key else self.where
-        raise ConfigError(f"{self.path}: {name}: expected {expected}, got {value!r}")
-
-    def get(self, key: str) -> object:
-        self.seen.add(key)
-        return self.data.get(key)
-
-    def has(self, key: str) -> bool:
-        return key in self.data
-
-    def str(
-        self, key: str, default: str | None = None, *, choices: tuple[str, ...] | None = None
-    ) -> str | None:
-        value = self.get(key)
-        if value is None:
-            return default
-        if not isinstance(value, str) or not value:
-            self.fail(key, value, "a non-empty string")
-        if choices is not None and value not in choices:
-            self.fail(key, value, "one of " + ", ".join(repr(c) for c in choices))
-        return value  # type: ignore[return-value]
-
-    def int(self, key: str, default: int | None = None, *, low: int = 0) -> int | None:
-        value = self.get(key)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            self.fail(key, value, f"an integer >= {low}")
-        return value  # type: ignore[return-value]
-
-    def float(
-        self, key: str, default: float | None = None, *, low: float = 0.0, strict: bool = False
-    ) -> float | None:
-        value = self.get(key)
-        if value is None:
-            return default
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-        if not ok or (value <= low if strict else value < low):  # type: ignore[operator]
-            self.fail(key, value, f"a number {'>' if strict else '>='} {low:g}")
-        return float(value)  # type: ignore[arg-type]
-
-    def bool(self, key: str, default: bool) -> bool:
-        value = self.get(key)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            self.fail(key, value, "true or false")
-        return value  # type: ignore[return-value]
-
-    def range(
-        self,
-        key: str,
-        default: tuple[float, float] | None,
-        *,
-        low: float = 0.0,
-        strict: bool = True,
-    ) -> tuple[float, float] | None:
-        value = self.get(key)
-        if value is None:
-            return default
-        ok = (
-            isinstance(value, list)
-            and len(value) == 2
-            and all(
-                isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-                for v in value
-            )
-        )
-        if ok:
-            lo, hi = float(value[0]), float(value[1])  # type: ignore[index]
-            ok = (lo > low if strict else lo >= low) and lo <= hi
-        if not ok:
-            self.fail(key, value, f"[low, high] with {low:g} {'<' if strict else '<='} low <= high")
-        return (lo, hi)
-
-    def table(self, key: str) -> _Table:
-        value = self.get(key)
-        return _Table(
-            {} if value is None else value, f"{self.where}.{key}" if self.where else key, self.path
-        )
-
-    def rest(self) -> dict[str, object]:
-        """Everything not read yet (keyword arguments for a named component)."""
-        out = {k: v for k, v in self.data.items() if k not in self.seen}
-        self.seen.update(out)
-        return out
-
-    def close(self) -> None:
-        unknown = sorted(set(self.data) - self.seen)
-        if unknown:
-            key = unknown[0]
-            name = f"{self.where}.{key}" if self.where else key
-            raise ConfigError(f"{self.path}: unknown key {name!r}")
-
-
 def _layers(value: object, where: str, path: Path) -> tuple[Layer, ...]:
     if not isinstance(value, list) or not value:
         raise ConfigError(
@@ -352,7 +272,7 @@ def _layers(value: object, where: str, path: Path) -> tuple[Layer, ...]:
         raise ConfigError(f"{path}: {exc}") from None
 
 
-def _train_config(t: _Table, *, epochs_default: int | None) -> TrainConfig:
+def _train_config(t: Table, *, epochs_default: int | None) -> TrainConfig:
     cfg = TrainConfig(
         epochs=t.int("epochs", None, low=1),
         max_seconds=t.float("max_seconds", None, strict=True),
@@ -382,10 +302,10 @@ def load_config(path: str | Path, *, overrides: Mapping[str, object] | None = No
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read ({exc})") from None
 
-    top = _Table(raw, "", path)
+    top = Table(raw, "", path)
     study = top.table("study")
     if overrides:
-        study = _Table(
+        study = Table(
             {**study.data, **{k: v for k, v in overrides.items() if v is not None}}, "study", path
         )
     name = study.str("name", path.stem)
@@ -526,4 +446,5 @@ def load_config(path: str | Path, *, overrides: Mapping[str, object] | None = No
         baselines=baselines,
         sampler=sampler,
         pruner=pruner,
+        overrides={k: v for k, v in (overrides or {}).items() if v is not None},
     )

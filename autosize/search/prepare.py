@@ -12,8 +12,7 @@ from optuna.samplers import BaseSampler
 from autosize.data import DATASETS, DataBundle, load_dataset
 from autosize.errors import ConfigError, DataError
 from autosize.models import ArchSpec
-from autosize.search.config import StudyConfig
-from autosize.search.policy import PopulationSampler
+from autosize.search.config import SAMPLER_CLASSES, StudyConfig, component_class
 from autosize.search.pruner import make_pruner
 
 __all__ = ["Prepared", "load_bundle", "make_sampler", "prepare"]
@@ -44,28 +43,23 @@ class Prepared:
     def pruner(self) -> optuna.pruners.BasePruner:
         kwargs = dict(self.config.pruner.kwargs)
         if self.config.pruner.name == "baseline":
-            kwargs.setdefault("reference", self.config.baselines.reference)
+            # One setting: the baseline a trial is judged against also gives its recorded gain.
+            if "reference" in kwargs:
+                raise ConfigError(
+                    f"{self.config.path}: [pruner] reference: set [baselines] reference instead "
+                    "(it picks the baseline for both pruning and the recorded gain)"
+                )
+            kwargs["reference"] = self.config.baselines.reference
         return make_pruner(self.config.pruner.name, kwargs, where=f"{self.config.path}: [pruner]")
 
 
 def make_sampler(config: StudyConfig) -> BaseSampler:
-    from optuna import samplers
-
-    factories: dict[str, type[BaseSampler]] = {
-        "tpe": samplers.TPESampler,
-        "random": samplers.RandomSampler,
-        "gp": samplers.GPSampler,
-        "cmaes": samplers.CmaEsSampler,
-        "qmc": samplers.QMCSampler,
-        "nsga2": samplers.NSGAIISampler,
-        "nsga3": samplers.NSGAIIISampler,
-        "population": PopulationSampler,
-    }
     kwargs = {"seed": config.seed, **config.sampler.kwargs}
     try:
-        return factories[config.sampler.name](**kwargs)
+        sampler = component_class(SAMPLER_CLASSES, config.sampler.name)(**kwargs)
     except (TypeError, ValueError, ConfigError) as exc:
         raise ConfigError(f"{config.path}: [sampler] {config.sampler.name}: {exc}") from None
+    return sampler  # type: ignore[no-any-return]
 
 
 def load_bundle(config: StudyConfig) -> DataBundle:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import optuna
 from optuna.pruners import BasePruner
@@ -19,6 +18,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autosize.errors import ConfigError
 from autosize.search import record
+from autosize.search.config import (
+    PRUNER_CLASSES,
+    BaselineConfig,
+    BaselineReference,
+    component_class,
+)
 from autosize.search.results import maximizing
 
 __all__ = [
@@ -30,7 +35,7 @@ __all__ = [
     "pick_baseline",
 ]
 
-Reference = Literal["best", "nearest"]
+Reference = BaselineReference
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,7 @@ class BaselinePruner(BasePruner):
         margin: float = 0.0,
         patience: int = 1,
         min_steps: int = 1,
-        reference: Reference = "best",
+        reference: Reference = BaselineConfig.reference,
     ) -> None:
         if not (isinstance(margin, int | float) and margin >= 0 and math.isfinite(margin)):
             raise ValueError(f"margin must be a non-negative number, got {margin!r}")
@@ -141,30 +146,18 @@ class BaselinePruner(BasePruner):
 
 def make_pruner(name: str, kwargs: Mapping[str, object], *, where: str = "[pruner]") -> BasePruner:
     """A pruner by config name; bad keyword arguments become a one-line ConfigError."""
-    from optuna import pruners
-
-    factories: dict[str, type[BasePruner]] = {
-        "baseline": BaselinePruner,
-        "median": pruners.MedianPruner,
-        "percentile": pruners.PercentilePruner,
-        "successive_halving": pruners.SuccessiveHalvingPruner,
-        "hyperband": pruners.HyperbandPruner,
-        "wilcoxon": pruners.WilcoxonPruner,
-        "threshold": pruners.ThresholdPruner,
-        "none": pruners.NopPruner,
-    }
     kwargs = dict(kwargs)
     try:
         if name == "patient":
             inner = kwargs.pop("wrapped", None)
             wrapped = make_pruner(str(inner), {}, where=where) if inner else None
-            return pruners.PatientPruner(wrapped, **kwargs)  # type: ignore[arg-type]
+            return optuna.pruners.PatientPruner(wrapped, **kwargs)  # type: ignore[arg-type]
         if name == "none" and kwargs:  # NopPruner's TypeError would not name the key
             raise ConfigError(f"{where} none: takes no options, got {', '.join(map(repr, kwargs))}")
-        if name not in factories:
+        if name not in PRUNER_CLASSES:
             raise ConfigError(
-                f"{where} name: unknown pruner {name!r}; expected one of {', '.join([*factories, 'patient'])}"
+                f"{where} name: unknown pruner {name!r}; expected one of {', '.join(PRUNER_CLASSES)}"
             )
-        return factories[name](**kwargs)
+        return component_class(PRUNER_CLASSES, name)(**kwargs)  # type: ignore[no-any-return]
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where} {name}: {exc}") from None

@@ -1,31 +1,4 @@
-"""Architecture descriptions (:class:`ArchSpec`) and the networks they build.
-
-An :class:`ArchSpec` describes a feed-forward network completely: the input
-shape, the hidden layers (convolutions first, then dense layers), the
-activation and the number of outputs. It round-trips through JSON, and that
-JSON is what users export and edit::
-
-    {"input_shape": [1, 28, 28], "n_outputs": 10, "activation": "relu",
-     "layers": [{"type": "conv", "channels": 32, "kernel": 3, "batchnorm": true, "pool": 2},
-                {"type": "dense", "width": 128}]}
-
-:func:`build_model` maps the spec onto modules one to one, so model surgery
-(Net2Net, unit removal) can find every tensor a hidden unit owns::
-
-    spec.layers[i]  ->  net.blocks[i]   a ConvBlock or DenseBlock:
-        ConvBlock:  conv -> norm -> act -> gate -> pool -> drop
-        DenseBlock: linear -> norm -> act -> gate -> drop
-    (output)        ->  net.head        nn.Linear(n_features, n_outputs)
-
-``norm`` is BatchNorm or Identity, ``gate`` is Identity unless compress puts
-a gate there, ``pool`` is max-pooling or Identity, ``drop`` is Dropout or
-Identity. The input is flattened in front of the first dense block (or the
-head), so channel ``c`` of the last conv block owns the flattened columns
-``c*S ... c*S+S-1`` of the next layer, ``S`` being the spatial size there
-(:meth:`ArchSpec.flatten_size`). For regression the head's output is
-rescaled, ``y = head(h) * target_scale + target_shift``, so a network learns
-standardised targets and still predicts in the data's own unit.
-"""
+"""Architecture descriptions: layers and :class:`ArchSpec`, with their JSON form (see :mod:`autosize.models`)."""
 
 from __future__ import annotations
 
@@ -35,24 +8,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import ClassVar, Literal, get_args
 
-import torch
-from torch import nn
-
 from autosize.errors import SpecError
 
 __all__ = [
+    "ACTIVATIONS",
     "IDEMPOTENT_ACTIVATIONS",
     "Activation",
     "ArchSpec",
-    "ConvBlock",
     "ConvLayer",
-    "DenseBlock",
     "DenseLayer",
     "Layer",
-    "Net",
-    "build_model",
     "layer_from_dict",
-    "make_activation",
 ]
 
 Activation = Literal[
@@ -444,113 +410,3 @@ def layer_from_dict(raw: object, where: str) -> Layer:
         return cls(**kwargs)  # type: ignore[arg-type]
     except TypeError as exc:
         raise SpecError(f"{where}: {exc}") from None
-
-
-# --------------------------------------------------------------------------- modules
-
-
-def make_activation(name: str) -> nn.Module:
-    factories: dict[str, type[nn.Module]] = {
-        "relu": nn.ReLU,
-        "relu6": nn.ReLU6,
-        "hardtanh": nn.Hardtanh,
-        "identity": nn.Identity,
-        "tanh": nn.Tanh,
-        "sigmoid": nn.Sigmoid,
-        "gelu": nn.GELU,
-        "silu": nn.SiLU,
-        "leaky_relu": nn.LeakyReLU,
-    }
-    if name not in factories:
-        raise SpecError(f"activation: unknown {name!r}; expected one of {', '.join(factories)}")
-    return factories[name]()
-
-
-class DenseBlock(nn.Module):
-    """linear -> norm -> act -> gate -> drop"""
-
-    def __init__(self, in_features: int, layer: DenseLayer, activation: str) -> None:
-        super().__init__()
-        self.linear = nn.Linear(in_features, layer.width, bias=layer.bias)
-        self.norm: nn.Module = nn.BatchNorm1d(layer.width) if layer.batchnorm else nn.Identity()
-        self.act = make_activation(activation)
-        self.gate: nn.Module = nn.Identity()
-        self.drop: nn.Module = nn.Dropout(layer.dropout) if layer.dropout else nn.Identity()
-
-    @property
-    def core(self) -> nn.Linear:
-        """The weight layer whose output rows are this block's units."""
-        return self.linear
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.gate(self.act(self.norm(self.linear(x)))))
-
-
-class ConvBlock(nn.Module):
-    """conv -> norm -> act -> gate -> pool -> drop"""
-
-    def __init__(self, in_channels: int, layer: ConvLayer, activation: str) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(
-            in_channels,
-            layer.channels,
-            layer.kernel,
-            stride=layer.stride,
-            padding=layer.pad,
-            bias=layer.bias,
-        )
-        self.norm: nn.Module = nn.BatchNorm2d(layer.channels) if layer.batchnorm else nn.Identity()
-        self.act = make_activation(activation)
-        self.gate: nn.Module = nn.Identity()
-        self.pool: nn.Module = nn.MaxPool2d(layer.pool) if layer.pool > 1 else nn.Identity()
-        self.drop: nn.Module = nn.Dropout(layer.dropout) if layer.dropout else nn.Identity()
-
-    @property
-    def core(self) -> nn.Conv2d:
-        return self.conv
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.pool(self.gate(self.act(self.norm(self.conv(x))))))
-
-
-class Net(nn.Module):
-    """Hidden blocks, a flatten where the first dense layer (or the head) needs it, a linear head."""
-
-    def __init__(self, spec: ArchSpec) -> None:
-        super().__init__()
-        blocks: list[nn.Module] = []
-        for i, layer in enumerate(spec.layers):
-            if isinstance(layer, ConvLayer):
-                blocks.append(ConvBlock(spec.in_shape(i)[0], layer, spec.activation))
-            else:
-                blocks.append(DenseBlock(spec.in_features(i), layer, spec.activation))
-        self.blocks = nn.ModuleList(blocks)
-        self.head = nn.Linear(spec.in_features(spec.depth), spec.n_outputs)
-        self.target_shift = float(spec.target_shift)
-        self.target_scale = float(spec.target_scale)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The flattened output of the last hidden block (what the head sees)."""
-        for block in self.blocks:
-            if isinstance(block, DenseBlock) and x.dim() > 2:
-                x = x.flatten(1)
-            x = block(x)
-        return x.flatten(1) if x.dim() > 2 else x
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.head(self.features(x))
-        if self.target_scale != 1.0 or self.target_shift != 0.0:
-            out = out * self.target_scale + self.target_shift
-        return out
-
-
-def build_model(spec: ArchSpec, *, seed: int | None = None) -> Net:
-    """A freshly initialised network for ``spec`` (PyTorch's default initialisation).
-
-    With ``seed`` the initial weights are reproducible without touching the global RNG.
-    """
-    if seed is None:
-        return Net(spec)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return Net(spec)
