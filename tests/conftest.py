@@ -57,3 +57,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL database (see tests/pg.py); skips when none can be had."""
+    import pg
+
+    why = pg.unavailable()
+    if why:
+        pytest.skip(f"no PostgreSQL: {why}")
+    with pg.server() as url:
+        yield url

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from autosize.cli._common import positive_float, positive_int
@@ -47,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     from autosize.search.results import TrialResult, maximizing
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # SIGTERM (a scheduler, `kill`) ends the running trial like Ctrl-C: FAIL, "interrupted".
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     if args.threads:
         import torch
 

@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 from autosize.models import ArchSpec, build_model
 from autosize.search import record, training
 from autosize.search.bridge import TrialReporter
+from autosize.search.claims import claim
 from autosize.search.clock import Deadline
 from autosize.search.prepare import Prepared
 from autosize.search.results import TrialResult
@@ -36,53 +37,98 @@ def run_baselines(
     on_trial: Callable[[TrialResult], None] | None,
     deadline: Deadline | None = None,
 ) -> None:
-    """Train every configured baseline that the study does not have yet (while time is left)."""
+    """Train every configured baseline that the study does not have yet (while time is left).
+
+    Of several processes on one study, one runs them (a claim, see
+    :mod:`autosize.search.claims`); the others go on to warm-started trials at once.
+    """
     deadline = deadline or Deadline.after(None)
-    done = {
-        rec.baseline_key
-        for rec in map(record.read, study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-        if rec.is_baseline
-    }
-    for i, spec in enumerate(p.baseline_specs):
-        key = spec.to_json(indent=None)
+    wanted = [spec.to_json(indent=None) for spec in p.baseline_specs]
+
+    def finished() -> set[str | None]:
+        return {
+            rec.baseline_key
+            for rec in map(
+                record.read, study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            )
+            if rec.is_baseline
+        }
+
+    with claim(
+        p.config.storage,
+        study.study_name,
+        "baselines",
+        done=lambda: set(wanted) <= finished(),
+        wait=False,
+    ) as mine:
+        if mine:
+            _run_missing(study, p, wanted, finished(), on_trial=on_trial, deadline=deadline)
+
+
+def _run_missing(
+    study: optuna.Study,
+    p: Prepared,
+    wanted: list[str],
+    done: set[str | None],
+    *,
+    on_trial: Callable[[TrialResult], None] | None,
+    deadline: Deadline,
+) -> None:
+    for i, (spec, key) in enumerate(zip(p.baseline_specs, wanted, strict=True)):
         if key in done:
             continue
         if deadline.training_left() <= 0:
             logger.info("no time left for the remaining baselines; a resumed run trains them")
             return
+        objective = _BaselineObjective(
+            p, spec, key, seed=derive_seed(p.config.seed, "baseline", i), deadline=deadline
+        )
+        callbacks = (
+            []
+            if on_trial is None
+            else [lambda _study, frozen: on_trial(TrialResult.from_trial(frozen))]
+        )
         with warnings.catch_warnings():
-            # Baselines run through ask/tell, before the heartbeat-guarded optimize loop.
-            warnings.filterwarnings("ignore", message="Heartbeat of storage")
-            trial = study.ask()
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            # One trial through optimize (not ask/tell): the storage's heartbeat then covers
+            # it, so a baseline whose worker is killed is failed and trained again.
+            study.optimize(
+                objective,
+                n_trials=1,
+                catch=(TrialFailed,),
+                callbacks=callbacks,  # type: ignore[arg-type]
+                gc_after_trial=False,
+            )
+
+
+class _BaselineObjective:
+    """One baseline as an Optuna objective: failures end as FAIL with a reason."""
+
+    def __init__(
+        self, p: Prepared, spec: ArchSpec, key: str, *, seed: int, deadline: Deadline
+    ) -> None:
+        self.p, self.spec, self.key, self.seed, self.deadline = p, spec, key, seed, deadline
+
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         try:
-            value = _baseline_trial(
-                trial,
-                p,
-                spec,
-                key,
-                seed=derive_seed(p.config.seed, "baseline", i),
-                deadline=deadline,
+            return _baseline_trial(
+                trial, self.p, self.spec, self.key, seed=self.seed, deadline=self.deadline
             )
-        except BaseException as exc:
-            # As in warm-started trials: diverged or out of memory -> FAIL and go on.
-            oom = isinstance(exc, torch.OutOfMemoryError)
-            reason = (
-                "interrupted"
-                if isinstance(exc, KeyboardInterrupt)
-                else "out of memory"
-                if oom
-                else str(exc)
-                if isinstance(exc, TrialFailed)
-                else repr(exc)
-            )
-            record.write(trial, fail_reason=reason)
-            study.tell(trial, state=TrialState.FAIL)
-            if not (oom or isinstance(exc, TrialFailed)):
-                raise
-        else:
-            study.tell(trial, value)
-        if on_trial is not None:
-            on_trial(TrialResult.from_trial(study._storage.get_trial(trial._trial_id)))
+        except torch.OutOfMemoryError as exc:
+            record.write(trial, fail_reason="out of memory")
+            raise TrialFailed(f"out of memory: {exc}") from None
+        except TrialFailed as exc:  # diverged, non-finite: finish_trial wrote the reason
+            if record.read(trial).fail_reason is None:
+                record.write(trial, fail_reason=str(exc))
+            raise
+        except KeyboardInterrupt:
+            record.write(trial, fail_reason="interrupted")
+            raise
+        except optuna.TrialPruned:
+            raise
+        except Exception as exc:
+            record.write(trial, fail_reason=repr(exc))
+            raise
 
 
 def _baseline_trial(
@@ -91,6 +137,7 @@ def _baseline_trial(
     record.write(
         trial,
         role=record.BASELINE,
+        worker=record.this_worker(),
         baseline_key=key,
         operation="from scratch",
         parent=None,

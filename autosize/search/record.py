@@ -14,6 +14,9 @@ read them. This module is the only one that spells those keys:
 
 from __future__ import annotations
 
+import os
+import socket
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
@@ -23,10 +26,13 @@ __all__ = [
     "KEYS",
     "WARMSTART",
     "TrialRecord",
+    "claim_beat",
     "read",
     "seed_info",
     "study_meta",
+    "this_worker",
     "write",
+    "write_claim_beat",
     "write_seed_info",
     "write_study_meta",
 ]
@@ -35,6 +41,7 @@ BASELINE = "baseline"
 WARMSTART = "warmstart"
 _STUDY_META = "autosize"
 _SEED_INFO = "seed"
+_CLAIM = "claim"
 
 
 class _HasUserAttrs(Protocol):
@@ -51,6 +58,7 @@ class TrialRecord:
     """What autosize records about one trial (every field is one user attribute)."""
 
     role: str = ""  # BASELINE or WARMSTART
+    worker: str = ""  # who ran it: "host:pid" (several workers or machines share a study)
     # Baselines: the architecture's JSON, so a resumed study trains only missing ones.
     baseline_key: str | None = None
     operation: str = ""  # human-readable, e.g. "widen(L0:32->64)"
@@ -112,6 +120,11 @@ def read(trial: _HasUserAttrs) -> TrialRecord:
     return TrialRecord(**values)
 
 
+def this_worker() -> str:
+    """This process as a trial's ``worker``: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def write(trial: _SetsUserAttrs, **attrs: Any) -> None:
     """Store ``attrs`` on ``trial``; every name must be a :class:`TrialRecord` field."""
     unknown = sorted(set(attrs) - KEYS)
@@ -135,6 +148,18 @@ def seed_info(study: _HasUserAttrs) -> dict[str, Any]:
     """The seed network's record: key, artifact, architecture, epochs, metrics (or empty)."""
     info = study.user_attrs.get(_SEED_INFO)
     return dict(info) if isinstance(info, Mapping) else {}
+
+
+def claim_beat(lock: _HasUserAttrs) -> float | None:
+    """When the holder of a claim's lock study last beat (``time.time()``), or None."""
+    info = lock.user_attrs.get(_CLAIM)
+    beat = info.get("beat") if isinstance(info, Mapping) else None
+    return float(beat) if isinstance(beat, int | float) else None
+
+
+def write_claim_beat(lock: _SetsUserAttrs, *, at: float | None = None) -> None:
+    """The claim holder's heartbeat: the time and who holds it."""
+    lock.set_user_attr(_CLAIM, {"beat": time.time() if at is None else at, "worker": this_worker()})
 
 
 def write_seed_info(study: _SetsUserAttrs, info: Mapping[str, Any]) -> None:

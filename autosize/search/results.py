@@ -80,9 +80,15 @@ class TrialResult:
             lr=t.params.get("train/lr"),
             started=t.datetime_start,
             completed=t.datetime_complete,
-            fail_reason=rec.fail_reason,
+            fail_reason=rec.fail_reason
+            if rec.fail_reason is not None or t.state != TrialState.FAIL
+            # Failed by the heartbeat (or by an error autosize did not catch): no reason written.
+            else WORKER_STOPPED,
             pruned_at=rec.pruned_at,
         )
+
+
+WORKER_STOPPED = "the worker stopped (no heartbeat) or failed unexpectedly"
 
 
 def _curve(t: FrozenTrial, rec: record.TrialRecord) -> tuple[float | None, ...]:

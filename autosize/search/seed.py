@@ -11,9 +11,10 @@ from dataclasses import asdict
 import optuna
 from torch import nn
 
-from autosize.errors import ConfigError
+from autosize.errors import ConfigError, StudyError
 from autosize.models import ArchSpec, build_model
 from autosize.search import record, training
+from autosize.search.claims import claim
 from autosize.search.clock import Deadline
 from autosize.search.prepare import Prepared
 from autosize.search.storage import artifact_store, download_network, upload_network
@@ -45,18 +46,40 @@ def seed_key(p: Prepared) -> str:
 def ensure_seed(
     study: optuna.Study, p: Prepared, deadline: Deadline | None = None
 ) -> tuple[nn.Module, ArchSpec]:
-    """The trained seed network: from the study's artifacts if present, else trained now."""
+    """The trained seed network: from the study's artifacts if present, else trained now.
+
+    Of several processes opening the study at once, one trains the seed (a claim, see
+    :mod:`autosize.search.claims`) and the others wait for its artifact.
+    """
+    deadline = deadline or Deadline.after(None)
     store = artifact_store(p.config.artifacts)
     key = seed_key(p)
+
+    def ready() -> bool:
+        return record.seed_info(study).get("key") == key
+
+    give_up = None if deadline.seconds is None else deadline.start + deadline.seconds
+    with claim(
+        p.config.storage, study.study_name, "seed", done=ready, wait=True, give_up_at=give_up
+    ) as mine:
+        if mine:
+            _train_seed(study, p, key, deadline)
     info = record.seed_info(study)
-    if info.get("key") == key:
-        logger.info("reusing the seed network (key %s, artifact %s)", key, info["artifact_id"])
-        return download_network(store, str(info["artifact_id"]))
+    if info.get("key") != key:
+        raise StudyError(
+            f"study {study.study_name!r}: the wall budget ended while another process was training the seed"
+        )
+    logger.info("using the seed network (key %s, artifact %s)", key, info["artifact_id"])
+    return download_network(store, str(info["artifact_id"]))
+
+
+def _train_seed(study: optuna.Study, p: Prepared, key: str, deadline: Deadline) -> None:
+    store = artifact_store(p.config.artifacts)
     budget = p.config.seed_net.train
     logger.info("training the seed %s on %s", p.seed_spec.summary(), p.bundle.name)
     model = build_model(p.seed_spec, seed=p.config.seed)
     model, spec, history, seconds = training.train_step(
-        model, p.seed_spec, p, budget, seed=p.config.seed, deadline=deadline or Deadline.after(None)
+        model, p.seed_spec, p, budget, seed=p.config.seed, deadline=deadline
     )
     if history.stopped == "diverged":
         raise ConfigError(
@@ -76,4 +99,3 @@ def ensure_seed(
             "test": test,
         },
     )
-    return model.cpu(), spec

@@ -14,7 +14,11 @@ each, see :mod:`autosize.checkpoint`) in a file-system artifact store.
 
 from __future__ import annotations
 
+import os
+import random
+import re
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -30,12 +34,26 @@ from autosize.checkpoint import load_network, save_network
 from autosize.errors import StudyError
 from autosize.models import ArchSpec, Net
 
-__all__ = ["artifact_store", "download_network", "load_study", "make_storage", "upload_network"]
+__all__ = [
+    "artifact_store",
+    "download_network",
+    "fail_stale",
+    "grace_seconds",
+    "load_study",
+    "make_storage",
+    "upload_network",
+]
 
-# A worker that dies without telling the storage leaves its trial RUNNING; with a heartbeat,
-# the next trial to start marks such stale trials FAIL (RDB storages only).
-HEARTBEAT_SECONDS = 30
-GRACE_SECONDS = 120
+# A worker that dies without telling the storage (SIGKILL, a lost machine) leaves its trial
+# RUNNING; with a heartbeat, every worker marks trials silent for GRACE_SECONDS FAIL before
+# each trial it starts, and `autosize run` does so when it opens the study (RDB storages:
+# SQLite, PostgreSQL, MySQL; Optuna's journal storage has no heartbeat).
+# Each running trial beats every third of the grace period (20 s by default);
+# AUTOSIZE_HEARTBEAT_GRACE=S sets the grace period.
+GRACE_SECONDS = 60
+# Several processes opening a fresh database at once all try to create Optuna's schema;
+# the losers get an integrity or "already exists" error and try again after a pause.
+OPEN_ATTEMPTS = 5
 
 
 def make_storage(url: str) -> BaseStorage:
@@ -45,19 +63,66 @@ def make_storage(url: str) -> BaseStorage:
         return JournalStorage(JournalFileBackend(str(path)))
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    sqlite = url.startswith("sqlite")
+    grace = grace_seconds()
+    for attempt in range(1, OPEN_ATTEMPTS + 1):
+        try:
+            with warnings.catch_warnings():  # the heartbeat is "experimental" since Optuna 2.9
+                warnings.simplefilter("ignore", ExperimentalWarning)
+                return RDBStorage(
+                    url,
+                    heartbeat_interval=max(1, grace // 3),
+                    grace_period=grace,
+                    engine_kwargs={"connect_args": {"timeout": 60}}
+                    if sqlite
+                    else {"pool_pre_ping": True},
+                )
+        except Exception as exc:  # SQLAlchemy raises many kinds for a bad URL
+            if attempt < OPEN_ATTEMPTS and _schema_race(exc):
+                time.sleep(0.2 * attempt + random.random() * 0.3)
+                continue
+            raise StudyError(
+                f"storage {_redacted(url)!r}: cannot open ({type(exc).__name__}: {_first_line(exc)})"
+            ) from None
+    raise AssertionError("unreachable")
+
+
+def grace_seconds() -> int:
+    raw = os.environ.get("AUTOSIZE_HEARTBEAT_GRACE")
+    if raw is None:
+        return GRACE_SECONDS
     try:
-        with warnings.catch_warnings():  # the heartbeat is "experimental" since Optuna 2.9
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            return RDBStorage(
-                url,
-                heartbeat_interval=HEARTBEAT_SECONDS,
-                grace_period=GRACE_SECONDS,
-                engine_kwargs={"connect_args": {"timeout": 60}}
-                if url.startswith("sqlite")
-                else None,
-            )
-    except Exception as exc:  # SQLAlchemy raises many kinds for a bad URL
-        raise StudyError(f"storage {url!r}: cannot open ({type(exc).__name__}: {exc})") from None
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise StudyError(f"AUTOSIZE_HEARTBEAT_GRACE: expected whole seconds >= 1, got {raw!r}")
+    return value
+
+
+def _schema_race(exc: Exception) -> bool:
+    """Another process was creating Optuna's tables at the same moment."""
+    text = str(exc).lower()
+    return type(exc).__name__ in ("IntegrityError", "ProgrammingError", "OperationalError") and (
+        "already exists" in text or "duplicate key" in text or "unique constraint" in text
+    )
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password (error messages end up in logs)."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def fail_stale(study: optuna.Study) -> None:
+    """Mark FAIL the trials of workers that stopped without a word (no heartbeat for
+    GRACE_SECONDS); Optuna does this before each trial, this does it when a run starts."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
 
 
 def load_study(storage: str | BaseStorage, study_name: str | None) -> optuna.Study:

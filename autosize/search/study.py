@@ -31,6 +31,7 @@ import json
 import logging
 import math
 import multiprocessing
+import signal
 import time
 import warnings
 from collections.abc import Callable
@@ -51,7 +52,7 @@ from autosize.search.config import StudyConfig, load_config
 from autosize.search.prepare import Prepared, load_bundle, make_sampler, prepare
 from autosize.search.results import TrialResult
 from autosize.search.seed import ensure_seed, seed_key
-from autosize.search.storage import make_storage
+from autosize.search.storage import fail_stale, make_storage
 from autosize.search.training import (
     RESERVE_EVALS,
     RESERVE_SECONDS,
@@ -66,11 +67,21 @@ logger = logging.getLogger(__name__)
 
 
 def _counted(study: optuna.Study) -> int:
-    """Warm-started trials that count towards n_trials (interrupted ones are redone)."""
+    """Warm-started trials that count towards n_trials.
+
+    Interrupted trials are redone, and so are those of a worker that stopped (killed, its
+    machine gone): the heartbeat marks those FAIL with no ``fail_reason`` of autosize's.
+    """
     finished = study.get_trials(
         deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
     )
-    return sum(1 for rec in map(record.read, finished) if rec.is_warmstart and not rec.interrupted)
+    return sum(
+        1
+        for t in finished
+        if (rec := record.read(t)).is_warmstart
+        and not rec.interrupted
+        and not (t.state == TrialState.FAIL and rec.fail_reason is None)
+    )
 
 
 class _StopAtTarget:
@@ -172,6 +183,7 @@ def run_study(
     deadline = replace(Deadline.after(seconds, start=started), reserve=RESERVE_SECONDS)
     p = prepare(config)
     study = open_study(p)
+    fail_stale(study)
     meta = _study_record(p)
     existing = record.study_meta(study)
     if not existing:
@@ -208,11 +220,12 @@ def run_study(
         )
     else:
         ctx = multiprocessing.get_context("spawn")
-        share = None if remaining is None else math.ceil(remaining / workers)
+        # No fixed share per worker: each runs until the study has its target (or the wall
+        # budget is spent), so a worker that dies leaves its part to the others.
         procs = [
             ctx.Process(
                 target=_worker,
-                args=(str(config.path), _worker_overrides(config), share, target, deadline),
+                args=(str(config.path), _worker_overrides(config), None, target, deadline),
                 daemon=False,
             )
             for _ in range(workers)
@@ -265,7 +278,13 @@ def _optimize(
 
 
 def _worker_overrides(config: StudyConfig) -> dict[str, object]:
-    return {"name": config.name, "storage": config.storage, "n_trials": config.n_trials}
+    """Every command-line override, and the resolved name, storage and target."""
+    return {
+        **config.overrides,
+        "name": config.name,
+        "storage": config.storage,
+        "n_trials": config.n_trials,
+    }
 
 
 def _worker(
@@ -275,7 +294,8 @@ def _worker(
     target: int | None,
     deadline: Deadline,
 ) -> None:
-    """One worker process of ``--workers K``: same storage, its share of the trials."""
+    """One worker process of ``--workers K``: same storage, trials until the target."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # as Ctrl-C: "interrupted"
     torch.set_num_threads(1)
     config = load_config(Path(config_path), overrides=overrides)
     p = prepare(config)

@@ -85,7 +85,7 @@ class StepObjective:
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         p, space = self.p, self.p.config.search
-        record.write(trial, role=record.WARMSTART)
+        record.write(trial, role=record.WARMSTART, worker=record.this_worker())
         try:
             parent = self._parent(trial)
             try:

@@ -1,0 +1,175 @@
+"""Workers that die: heartbeats, stale trials failed and redone, nothing lost (SQLite here;
+the same code paths serve PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from autosize.cli import EXIT_INTERRUPTED
+from autosize.errors import StudyError
+from autosize.search import load_config, run_study
+from autosize.search import storage as storage_mod
+from autosize.search.storage import make_storage
+from autosize.search.study import _counted
+from studies import tiny_config
+
+pytestmark = [
+    pytest.mark.filterwarnings(
+        "ignore::optuna.exceptions.ExperimentalWarning",
+        "ignore:Heartbeat of storage:UserWarning",
+    ),
+    pytest.mark.usefixtures("one_torch_thread"),
+]
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+BIN = Path(sys.executable).parent
+
+
+def _running_warm_trials(db: Path) -> int:
+    """RUNNING trials with role warmstart, read with plain SQL (no Optuna in the loop)."""
+    try:
+        with sqlite3.connect(db, timeout=5) as con:
+            rows = con.execute(
+                "SELECT COUNT(*) FROM trials t JOIN trial_user_attributes a "
+                "ON a.trial_id = t.trial_id WHERE t.state = 'RUNNING' AND a.key = 'role' "
+                "AND a.value_json = '\"warmstart\"'"
+            ).fetchone()
+    except sqlite3.Error:
+        return 0
+    return int(rows[0])
+
+
+@pytest.mark.slow
+def test_a_sigkilled_worker_leaves_no_running_trial_and_its_trial_is_redone(
+    tmp_path: Path,
+) -> None:
+    config = tiny_config(tmp_path, n_trials=4, train_epochs=100000, train="max_seconds = 3")
+    db = tmp_path / "s.db"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([str(BIN / "autosize"), "-q", "run", str(config)], env=env)
+    try:
+        deadline = time.time() + 120
+        while _running_warm_trials(db) == 0:
+            assert proc.poll() is None, "the run ended before a warm-started trial started"
+            assert time.time() < deadline, "no warm-started trial started"
+            time.sleep(0.2)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{db}")
+    killed = [t for t in study.get_trials() if t.state == TrialState.RUNNING]
+    assert len(killed) == 1
+    # A later run fails the dead worker's trial at once (its heartbeat is older than the
+    # grace period) and runs the study to its target without counting it.
+    rerun = subprocess.run(
+        [str(BIN / "autosize"), "-q", "run", str(config)],
+        env={**env, "AUTOSIZE_HEARTBEAT_GRACE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{db}")
+    trials = study.get_trials()
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    dead = trials[killed[0].number]
+    assert dead.state == TrialState.FAIL and "fail_reason" not in dead.user_attrs
+    warm = [t for t in trials if t.user_attrs.get("role") == "warmstart"]
+    finished = [t for t in warm if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 4 == _counted(study)
+    assert {t.user_attrs["worker"] for t in finished} - {dead.user_attrs["worker"]}
+
+
+@pytest.mark.slow
+def test_sigterm_ends_the_running_trial_as_interrupted_and_it_is_redone(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path, n_trials=3, train_epochs=100000, train="max_seconds = 3")
+    db = tmp_path / "s.db"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [str(BIN / "autosize"), "-q", "run", str(config)], env=env, stderr=subprocess.PIPE
+    )
+    deadline = time.time() + 120
+    while _running_warm_trials(db) == 0:
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == EXIT_INTERRUPTED, err
+    assert b"autosize: interrupted" in err
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{db}")
+    [stopped] = [t for t in study.get_trials() if t.state == TrialState.FAIL]
+    assert stopped.user_attrs["fail_reason"] == "interrupted"
+    assert not [t for t in study.get_trials() if t.state == TrialState.RUNNING]
+    assert (
+        _counted(study)
+        == len([t for t in study.get_trials() if t.user_attrs.get("role") == "warmstart"]) - 1
+    )
+
+
+def test_a_run_fails_stale_trials_when_it_starts_even_with_nothing_left_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = load_config(tiny_config(tmp_path, n_trials=1))
+    run_study(config)
+    # A worker that died mid-trial: a RUNNING trial whose heartbeat stopped.
+    storage = make_storage(config.storage)
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    trial = study.ask()
+    trial.set_user_attr("role", "warmstart")
+    storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
+    time.sleep(1.2)
+    monkeypatch.setenv("AUTOSIZE_HEARTBEAT_GRACE", "1")
+    run_study(config)  # the target is met: no trial runs, but the dead one is failed
+    study = optuna.load_study(study_name="tiny", storage=config.storage)
+    assert study.trials[trial.number].state == TrialState.FAIL
+    assert _counted(study) == 1
+
+
+@pytest.mark.parametrize("value", ["0", "soon", "-3"])
+def test_a_bad_grace_period_is_one_line_naming_the_variable(
+    value: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("AUTOSIZE_HEARTBEAT_GRACE", value)
+    with pytest.raises(StudyError, match=f"AUTOSIZE_HEARTBEAT_GRACE: .*{value!r}"):
+        make_storage(f"sqlite:///{tmp_path / 'x.db'}")
+
+
+def test_a_schema_race_is_retried_and_other_errors_are_not(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    calls: list[str] = []
+    real = storage_mod.RDBStorage
+
+    class IntegrityError(Exception):
+        pass
+
+    def flaky(url: str, **kwargs: object) -> object:
+        calls.append(url)
+        if len(calls) == 1:
+            raise IntegrityError('duplicate key value violates unique constraint "alembic_version"')
+        return real(url, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(storage_mod, "RDBStorage", flaky)
+    make_storage(f"sqlite:///{tmp_path / 'a.db'}")
+    assert len(calls) == 2
+    calls.clear()
+
+    def broken(url: str, **kwargs: object) -> object:
+        calls.append(url)
+        raise ValueError("no such dialect")
+
+    monkeypatch.setattr(storage_mod, "RDBStorage", broken)
+    with pytest.raises(StudyError, match=r"storage 'postgresql://me:\*\*\*@db/x': cannot open"):
+        make_storage("postgresql://me:secret@db/x")
+    assert len(calls) == 1
