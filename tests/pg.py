@@ -23,11 +23,13 @@ from pathlib import Path
 
 
 def _bin_dir() -> Path | None:
-    found = shutil.which("initdb")
-    if found:
-        return Path(found).parent
+    # The distribution's server binaries first: /usr/local/bin or /usr/bin may hold
+    # wrappers (postgresql-common) that want a configured cluster.
     dirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
-    return Path(dirs[0]) if dirs and (Path(dirs[0]) / "initdb").exists() else None
+    if dirs and (Path(dirs[0]) / "initdb").exists():
+        return Path(dirs[0])
+    found = shutil.which("initdb")
+    return Path(found).parent if found else None
 
 
 def _free_port() -> int:

@@ -74,7 +74,7 @@ def test_report_data_is_plain_and_consistent(study_config: Path) -> None:
     assert h.test_delta == pytest.approx(
         warm.user_attrs["test"]["rmse"] - base.user_attrs["test"]["rmse"]
     )
-    assert h.wins is (warm.values[0] < base.values[0])  # rmse: lower is better
+    assert h.warm_wins is (warm.values[0] < base.values[0])  # rmse: lower is better
     assert any(t.widths for t in data.trials if t.role == "warmstart")
     front = set(data.pareto)
     assert front and front <= {t.number for t in data.complete}

@@ -12,12 +12,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from autosize.errors import AutosizeError
 
-__all__ = ["main"]
+__all__ = ["entry", "main"]
 
 # Subcommand modules, in the order `autosize --help` lists them.
 COMMANDS: tuple[str, ...] = ("data", "run", "export", "train", "report", "dashboard")
@@ -68,5 +69,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+def entry() -> None:
+    """The ``autosize`` console script: :func:`main`, then exit with its code.
+
+    After an interrupt (Ctrl-C, SIGTERM) the process ends at once: one can land between an
+    Optuna trial and the stop of its heartbeat thread, a non-daemon thread that would keep
+    the process alive for ever. Everything the study needs is written by then.
+    """
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()

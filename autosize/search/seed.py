@@ -64,12 +64,14 @@ def ensure_seed(
     ) as mine:
         if mine:
             _train_seed(study, p, key, deadline)
+        trained_here = mine
     info = record.seed_info(study)
     if info.get("key") != key:
         raise StudyError(
             f"study {study.study_name!r}: the wall budget ended while another process was training the seed"
         )
-    logger.info("using the seed network (key %s, artifact %s)", key, info["artifact_id"])
+    if not trained_here:
+        logger.info("reusing the seed network (key %s, artifact %s)", key, info["artifact_id"])
     return download_network(store, str(info["artifact_id"]))
 
 
