@@ -173,3 +173,32 @@ def test_a_schema_race_is_retried_and_other_errors_are_not(
     with pytest.raises(StudyError, match=r"storage 'postgresql://me:\*\*\*@db/x': cannot open"):
         make_storage("postgresql://me:secret@db/x")
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("damage", ["truncated", "foreign", "missing"])
+def test_a_damaged_seed_artifact_is_one_line_naming_it_and_nothing_is_written(
+    tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from autosize.cli import EXIT_USER_ERROR, main
+
+    config = tiny_config(tmp_path, n_trials=1)
+    assert main(["-q", "run", str(config)]) == 0
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 's.db'}")
+    artifact = tmp_path / "art" / study.user_attrs["seed"]["artifact_id"]
+    data = artifact.read_bytes()
+    if damage == "truncated":
+        artifact.write_bytes(data[: len(data) // 2])
+    elif damage == "foreign":
+        artifact.write_bytes(b"not a safetensors file" * 10)
+    else:
+        artifact.unlink()
+    capsys.readouterr()
+    code = main(["-q", "run", str(config), "--n-trials", "3"])
+    err = capsys.readouterr().err.strip()
+    assert code == EXIT_USER_ERROR, err
+    assert "\n" not in err
+    assert f"the seed network: artifact {artifact.name}" in err
+    # No trial was started on a seed that could not be loaded.
+    assert len(
+        optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 's.db'}").trials
+    ) == len(study.trials)

@@ -147,6 +147,11 @@ def test_multi_objective_study(tmp_path: Path) -> None:
         assert parent == "seed" or isinstance(parent, int)
         if isinstance(parent, int):
             assert lineage[:-1] == study.trials[parent].user_attrs["lineage"]
+        # Multi-objective trials cannot report(), yet each is compared with a baseline
+        # (from the baselines' recorded curves): it has a baseline and a gain.
+        assert not t.intermediate_values
+        assert t.user_attrs["baseline_trial"] in {b.number for b in by_role(study, "baseline")}
+        assert isinstance(t.user_attrs["gain"], float)
 
 
 def test_a_diverged_trial_fails_and_the_study_goes_on(

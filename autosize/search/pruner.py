@@ -54,20 +54,27 @@ class BaselineCurve:
 
 
 def baseline_curves(trials: Sequence[FrozenTrial]) -> list[BaselineCurve]:
-    """The completed baseline trials among ``trials`` that reported a curve."""
+    """The completed baseline trials among ``trials`` that have a curve.
+
+    The recorded per-epoch ``curve`` (epoch ``i + 1`` at index ``i``) is used when there is
+    one: it is complete where reports are throttled, and a multi-objective study, whose
+    trials cannot ``report()``, has it too. Otherwise the intermediate values.
+    """
     out = []
     for t in trials:
         rec = record.read(t)
-        if t.state != TrialState.COMPLETE or not rec.is_baseline:
+        if t.state != TrialState.COMPLETE or not rec.is_baseline or t.values is None:
             continue
-        if not t.intermediate_values or t.values is None:
+        curve = {i + 1: float(v) for i, v in enumerate(rec.curve) if v is not None}
+        curve = curve or dict(t.intermediate_values)
+        if not curve:
             continue
         out.append(
             BaselineCurve(
                 number=t.number,
                 params=int(rec.params or 0),
                 value=float(t.values[0]),
-                curve=dict(t.intermediate_values),
+                curve=curve,
             )
         )
     return out

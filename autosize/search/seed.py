@@ -72,7 +72,7 @@ def ensure_seed(
         )
     if not trained_here:
         logger.info("reusing the seed network (key %s, artifact %s)", key, info["artifact_id"])
-    return download_network(store, str(info["artifact_id"]))
+    return download_network(store, str(info["artifact_id"]), owner="the seed network")
 
 
 def _train_seed(study: optuna.Study, p: Prepared, key: str, deadline: Deadline) -> None:

@@ -166,14 +166,28 @@ def upload_network(
 
 
 def download_network(
-    store: FileSystemArtifactStore, artifact_id: str, *, device: str = "cpu"
+    store: FileSystemArtifactStore,
+    artifact_id: str,
+    *,
+    device: str = "cpu",
+    owner: str | None = None,
 ) -> tuple[Net, ArchSpec]:
+    """The network stored as ``artifact_id``; a missing, truncated or foreign file is a
+    one-line StudyError naming ``owner`` (e.g. "trial 12") and the artifact, never a
+    half-loaded network."""
+    whose = f"{owner}: " if owner else ""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "network.safetensors"
         try:
             download_artifact(artifact_store=store, file_path=str(path), artifact_id=artifact_id)
         except Exception as exc:
             raise StudyError(
-                f"artifact {artifact_id}: cannot be read from the artifact store ({exc})"
+                f"{whose}artifact {artifact_id}: cannot be read from the artifact store ({exc})"
             ) from None
-        return load_network(path, device=device)
+        try:
+            return load_network(path, device=device)
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StudyError(
+                f"{whose}artifact {artifact_id}: not a network autosize can load ({first})"
+            ) from None

@@ -80,7 +80,9 @@ class StepObjective:
             return self._seed()
         t = done[rank - 1]
         rec = record.read(t)
-        model, spec = download_network(self.store, str(rec.network_artifact))
+        model, spec = download_network(
+            self.store, str(rec.network_artifact), owner=f"trial {t.number}"
+        )
         return Parent(model, spec, t.number, rec.lineage, int(rec.lineage_epochs or 0))
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
