@@ -148,6 +148,14 @@ class EarlyStopping(Callback):
         return True
 
 
+def schedule_callbacks(
+    schedule: str, *, epochs: int | None, max_seconds: float | None
+) -> list[Callback]:
+    """The callbacks a named learning-rate schedule needs: ``[]`` for "constant",
+    a :class:`CosineSchedule` over the budget for "cosine"."""
+    return [CosineSchedule(epochs=epochs, max_seconds=max_seconds)] if schedule == "cosine" else []
+
+
 class CosineSchedule(Callback):
     """Cosine-anneal every param group's learning rate from its start value towards zero.
 

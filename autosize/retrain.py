@@ -5,7 +5,7 @@ so a user can see what the warm start bought."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from autosize.export import ARCHITECTURE_FILE, TrainingRecord, read_record
@@ -48,7 +48,7 @@ def train_from_scratch(
     """
     import time
 
-    from autosize.callbacks import CosineSchedule
+    from autosize.callbacks import schedule_callbacks
     from autosize.data import load_dataset
     from autosize.models import build_model
     from autosize.seeds import derive_seed
@@ -83,9 +83,7 @@ def train_from_scratch(
         device=device,
         seed=seed,
         restore_best=t.restore_best,
-        callbacks=[CosineSchedule(epochs=budget_epochs, max_seconds=budget_seconds)]
-        if t.schedule == "cosine"
-        else [],
+        callbacks=schedule_callbacks(t.schedule, epochs=budget_epochs, max_seconds=budget_seconds),
     )
     seconds = time.perf_counter() - start
     return ScratchResult(
@@ -94,18 +92,13 @@ def train_from_scratch(
         architecture=spec.summary(),
         params=spec.param_count(),
         seed=seed,
-        training=TrainingRecord(
-            optimizer=t.optimizer,
-            lr=t.lr,
-            weight_decay=t.weight_decay,
-            batch_size=t.batch_size,
+        training=replace(
+            t,
             epochs=budget_epochs,
             max_seconds=budget_seconds,
-            restore_best=t.restore_best,
             epochs_run=len(history.epochs),
             seconds=round(seconds, 3),
             stopped=history.stopped,
-            schedule=t.schedule,
         ),
         val=evaluate(model, bundle, "val", device=device),
         test=evaluate(model, bundle, "test", device=device),

@@ -3,12 +3,12 @@ trial budget, as trials of the same study (``role = "baseline"``)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 from collections.abc import Callable
 
 import optuna
-import torch
 from optuna.trial import TrialState
 
 from autosize.models import ArchSpec, build_model
@@ -80,8 +80,13 @@ def _run_missing(
         if deadline.training_left() <= 0:
             logger.info("no time left for the remaining baselines; a resumed run trains them")
             return
-        objective = _BaselineObjective(
-            p, spec, key, seed=derive_seed(p.config.seed, "baseline", i), deadline=deadline
+        objective = functools.partial(
+            _baseline_trial,
+            p=p,
+            spec=spec,
+            key=key,
+            seed=derive_seed(p.config.seed, "baseline", i),
+            deadline=deadline,
         )
         callbacks = (
             []
@@ -101,58 +106,29 @@ def _run_missing(
             )
 
 
-class _BaselineObjective:
-    """One baseline as an Optuna objective: failures end as FAIL with a reason."""
-
-    def __init__(
-        self, p: Prepared, spec: ArchSpec, key: str, *, seed: int, deadline: Deadline
-    ) -> None:
-        self.p, self.spec, self.key, self.seed, self.deadline = p, spec, key, seed, deadline
-
-    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
-        try:
-            return _baseline_trial(
-                trial, self.p, self.spec, self.key, seed=self.seed, deadline=self.deadline
-            )
-        except torch.OutOfMemoryError as exc:
-            record.write(trial, fail_reason="out of memory")
-            raise TrialFailed(f"out of memory: {exc}") from None
-        except TrialFailed as exc:  # diverged, non-finite: finish_trial wrote the reason
-            if record.read(trial).fail_reason is None:
-                record.write(trial, fail_reason=str(exc))
-            raise
-        except KeyboardInterrupt:
-            record.write(trial, fail_reason="interrupted")
-            raise
-        except optuna.TrialPruned:
-            raise
-        except Exception as exc:
-            record.write(trial, fail_reason=repr(exc))
-            raise
-
-
 def _baseline_trial(
     trial: optuna.Trial, p: Prepared, spec: ArchSpec, key: str, *, seed: int, deadline: Deadline
 ) -> float | tuple[float, float]:
-    record.write(
-        trial,
-        role=record.BASELINE,
-        worker=record.this_worker(),
-        baseline_key=key,
-        operation="from scratch",
-        parent=None,
-        lineage=[f"{spec.summary()} from random initialisation"],
-        **describe(spec),
-    )
-    reporter = TrialReporter(
-        trial,
-        p.config.objective,
-        maximize=p.maximize,
-        prune=False,
-        report=not p.multi_objective,
-    )
-    model = build_model(spec, seed=seed)
-    model, spec, history, seconds = training.train_step(
-        model, spec, p, p.config.train, seed=seed, deadline=deadline, callbacks=[reporter]
-    )
-    return finish_trial(trial, p, model, spec, history, seconds, reporter)
+    with training.recorded_failures(trial):
+        record.write(
+            trial,
+            role=record.BASELINE,
+            worker=record.this_worker(),
+            baseline_key=key,
+            operation="from scratch",
+            parent=None,
+            lineage=[f"{spec.summary()} from random initialisation"],
+            **describe(spec),
+        )
+        reporter = TrialReporter(
+            trial,
+            p.config.objective,
+            maximize=p.maximize,
+            prune=False,
+            report=not p.multi_objective,
+        )
+        model = build_model(spec, seed=seed)
+        model, spec, history, seconds = training.train_step(
+            model, spec, p, p.config.train, seed=seed, deadline=deadline, callbacks=[reporter]
+        )
+        return finish_trial(trial, p, model, spec, history, seconds, reporter)

@@ -187,7 +187,6 @@ def download_network(
         try:
             return load_network(path, device=device)
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise StudyError(
-                f"{whose}artifact {artifact_id}: not a network autosize can load ({first})"
+                f"{whose}artifact {artifact_id}: not a network autosize can load ({_first_line(exc)})"
             ) from None

@@ -225,7 +225,7 @@ def run_study(
         procs = [
             ctx.Process(
                 target=_worker,
-                args=(str(config.path), _worker_overrides(config), None, target, deadline),
+                args=(str(config.path), _worker_overrides(config), target, deadline),
                 daemon=False,
             )
             for _ in range(workers)
@@ -290,7 +290,6 @@ def _worker_overrides(config: StudyConfig) -> dict[str, object]:
 def _worker(
     config_path: str,
     overrides: dict[str, object],
-    n_trials: int | None,
     target: int | None,
     deadline: Deadline,
 ) -> None:
@@ -306,7 +305,7 @@ def _worker(
         p,
         seed_model,
         seed_spec,
-        n_trials=n_trials,
+        n_trials=None,
         target=target,
         deadline=deadline,
         on_trial=lambda result: print(result.line(), flush=True),

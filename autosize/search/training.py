@@ -6,14 +6,17 @@ the metrics and attributes and uploads the network."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
+from collections.abc import Iterator
 
 import optuna
+import torch
 from torch import nn
 
-from autosize.callbacks import Callback, CosineSchedule
+from autosize.callbacks import Callback, schedule_callbacks
 from autosize.history import History
 from autosize.models import ArchSpec
 from autosize.search import record
@@ -26,7 +29,7 @@ from autosize.search.storage import artifact_store, upload_network
 from autosize.train import evaluate, fit
 from autosize.transforms import compress
 
-__all__ = ["METRIC_KEY", "TrialFailed", "finish_trial", "train_step"]
+__all__ = ["METRIC_KEY", "TrialFailed", "finish_trial", "recorded_failures", "train_step"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +42,27 @@ RESERVE_EVALS = 3.0
 
 class TrialFailed(Exception):
     """A trial that cannot produce a result (diverged, out of memory): it ends as FAIL."""
+
+
+@contextlib.contextmanager
+def recorded_failures(trial: optuna.Trial) -> Iterator[None]:
+    """Write why a trial fails before Optuna marks it FAIL: out of memory (then
+    :class:`TrialFailed`, so the study goes on), interrupted, or the error itself.
+    A FAIL without a reason is then one the heartbeat marked: its worker stopped."""
+    try:
+        yield
+    except torch.OutOfMemoryError as exc:
+        record.write(trial, fail_reason="out of memory")
+        raise TrialFailed(f"out of memory: {exc}") from None
+    except KeyboardInterrupt:
+        record.write(trial, fail_reason="interrupted")
+        raise
+    except optuna.TrialPruned:
+        raise
+    except Exception as exc:  # TrialFailed included: finish_trial may have written it already
+        if record.read(trial).fail_reason is None:
+            record.write(trial, fail_reason=str(exc) if isinstance(exc, TrialFailed) else repr(exc))
+        raise
 
 
 def train_step(
@@ -57,9 +81,10 @@ def train_step(
     start = time.perf_counter()
     # Keep a moment after the cut for validation, test and the artifact upload.
     max_seconds = deadline.clip(budget.max_seconds)
-    every: list[Callback] = list(callbacks or [])
-    if budget.schedule == "cosine":
-        every.append(CosineSchedule(epochs=budget.epochs, max_seconds=max_seconds))
+    every: list[Callback] = [
+        *(callbacks or []),
+        *schedule_callbacks(budget.schedule, epochs=budget.epochs, max_seconds=max_seconds),
+    ]
     common = {
         "epochs": budget.epochs,
         "max_seconds": max_seconds,

@@ -8,7 +8,6 @@ import logging
 from dataclasses import dataclass
 
 import optuna
-import torch
 from optuna.trial import TrialState
 from torch import nn
 
@@ -22,7 +21,6 @@ from autosize.search.prepare import Prepared
 from autosize.search.pruner import baseline_curves, pick_baseline
 from autosize.search.storage import artifact_store, download_network
 from autosize.search.training import (
-    TrialFailed,
     describe,
     finish_trial,
 )
@@ -88,7 +86,7 @@ class StepObjective:
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         p, space = self.p, self.p.config.search
         record.write(trial, role=record.WARMSTART, worker=record.this_worker())
-        try:
+        with training.recorded_failures(trial):
             parent = self._parent(trial)
             try:
                 model, spec, plan = plan_and_grow(
@@ -141,12 +139,6 @@ class StepObjective:
                 compress_plan=plan.compress,
             )
             return finish_trial(trial, p, model, spec, history, seconds, reporter)
-        except torch.OutOfMemoryError as exc:
-            record.write(trial, fail_reason="out of memory")
-            raise TrialFailed(f"out of memory: {exc}") from None
-        except KeyboardInterrupt:
-            record.write(trial, fail_reason="interrupted")
-            raise
 
 
 def _lineage_step(plan: Plan, parent: int | None) -> str:
