@@ -41,12 +41,23 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from autosize.errors import ConfigError, SpecError
-from autosize.models import ACTIVATIONS, ArchSpec, Layer, layer_from_dict
+from autosize.models import ACTIVATIONS, Activation, ArchSpec, Layer, layer_from_dict
+from autosize.search.components import (
+    PRUNER_CLASSES,
+    PRUNERS,
+    SAMPLER_CLASSES,
+    SAMPLERS,
+    component_class,
+)
 from autosize.search.toml_table import Table
 from autosize.train import OptimizerName
 
 __all__ = [
     "METRIC_KEY",
+    "PRUNERS",
+    "PRUNER_CLASSES",
+    "SAMPLERS",
+    "SAMPLER_CLASSES",
     "BaselineConfig",
     "Component",
     "DataConfig",
@@ -56,53 +67,18 @@ __all__ = [
     "SeedConfig",
     "StudyConfig",
     "TrainConfig",
+    "component_class",
     "load_config",
 ]
 
 Objective = Literal["val_accuracy", "val_loss", "val_rmse"]
+Direction = Literal["maximize", "minimize"]
 # The evaluate() key each objective reads (the test metric recorded for a trial).
 METRIC_KEY: dict[str, str] = {"val_accuracy": "accuracy", "val_loss": "loss", "val_rmse": "rmse"}
 Operation = Literal["widen", "deepen", "compress", "train", "regularize"]
 Schedule = Literal["constant", "cosine"]
 ParentPolicy = Literal["seed", "best"]
 BaselineReference = Literal["best", "nearest"]
-
-# Every sampler and pruner a config may name, with the class it builds ("module:Class",
-# imported only when a study is made, so loading a config does not import Optuna). The
-# names a config accepts and the factories are this one table.
-SAMPLER_CLASSES: Mapping[str, str] = {
-    "tpe": "optuna.samplers:TPESampler",
-    "random": "optuna.samplers:RandomSampler",
-    "gp": "optuna.samplers:GPSampler",
-    "cmaes": "optuna.samplers:CmaEsSampler",
-    "qmc": "optuna.samplers:QMCSampler",
-    "nsga2": "optuna.samplers:NSGAIISampler",
-    "nsga3": "optuna.samplers:NSGAIIISampler",
-    "population": "autosize.search.policy:PopulationSampler",
-}
-PRUNER_CLASSES: Mapping[str, str] = {
-    "baseline": "autosize.search.pruner:BaselinePruner",
-    "median": "optuna.pruners:MedianPruner",
-    "percentile": "optuna.pruners:PercentilePruner",
-    "successive_halving": "optuna.pruners:SuccessiveHalvingPruner",
-    "hyperband": "optuna.pruners:HyperbandPruner",
-    "wilcoxon": "optuna.pruners:WilcoxonPruner",
-    # PatientPruner wraps another pruner, named by its "wrapped" key.
-    "patient": "optuna.pruners:PatientPruner",
-    "threshold": "optuna.pruners:ThresholdPruner",
-    "none": "optuna.pruners:NopPruner",
-}
-SAMPLERS: tuple[str, ...] = tuple(SAMPLER_CLASSES)
-PRUNERS: tuple[str, ...] = tuple(PRUNER_CLASSES)
-
-
-def component_class(table: Mapping[str, str], name: str) -> type:
-    """The class a sampler or pruner name stands for (imported now)."""
-    import importlib
-
-    module, _, attr = table[name].partition(":")
-    return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
-
 
 Scalar = str | int | float | bool
 
@@ -139,7 +115,7 @@ class TrainConfig:
 @dataclass(frozen=True)
 class SeedConfig:
     layers: tuple[Layer, ...]
-    activation: str
+    activation: Activation
     train: TrainConfig
 
 
@@ -214,11 +190,11 @@ class StudyConfig:
     overrides: Mapping[str, object] = field(default_factory=dict)
 
     @property
-    def direction(self) -> Literal["maximize", "minimize"]:
+    def direction(self) -> Direction:
         return "maximize" if self.objective == "val_accuracy" else "minimize"
 
     @property
-    def directions(self) -> list[str]:
+    def directions(self) -> list[Direction]:
         return [self.direction, "minimize"] if self.minimize_params else [self.direction]
 
     def seed_spec(self, input_shape: tuple[int, ...], n_outputs: int, **target: float) -> ArchSpec:
@@ -241,7 +217,7 @@ class StudyConfig:
                 input_shape=input_shape,
                 n_outputs=n_outputs,
                 layers=layers,
-                activation=self.seed_net.activation,  # type: ignore[arg-type]
+                activation=self.seed_net.activation,
                 **target,
             )
         except SpecError as exc:
@@ -276,12 +252,12 @@ def _train_config(t: Table, *, epochs_default: int | None) -> TrainConfig:
     cfg = TrainConfig(
         epochs=t.int("epochs", None, low=1),
         max_seconds=t.float("max_seconds", None, strict=True),
-        optimizer=t.str("optimizer", _TRAIN.optimizer, choices=get_args(OptimizerName)),  # type: ignore[arg-type]
-        lr=t.float("lr", _TRAIN.lr, strict=True),  # type: ignore[arg-type]
-        weight_decay=t.float("weight_decay", _TRAIN.weight_decay),  # type: ignore[arg-type]
-        batch_size=t.int("batch_size", _TRAIN.batch_size, low=1),  # type: ignore[arg-type]
+        optimizer=t.str("optimizer", _TRAIN.optimizer, choices=get_args(OptimizerName)),
+        lr=t.float("lr", _TRAIN.lr, strict=True),
+        weight_decay=t.float("weight_decay", _TRAIN.weight_decay),
+        batch_size=t.int("batch_size", _TRAIN.batch_size, low=1),
         restore_best=t.bool("restore_best", _TRAIN.restore_best),
-        schedule=t.str("schedule", _TRAIN.schedule, choices=get_args(Schedule)),  # type: ignore[arg-type]
+        schedule=t.str("schedule", _TRAIN.schedule, choices=get_args(Schedule)),
     )
     if cfg.epochs is None and cfg.max_seconds is None:
         if epochs_default is None:
@@ -321,7 +297,7 @@ def load_config(path: str | Path, *, overrides: Mapping[str, object] | None = No
     if n_trials is None and timeout is None:
         study.fail("n_trials", None, "n_trials and/or timeout")
     seed = study.int("seed", 0)
-    objective = study.str("objective", "val_accuracy", choices=get_args(Objective))
+    objective: Objective = study.str("objective", "val_accuracy", choices=get_args(Objective))
     second = study.str("second_objective", None, choices=("params",))
     device = study.str("device", "auto")
     study.close()
@@ -334,9 +310,9 @@ def load_config(path: str | Path, *, overrides: Mapping[str, object] | None = No
     if not isinstance(options, Mapping):
         data_t.fail("options", options, "a table of dataset options")
     data = DataConfig(
-        name=data_name,  # type: ignore[arg-type]
+        name=data_name,
         data_dir=data_t.str("data_dir", None),
-        options=dict(options),  # type: ignore[arg-type]
+        options=dict(options),
         max_train=data_t.int("max_train", None, low=1),
         max_val=data_t.int("max_val", None, low=1),
         max_test=data_t.int("max_test", None, low=1),
@@ -345,8 +321,8 @@ def load_config(path: str | Path, *, overrides: Mapping[str, object] | None = No
 
     seed_t = top.table("seed")
     seed_layers = _layers(seed_t.get("layers"), "seed.layers", path)
-    activation = seed_t.str("activation", "relu", choices=ACTIVATIONS)
-    seed_net = SeedConfig(seed_layers, activation, _train_config(seed_t, epochs_default=None))  # type: ignore[arg-type]
+    activation: Activation = seed_t.str("activation", "relu", choices=ACTIVATIONS)
+    seed_net = SeedConfig(seed_layers, activation, _train_config(seed_t, epochs_default=None))
     seed_t.close()
 
     train_t = top.table("train")
@@ -362,27 +338,27 @@ def load_config(path: str | Path, *, overrides: Mapping[str, object] | None = No
             s.fail("operations", ops_raw, "a non-empty list from " + ", ".join(valid))
         if len(set(ops_raw)) != len(ops_raw):
             s.fail("operations", ops_raw, "no repeated operation")
-        ops = tuple(ops_raw)  # type: ignore[arg-type]
+        ops = tuple(ops_raw)
     search = SearchSpace(
         operations=ops,
-        max_ops=s.int("max_ops", _SEARCH.max_ops, low=1),  # type: ignore[arg-type]
-        parents=s.str("parents", _SEARCH.parents, choices=get_args(ParentPolicy)),  # type: ignore[arg-type]
-        top_k=s.int("top_k", _SEARCH.top_k, low=1),  # type: ignore[arg-type]
-        max_width=s.int("max_width", _SEARCH.max_width, low=1),  # type: ignore[arg-type]
+        max_ops=s.int("max_ops", _SEARCH.max_ops, low=1),
+        parents=s.str("parents", _SEARCH.parents, choices=get_args(ParentPolicy)),
+        top_k=s.int("top_k", _SEARCH.top_k, low=1),
+        max_width=s.int("max_width", _SEARCH.max_width, low=1),
         max_widen_factor=s.float(
             "max_widen_factor", _SEARCH.max_widen_factor, low=1.0, strict=True
-        ),  # type: ignore[arg-type]
-        min_widen_factor=s.float("min_widen_factor", _SEARCH.min_widen_factor, low=1.0),  # type: ignore[arg-type]
-        max_depth=s.int("max_depth", _SEARCH.max_depth, low=1),  # type: ignore[arg-type]
-        noise=s.float("noise", _SEARCH.noise),  # type: ignore[arg-type]
-        lam=s.range("lam", _SEARCH.lam),  # type: ignore[arg-type]
-        decay=s.range("decay", _SEARCH.decay),  # type: ignore[arg-type]
+        ),
+        min_widen_factor=s.float("min_widen_factor", _SEARCH.min_widen_factor, low=1.0),
+        max_depth=s.int("max_depth", _SEARCH.max_depth, low=1),
+        noise=s.float("noise", _SEARCH.noise),
+        lam=s.range("lam", _SEARCH.lam),
+        decay=s.range("decay", _SEARCH.decay),
         compress_start_factor=s.range(
             "compress_start_factor", _SEARCH.compress_start_factor, low=1.0, strict=False
-        ),  # type: ignore[arg-type]
+        ),
         gate_lr=s.range("gate_lr", _SEARCH.gate_lr),
         lr=s.range("lr", _SEARCH.lr),
-        dropout=s.range("dropout", _SEARCH.dropout, strict=False),  # type: ignore[arg-type]
+        dropout=s.range("dropout", _SEARCH.dropout, strict=False),
     )
     if max(lay.size for lay in seed_layers) > search.max_width:
         s.fail(
@@ -412,20 +388,19 @@ def load_config(path: str | Path, *, overrides: Mapping[str, object] | None = No
     if not isinstance(archs_raw, list):
         b.fail("architectures", archs_raw, "a list of layer lists")
     baselines = BaselineConfig(
-        scales=tuple(float(x) for x in scales_raw),  # type: ignore[union-attr]
+        scales=tuple(float(x) for x in scales_raw),
         architectures=tuple(
-            _layers(a, f"baselines.architectures[{i}]", path)
-            for i, a in enumerate(archs_raw)  # type: ignore[arg-type]
+            _layers(a, f"baselines.architectures[{i}]", path) for i, a in enumerate(archs_raw)
         ),
         include_seed=b.bool("include_seed", _BASELINES.include_seed),
-        reference=b.str("reference", _BASELINES.reference, choices=get_args(BaselineReference)),  # type: ignore[arg-type]
+        reference=b.str("reference", _BASELINES.reference, choices=get_args(BaselineReference)),
     )
     b.close()
 
     sampler_t = top.table("sampler")
-    sampler = Component(sampler_t.str("name", "tpe", choices=SAMPLERS), sampler_t.rest())  # type: ignore[arg-type]
+    sampler = Component(sampler_t.str("name", "tpe", choices=SAMPLERS), sampler_t.rest())
     pruner_t = top.table("pruner")
-    pruner = Component(pruner_t.str("name", "baseline", choices=PRUNERS), pruner_t.rest())  # type: ignore[arg-type]
+    pruner = Component(pruner_t.str("name", "baseline", choices=PRUNERS), pruner_t.rest())
     top.close()
 
     return StudyConfig(
@@ -435,10 +410,10 @@ def load_config(path: str | Path, *, overrides: Mapping[str, object] | None = No
         artifacts=artifacts,
         n_trials=n_trials,
         timeout=timeout,
-        seed=seed,  # type: ignore[arg-type]
-        objective=objective,  # type: ignore[arg-type]
+        seed=seed,
+        objective=objective,
         minimize_params=second == "params",
-        device=device,  # type: ignore[arg-type]
+        device=device,
         data=data,
         seed_net=seed_net,
         train=train,

@@ -12,7 +12,8 @@ from optuna.samplers import BaseSampler
 from autosize.data import DATASETS, DataBundle, load_dataset
 from autosize.errors import ConfigError, DataError
 from autosize.models import ArchSpec
-from autosize.search.config import SAMPLER_CLASSES, StudyConfig, component_class
+from autosize.search.components import SAMPLER_CLASSES, component_class
+from autosize.search.config import StudyConfig
 from autosize.search.pruner import make_pruner
 
 __all__ = ["Prepared", "load_bundle", "make_sampler", "prepare"]
@@ -59,7 +60,7 @@ def make_sampler(config: StudyConfig) -> BaseSampler:
         sampler = component_class(SAMPLER_CLASSES, config.sampler.name)(**kwargs)
     except (TypeError, ValueError, ConfigError) as exc:
         raise ConfigError(f"{config.path}: [sampler] {config.sampler.name}: {exc}") from None
-    return sampler  # type: ignore[no-any-return]
+    return sampler
 
 
 def load_bundle(config: StudyConfig) -> DataBundle:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
 from optuna.pruners import BasePruner
@@ -18,12 +19,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autosize.errors import ConfigError
 from autosize.search import record
-from autosize.search.config import (
-    PRUNER_CLASSES,
-    BaselineConfig,
-    BaselineReference,
-    component_class,
-)
+from autosize.search.components import PRUNER_CLASSES, component_class
+from autosize.search.config import BaselineConfig, BaselineReference
 from autosize.search.results import maximizing
 
 __all__ = [
@@ -151,20 +148,21 @@ class BaselinePruner(BasePruner):
         return streak >= self.patience
 
 
-def make_pruner(name: str, kwargs: Mapping[str, object], *, where: str = "[pruner]") -> BasePruner:
+def make_pruner(name: str, options: Mapping[str, object], *, where: str = "[pruner]") -> BasePruner:
     """A pruner by config name; bad keyword arguments become a one-line ConfigError."""
-    kwargs = dict(kwargs)
+    # Config values: the pruner's constructor checks them (its TypeError, ValueError below).
+    kwargs: dict[str, Any] = dict(options)
     try:
         if name == "patient":
             inner = kwargs.pop("wrapped", None)
             wrapped = make_pruner(str(inner), {}, where=where) if inner else None
-            return optuna.pruners.PatientPruner(wrapped, **kwargs)  # type: ignore[arg-type]
+            return optuna.pruners.PatientPruner(wrapped, **kwargs)
         if name == "none" and kwargs:  # NopPruner's TypeError would not name the key
             raise ConfigError(f"{where} none: takes no options, got {', '.join(map(repr, kwargs))}")
         if name not in PRUNER_CLASSES:
             raise ConfigError(
                 f"{where} name: unknown pruner {name!r}; expected one of {', '.join(PRUNER_CLASSES)}"
             )
-        return component_class(PRUNER_CLASSES, name)(**kwargs)  # type: ignore[no-any-return]
+        return component_class(PRUNER_CLASSES, name)(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where} {name}: {exc}") from None
