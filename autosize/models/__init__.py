@@ -29,7 +29,15 @@ standardised targets and still predicts in the data's own unit.
 
 from __future__ import annotations
 
-from autosize.models.net import ConvBlock, DenseBlock, Net, build_model, make_activation
+from autosize.models.net import (
+    Block,
+    BlockList,
+    ConvBlock,
+    DenseBlock,
+    Net,
+    build_model,
+    make_activation,
+)
 from autosize.models.spec import (
     ACTIVATIONS,
     IDEMPOTENT_ACTIVATIONS,
@@ -46,6 +54,8 @@ __all__ = [
     "IDEMPOTENT_ACTIVATIONS",
     "Activation",
     "ArchSpec",
+    "Block",
+    "BlockList",
     "ConvBlock",
     "ConvLayer",
     "DenseBlock",

@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Protocol, cast
+
 import torch
 from torch import nn
 
 from autosize.errors import SpecError
 from autosize.models.spec import ArchSpec, ConvLayer, DenseLayer
 
-__all__ = ["ConvBlock", "DenseBlock", "Net", "build_model", "make_activation"]
+__all__ = ["Block", "BlockList", "ConvBlock", "DenseBlock", "Net", "build_model", "make_activation"]
 
 
 def make_activation(name: str) -> nn.Module:
@@ -76,18 +79,32 @@ class ConvBlock(nn.Module):
         return self.drop(self.pool(self.gate(self.act(self.norm(self.conv(x))))))
 
 
+Block = DenseBlock | ConvBlock
+
+
+class BlockList(Protocol):
+    """``Net.blocks`` as the code uses it: an ``nn.ModuleList`` that holds only blocks."""
+
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[Block]: ...
+    def __getitem__(self, idx: int, /) -> Block: ...
+    def insert(self, index: int, module: Block) -> None: ...
+
+
 class Net(nn.Module):
     """Hidden blocks, a flatten where the first dense layer (or the head) needs it, a linear head."""
 
     def __init__(self, spec: ArchSpec) -> None:
         super().__init__()
-        blocks: list[nn.Module] = []
+        blocks: list[Block] = []
         for i, layer in enumerate(spec.layers):
             if isinstance(layer, ConvLayer):
                 blocks.append(ConvBlock(spec.in_shape(i)[0], layer, spec.activation))
             else:
                 blocks.append(DenseBlock(spec.in_features(i), layer, spec.activation))
-        self.blocks = nn.ModuleList(blocks)
+        # nn.ModuleList types its items as Module; this one is built from blocks, and the
+        # transforms (deepen's insert, compress's in-place slicing) only ever put blocks in it.
+        self.blocks = cast(BlockList, nn.ModuleList(blocks))
         self.head = nn.Linear(spec.in_features(spec.depth), spec.n_outputs)
         self.target_shift = float(spec.target_shift)
         self.target_scale = float(spec.target_scale)

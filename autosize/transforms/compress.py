@@ -36,7 +36,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -51,6 +51,8 @@ from autosize.transforms.gates import (
     _blocks,
     _check_lam,
     _column_index,
+    _gate,
+    _net,
     _number,
     _weighted_gate_sum,
     add_gates,
@@ -160,7 +162,7 @@ def remove_dead_units(
     keeps: list[torch.Tensor] = []
     kept_one: list[int] = []
     for i, block in enumerate(blocks):
-        f = block.gate.f.detach()
+        f = _gate(block).f.detach()
         keep = (f > 0).nonzero().flatten()
         if keep.numel() == 0:
             keep = torch.argmax(torch.nan_to_num(f, nan=-math.inf)).reshape(1)
@@ -194,7 +196,7 @@ def remove_dead_units(
                 for name in ("weight", "bias", "running_mean", "running_var"):
                     slicer(block.norm, name, rows)
                 block.norm.num_features = int(keeps[i].numel())
-            slicer(block.gate, "f", rows)
+            slicer(_gate(block), "f", rows)
         if isinstance(core, nn.Conv2d):
             core.out_channels, core.in_channels = core.weight.shape[0], core.weight.shape[1]
         else:
@@ -218,13 +220,13 @@ def _rebuild_optimizer(
     """A new optimizer with ``old``'s param groups and hyperparameters and its sliced state."""
     forward = {old_p: new_p for old_p, (new_p, _) in replaced.items()}
     # The same param groups as before, each holding its parameters' replacements.
-    groups: list[dict[str, object]] = [
+    groups: list[dict[str, Any]] = [
         {"params": [forward.get(p, p) for p in g["params"]]} for g in old.param_groups
     ]
-    grouped = {id(p) for g in groups for p in g["params"]}  # type: ignore[attr-defined]
+    grouped = {id(p) for g in groups for p in g["params"]}
     orphans = [p for p in model.parameters() if id(p) not in grouped]
     if orphans:  # parameters the old optimizer did not know: they join the first group
-        groups[0]["params"].extend(orphans)  # type: ignore[attr-defined]
+        groups[0]["params"].extend(orphans)
     group0 = old.param_groups[0]
     name = _OPTIMIZER_NAMES.get(type(old))
     if name is not None:
@@ -298,12 +300,12 @@ class Sparsifier(Callback):
         self._areas: list[int] = [_area(layer) for layer in spec.layers]
 
     def on_train_begin(self, state: TrainState) -> None:
-        blocks = _blocks(state.model, self.spec, gated=True)  # type: ignore[arg-type]
-        self._gates = [block.gate for block in blocks]
+        blocks = _blocks(state.model, self.spec, gated=True)
+        self._gates = [_gate(block) for block in blocks]
         if self.gate_lr is not None:
             gate_ids = {id(gate.f) for gate in self._gates}
             others = [p for p in state.model.parameters() if id(p) not in gate_ids]
-            groups = [
+            groups: list[dict[str, Any]] = [
                 {"params": others},
                 {"params": [g.f for g in self._gates], "lr": self.gate_lr},
             ]
@@ -325,7 +327,8 @@ class Sparsifier(Callback):
         alive = torch.stack([(gate.f.detach() > 0).sum() for gate in self._gates]).tolist()
         extra["alive"] = [int(a) for a in alive]
         if record.epoch % self.remove_every == 0:
-            result = remove_dead_units(state.model, self.spec, optimizer=state.optimizer)  # type: ignore[arg-type]
+            model = _net(state.model)
+            result = remove_dead_units(model, self.spec, optimizer=state.optimizer)
             self.spec = result.spec
             if result.optimizer is not None:
                 state.optimizer = result.optimizer

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from autosize.errors import ConfigError, SpecError
-from autosize.models import ArchSpec, ConvBlock, ConvLayer, DenseBlock, Net
+from autosize.models import ArchSpec, Block, ConvBlock, ConvLayer, DenseBlock, Net
 
 __all__ = ["Gate", "add_gates", "fold_gates", "gate_penalty"]
 
@@ -50,15 +50,20 @@ class Gate(nn.Module):
 # --------------------------------------------------------------------------- checks
 
 
-def _blocks(model: nn.Module, spec: ArchSpec, *, gated: bool = False) -> list[nn.Module]:
+def _net(model: nn.Module) -> Net:
+    """``model`` as a Net (a training callback sees it as any ``nn.Module``)."""
+    if not isinstance(model, Net):
+        raise SpecError(f"expected an autosize Net (blocks + head), got {type(model).__name__}")
+    return model
+
+
+def _blocks(model: nn.Module, spec: ArchSpec, *, gated: bool = False) -> list[Block]:
     """The model's hidden blocks, checked against ``spec`` (SpecError naming the mismatch)."""
     if spec.depth == 0:
         raise SpecError(
             f"compress needs at least one hidden layer; spec {spec.summary()!r} has none"
         )
-    blocks = getattr(model, "blocks", None)
-    if not isinstance(blocks, nn.ModuleList) or not hasattr(model, "head"):
-        raise SpecError(f"expected an autosize Net (blocks + head), got {type(model).__name__}")
+    blocks = _net(model).blocks
     if len(blocks) != spec.depth:
         raise SpecError(
             f"model has {len(blocks)} hidden blocks but spec {spec.summary()!r} has {spec.depth}"
@@ -77,23 +82,37 @@ def _blocks(model: nn.Module, spec: ArchSpec, *, gated: bool = False) -> list[nn
     return list(blocks)
 
 
+def _gate(block: Block) -> Gate:
+    """The gate of a block that ``_blocks(..., gated=True)`` has checked."""
+    gate = block.gate
+    assert isinstance(gate, Gate)
+    return gate
+
+
 def _number(
     name: str, value: object, *, minimum: float, strict: bool, expected: str | None = None
 ) -> float:
     """``value`` as a float, refused (ConfigError naming it) unless finite and above ``minimum``."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or (value <= minimum if strict else value < minimum):  # type: ignore[operator]
+    if (
+        not isinstance(value, numbers.Real)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or (value <= minimum if strict else value < minimum)
+    ):
         bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
         raise ConfigError(f"{name} must be {expected or 'a finite number ' + bound}, got {value!r}")
-    return float(value)  # type: ignore[arg-type]
+    return float(value)
 
 
 def _check_lam(lam: object, decay: object, remove_every: object) -> tuple[float, float, int]:
-    integer = isinstance(remove_every, numbers.Integral) and not isinstance(remove_every, bool)
-    if not integer or remove_every < 1:  # type: ignore[operator]
+    if (
+        not isinstance(remove_every, numbers.Integral)
+        or isinstance(remove_every, bool)
+        or remove_every < 1
+    ):
         raise ConfigError(f"remove_every must be an integer >= 1, got {remove_every!r}")
     lam_ = _number("lam", lam, minimum=0.0, strict=False)
-    return lam_, _number("decay", decay, minimum=0.0, strict=True), int(remove_every)  # type: ignore[call-overload]
+    return lam_, _number("decay", decay, minimum=0.0, strict=True), int(remove_every)
 
 
 def _area(layer: ConvLayer | object) -> int:
@@ -122,7 +141,7 @@ def add_gates(model: Net, spec: ArchSpec) -> Net:
 
 def gate_penalty(model: Net, spec: ArchSpec) -> torch.Tensor:
     """``sum over layers of (kernel area) * sum(g)`` (no ``lam``); a differentiable scalar."""
-    gates = [block.gate for block in _blocks(model, spec, gated=True)]
+    gates = [_gate(block) for block in _blocks(model, spec, gated=True)]
     return _weighted_gate_sum(gates, [_area(layer) for layer in spec.layers])
 
 
@@ -139,7 +158,7 @@ def _column_index(keep: torch.Tensor, s: int) -> torch.Tensor:
     return (keep[:, None] * s + torch.arange(s, device=keep.device)).flatten()
 
 
-def _next_core(model: Net, i: int) -> nn.Module:
+def _next_core(model: Net, i: int) -> nn.Linear | nn.Conv2d:
     return model.blocks[i + 1].core if i + 1 < len(model.blocks) else model.head
 
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from typing import Literal, get_args
+from typing import Literal, TypeGuard, get_args
 
 import torch
 from torch import nn
@@ -44,6 +44,7 @@ from autosize.errors import SpecError
 from autosize.models import (
     IDEMPOTENT_ACTIVATIONS,
     ArchSpec,
+    Block,
     ConvBlock,
     ConvLayer,
     DenseBlock,
@@ -147,7 +148,8 @@ def widen(
     weight = cols.flatten(1, 2) if isinstance(consumer, nn.Linear) else cols
     new_consumer = _rebuilt(consumer, weight=weight, bias=_detached(consumer.bias))
     if is_last:
-        student.head = new_consumer  # type: ignore[assignment]
+        assert isinstance(new_consumer, nn.Linear)  # rebuilt from the head, a Linear
+        student.head = new_consumer
     else:
         _set_core(student.blocks[layer + 1], new_consumer)
     log.debug("widen: layers[%d] %d -> %d units (%s)", layer, n, width, init)
@@ -288,7 +290,11 @@ def deepen(
     core = block.core
     if init == "net2net":
         weight = torch.zeros(core.weight.shape, device=device, dtype=dtype)
-        centre = (slice(None), slice(None), *(k // 2 for k in core.weight.shape[2:]))
+        centre: tuple[slice | int, ...] = (
+            slice(None),
+            slice(None),
+            *(k // 2 for k in core.weight.shape[2:]),
+        )
         weight[centre] = torch.eye(n, device=device, dtype=dtype)
         bias = torch.zeros(n, device=device, dtype=dtype) if new_layer.bias else None
     else:
@@ -339,7 +345,7 @@ def _check_model(model: Net, spec: ArchSpec) -> None:
 
 
 def _check_index(value: object, depth: int, name: str) -> None:
-    if not _is_int(value) or not 0 <= value < depth:  # type: ignore[operator]
+    if not _is_int(value) or not 0 <= value < depth:
         raise SpecError(f"{name}: must be a hidden-layer index in 0..{depth - 1}, got {value!r}")
 
 
@@ -348,7 +354,7 @@ def _check_init(init: object) -> None:
         raise SpecError(f"init: unknown {init!r}; expected one of {', '.join(INITS)}")
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -382,10 +388,10 @@ def _rebuilt(old: Core, *, weight: torch.Tensor, bias: torch.Tensor | None) -> C
         new = nn.Conv2d(
             weight.shape[1] * old.groups,
             weight.shape[0],
-            old.kernel_size,  # type: ignore[arg-type]
-            stride=old.stride,  # type: ignore[arg-type]
-            padding=old.padding,  # type: ignore[arg-type]
-            dilation=old.dilation,  # type: ignore[arg-type]
+            _pair(old.kernel_size),
+            stride=_pair(old.stride),
+            padding=old.padding if isinstance(old.padding, str) else _pair(old.padding),
+            dilation=_pair(old.dilation),
             groups=old.groups,
             bias=bias is not None,
             padding_mode=old.padding_mode,
@@ -399,8 +405,17 @@ def _rebuilt(old: Core, *, weight: torch.Tensor, bias: torch.Tensor | None) -> C
     return new
 
 
-def _set_core(block: nn.Module, core: Core) -> None:
-    if isinstance(block, DenseBlock):
-        block.linear = core  # type: ignore[assignment]
+def _pair(value: tuple[int, ...]) -> tuple[int, int]:
+    """A Conv2d option (kernel_size, stride...): a 2-tuple, which torch types ``tuple[int, ...]``."""
+    a, b = value
+    return a, b
+
+
+def _set_core(block: Block, core: Core) -> None:
+    """Put ``core`` in ``block``: a Linear in a DenseBlock, a Conv2d in a ConvBlock."""
+    if isinstance(block, DenseBlock) and isinstance(core, nn.Linear):
+        block.linear = core
+    elif isinstance(block, ConvBlock) and isinstance(core, nn.Conv2d):
+        block.conv = core
     else:
-        block.conv = core  # type: ignore[assignment]
+        raise TypeError(f"cannot put a {type(core).__name__} in a {type(block).__name__}")
