@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Iterable
-from typing import Literal
+from typing import Any, Literal, cast
 
 import torch
 
 from autosize.errors import ConfigError
 
-__all__ = ["OPTIMIZERS", "OptimizerName", "make_optimizer", "resolve_device"]
+__all__ = ["OPTIMIZERS", "OptimizerName", "make_optimizer", "optimizer_name", "resolve_device"]
 
 OptimizerName = Literal["sgd", "adam", "adamw"]
 OPTIMIZERS: tuple[OptimizerName, ...] = ("sgd", "adam", "adamw")
@@ -25,30 +25,47 @@ def _is_int(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _is_real(value: object) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
 def _check_positive(name: str, value: object) -> float:
-    if not _is_real(value) or not math.isfinite(value) or value <= 0:  # type: ignore[arg-type]
+    if (
+        not isinstance(value, numbers.Real)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
         raise ConfigError(f"{name} must be a positive number, got {value!r}")
-    return float(value)  # type: ignore[arg-type]
+    return float(value)
+
+
+def optimizer_name(name: object) -> OptimizerName:
+    """``name`` (e.g. read from a record) as an optimizer name, else ConfigError."""
+    for known in OPTIMIZERS:
+        if name == known:
+            return known
+    raise ConfigError(
+        f"unknown optimizer {name!r}; expected one of {', '.join(map(repr, OPTIMIZERS))}"
+    )
 
 
 def _check_optimizer_args(name: object, lr: object, weight_decay: object) -> None:
-    if name not in OPTIMIZERS:
-        raise ConfigError(
-            f"unknown optimizer {name!r}; expected one of {', '.join(map(repr, OPTIMIZERS))}"
-        )
+    optimizer_name(name)
     _check_positive("lr", lr)
-    if not _is_real(weight_decay) or not math.isfinite(weight_decay) or weight_decay < 0:  # type: ignore[arg-type]
+    if (
+        not isinstance(weight_decay, numbers.Real)
+        or isinstance(weight_decay, bool)
+        or not math.isfinite(weight_decay)
+        or weight_decay < 0
+    ):
         raise ConfigError(f"weight_decay must be a number >= 0, got {weight_decay!r}")
 
 
 def _check_batch_size(batch_size: object) -> int:
-    if not _is_int(batch_size) or batch_size < 1:  # type: ignore[operator]
+    if (
+        not isinstance(batch_size, numbers.Integral)
+        or isinstance(batch_size, bool)
+        or batch_size < 1
+    ):
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-    return int(batch_size)  # type: ignore[call-overload]
+    return int(batch_size)
 
 
 # ---------------------------------------------------------------- public helpers
@@ -71,7 +88,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 def make_optimizer(
     name: OptimizerName,
-    params: Iterable[torch.Tensor] | Iterable[dict[str, object]],
+    params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
     *,
     lr: float,
     weight_decay: float = 0.0,
@@ -84,22 +101,25 @@ def make_optimizer(
     parameter shapes rebuild the optimizer with this (moment estimates restart).
     """
     _check_optimizer_args(name, lr, weight_decay)
-    # Param groups (dicts) are copied with their "params" as a list: a generator would be spent here.
-    params = [
-        {**item, "params": list(item["params"])} if isinstance(item, dict) else item  # type: ignore[index]
-        for item in params
-    ]
-    tensors = [
-        p
-        for item in params
-        for p in (item["params"] if isinstance(item, dict) else [item])  # type: ignore[index]
+    # Param groups (dicts) are copied with their "params" as a list: a generator would be spent
+    # here. The cast: the copy is all tensors or all groups, as ``params`` is; mypy would type
+    # it a list mixing both, which torch's optimizers do not accept.
+    copied = cast(
+        list[torch.Tensor] | list[dict[str, Any]],
+        [
+            {**item, "params": list(item["params"])} if isinstance(item, dict) else item
+            for item in params
+        ],
+    )
+    tensors: list[torch.Tensor] = [
+        p for item in copied for p in (item["params"] if isinstance(item, dict) else [item])
     ]
     if not tensors:
         raise ConfigError("make_optimizer got no parameters to optimise")
     fused = all(t.is_floating_point() and t.device.type in ("cpu", "cuda") for t in tensors) or None
     if name == "sgd":
         return torch.optim.SGD(
-            params, lr=lr, momentum=SGD_MOMENTUM, weight_decay=weight_decay, fused=fused
+            copied, lr=lr, momentum=SGD_MOMENTUM, weight_decay=weight_decay, fused=fused
         )
     cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
-    return cls(params, lr=lr, weight_decay=weight_decay, fused=fused)
+    return cls(copied, lr=lr, weight_decay=weight_decay, fused=fused)

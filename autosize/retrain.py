@@ -51,6 +51,7 @@ def train_from_scratch(
     from autosize.callbacks import schedule_callbacks
     from autosize.data import load_dataset
     from autosize.models import build_model
+    from autosize.optim import optimizer_name
     from autosize.seeds import derive_seed
     from autosize.train import evaluate, fit
 
@@ -76,7 +77,7 @@ def train_from_scratch(
         bundle,
         epochs=budget_epochs,
         max_seconds=budget_seconds,
-        optimizer=t.optimizer,  # type: ignore[arg-type]
+        optimizer=optimizer_name(t.optimizer),  # a name read from JSON
         lr=t.lr,
         weight_decay=t.weight_decay,
         batch_size=t.batch_size,

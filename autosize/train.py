@@ -81,7 +81,10 @@ def _float32_precision(device: torch.device, allow_tf32: bool) -> Iterator[None]
     if device.type != "cuda":
         yield
         return
-    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
+    # torch.backends.cudnn is replaced at import by a CudnnModule that has ``conv``; the
+    # annotations torch leaves in the module for type checkers list other attributes only.
+    conv = torch.backends.cudnn.conv  # type: ignore[attr-defined]
+    matmul = torch.backends.cuda.matmul
     before = (matmul.fp32_precision, conv.fp32_precision)
     mode = "tf32" if allow_tf32 else "ieee"
     matmul.fp32_precision = mode

@@ -101,7 +101,7 @@ def _run_missing(
                 objective,
                 n_trials=1,
                 catch=(TrialFailed,),
-                callbacks=callbacks,  # type: ignore[arg-type]
+                callbacks=callbacks,
                 gc_after_trial=False,
             )
 

@@ -30,9 +30,8 @@ import math
 from dataclasses import dataclass
 
 import optuna
-from torch import nn
 
-from autosize.models import ArchSpec, DenseLayer
+from autosize.models import ArchSpec, DenseLayer, Net
 from autosize.search.config import SearchSpace
 from autosize.seeds import derive_seed
 from autosize.transforms import deepen, set_dropout, widen
@@ -83,8 +82,8 @@ def _suggest_range(
 
 
 def _widen_by(
-    model: nn.Module, spec: ArchSpec, layer: int, factor: float, space: SearchSpace, *, seed: int
-) -> tuple[nn.Module, ArchSpec, int]:
+    model: Net, spec: ArchSpec, layer: int, factor: float, space: SearchSpace, *, seed: int
+) -> tuple[Net, ArchSpec, int]:
     """Widen ``layer`` by ``factor`` (rounded up, capped at max_width); unchanged if already there."""
     old = spec.layers[layer].size
     new = min(space.max_width, max(old, math.ceil(old * factor)))
@@ -94,8 +93,8 @@ def _widen_by(
 
 
 def plan_and_grow(
-    trial: optuna.Trial, model: nn.Module, spec: ArchSpec, space: SearchSpace, *, seed: int
-) -> tuple[nn.Module, ArchSpec, Plan]:
+    trial: optuna.Trial, model: Net, spec: ArchSpec, space: SearchSpace, *, seed: int
+) -> tuple[Net, ArchSpec, Plan]:
     """Suggest this trial's operations and apply the growing ones (widen, deepen) now.
 
     Returns the grown network and spec, and the plan (with the compress step, if any,

@@ -9,10 +9,9 @@ import logging
 from dataclasses import asdict
 
 import optuna
-from torch import nn
 
 from autosize.errors import ConfigError, StudyError
-from autosize.models import ArchSpec, build_model
+from autosize.models import ArchSpec, Net, build_model
 from autosize.search import record, training
 from autosize.search.claims import claim
 from autosize.search.clock import Deadline
@@ -45,7 +44,7 @@ def seed_key(p: Prepared) -> str:
 
 def ensure_seed(
     study: optuna.Study, p: Prepared, deadline: Deadline | None = None
-) -> tuple[nn.Module, ArchSpec]:
+) -> tuple[Net, ArchSpec]:
     """The trained seed network: from the study's artifacts if present, else trained now.
 
     Of several processes opening the study at once, one trains the seed (a claim, see

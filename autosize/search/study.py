@@ -44,7 +44,7 @@ from optuna.trial import FrozenTrial, TrialState
 from torch import nn
 
 from autosize.errors import ConfigError
-from autosize.models import ArchSpec
+from autosize.models import ArchSpec, Net
 from autosize.search import record
 from autosize.search.baselines import run_baselines
 from autosize.search.clock import Deadline
@@ -253,7 +253,7 @@ def _reserve(model: nn.Module, p: Prepared) -> float:
 def _optimize(
     study: optuna.Study,
     p: Prepared,
-    seed_model: nn.Module,
+    seed_model: Net,
     seed_spec: ArchSpec,
     *,
     n_trials: int | None,

@@ -11,6 +11,7 @@ import logging
 import math
 import time
 from collections.abc import Iterator
+from typing import Literal, TypedDict
 
 import optuna
 import torch
@@ -18,7 +19,7 @@ from torch import nn
 
 from autosize.callbacks import Callback, schedule_callbacks
 from autosize.history import History
-from autosize.models import ArchSpec
+from autosize.models import ArchSpec, Net
 from autosize.search import record
 from autosize.search.bridge import TrialReporter
 from autosize.search.clock import Deadline
@@ -26,7 +27,7 @@ from autosize.search.config import METRIC_KEY, TrainConfig
 from autosize.search.operations import CompressPlan
 from autosize.search.prepare import Prepared
 from autosize.search.storage import artifact_store, upload_network
-from autosize.train import evaluate, fit
+from autosize.train import OptimizerName, evaluate, fit
 from autosize.transforms import compress
 
 __all__ = ["METRIC_KEY", "TrialFailed", "finish_trial", "recorded_failures", "train_step"]
@@ -65,8 +66,22 @@ def recorded_failures(trial: optuna.Trial) -> Iterator[None]:
         raise
 
 
+class _Budget(TypedDict):
+    """The keyword arguments ``fit`` and ``compress`` share in :func:`train_step`."""
+
+    epochs: int | None
+    max_seconds: float | None
+    optimizer: OptimizerName
+    lr: float
+    weight_decay: float
+    batch_size: int
+    device: str
+    callbacks: list[Callback]
+    seed: int
+
+
 def train_step(
-    model: nn.Module,
+    model: Net,
     spec: ArchSpec,
     p: Prepared,
     budget: TrainConfig,
@@ -76,7 +91,7 @@ def train_step(
     lr: float | None = None,
     callbacks: list[TrialReporter] | None = None,
     compress_plan: CompressPlan | None = None,
-) -> tuple[nn.Module, ArchSpec, History, float]:
+) -> tuple[Net, ArchSpec, History, float]:
     """Train for ``budget``, cut at the study's ``deadline`` (the network keeps what it has)."""
     start = time.perf_counter()
     # Keep a moment after the cut for validation, test and the artifact upload.
@@ -85,7 +100,7 @@ def train_step(
         *(callbacks or []),
         *schedule_callbacks(budget.schedule, epochs=budget.epochs, max_seconds=max_seconds),
     ]
-    common = {
+    common: _Budget = {
         "epochs": budget.epochs,
         "max_seconds": max_seconds,
         "optimizer": budget.optimizer,
@@ -111,8 +126,10 @@ def train_step(
     return model, spec, history, time.perf_counter() - start
 
 
-def metrics(model: nn.Module, p: Prepared, split: str) -> dict[str, float]:
-    return evaluate(model, p.bundle, split, device=p.config.device)  # type: ignore[arg-type]
+def metrics(
+    model: nn.Module, p: Prepared, split: Literal["train", "val", "test"]
+) -> dict[str, float]:
+    return evaluate(model, p.bundle, split, device=p.config.device)
 
 
 def objective_values(p: Prepared, value: float, spec: ArchSpec) -> float | tuple[float, float]:

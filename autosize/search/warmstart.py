@@ -9,9 +9,8 @@ from dataclasses import dataclass
 
 import optuna
 from optuna.trial import TrialState
-from torch import nn
 
-from autosize.models import ArchSpec
+from autosize.models import ArchSpec, Net
 from autosize.search import record, training
 from autosize.search.bridge import TrialReporter
 from autosize.search.clock import Deadline
@@ -35,7 +34,7 @@ logger = logging.getLogger(__name__)
 class Parent:
     """Where a warm-started trial starts: the seed (``number=None``) or an earlier trial."""
 
-    model: nn.Module
+    model: Net
     spec: ArchSpec
     number: int | None
     lineage: tuple[str, ...]
@@ -50,7 +49,7 @@ class StepObjective:
         self,
         study: optuna.Study,
         p: Prepared,
-        seed_model: nn.Module,
+        seed_model: Net,
         seed_spec: ArchSpec,
         deadline: Deadline | None = None,
     ) -> None:
