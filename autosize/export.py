@@ -22,7 +22,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import nn
@@ -144,12 +144,13 @@ class ExportRecord:
                 f"{source}: not an autosize export (format {data.get('format')!r}, expected {FORMAT!r})"
             )
         try:
-            fields = dict(data)
-            fields["dataset"] = DatasetRecord(**fields["dataset"])  # type: ignore[arg-type]
-            fields["training"] = TrainingRecord(**fields["training"])  # type: ignore[arg-type]
-            fields["lineage"] = tuple(fields.get("lineage") or ())  # type: ignore[arg-type]
-            fields["values"] = tuple(fields.get("values") or ())  # type: ignore[arg-type]
-            return cls(**fields)  # type: ignore[arg-type]
+            # JSON values: the constructors check the keys (TypeError), not the values' types.
+            fields: dict[str, Any] = dict(data)
+            fields["dataset"] = DatasetRecord(**fields["dataset"])
+            fields["training"] = TrainingRecord(**fields["training"])
+            fields["lineage"] = tuple(fields.get("lineage") or ())
+            fields["values"] = tuple(fields.get("values") or ())
+            return cls(**fields)
         except (KeyError, TypeError) as exc:
             raise StudyError(f"{source}: malformed export record ({exc})") from None
 

@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 __all__ = ["JSON", "EpochRecord", "History", "Metric", "StopCause"]
 
@@ -25,7 +25,7 @@ StopCause = Literal["epochs", "time", "callback", "diverged"]
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
-def _encode(value: object) -> JSON:
+def _encode(value: JSON | tuple[JSON, ...]) -> JSON:
     """Make ``value`` strict-JSON safe: non-finite floats become strings, tuples lists."""
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
@@ -33,13 +33,13 @@ def _encode(value: object) -> JSON:
         return {str(k): _encode(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_encode(v) for v in value]
-    return value  # type: ignore[return-value]
+    return value
 
 
-def _float(value: object) -> float:
+def _float(value: str | float) -> float:
     if isinstance(value, str):
         return _NONFINITE[value]
-    return float(value)  # type: ignore[arg-type]
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -84,9 +84,10 @@ class EpochRecord:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, JSON]) -> EpochRecord:
+    def from_dict(cls, data: Mapping[str, Any]) -> EpochRecord:
+        """The record ``to_dict`` wrote (read back with json.loads, so its values are Any)."""
         return cls(
-            epoch=int(data["epoch"]),  # type: ignore[arg-type]
+            epoch=int(data["epoch"]),
             train_loss=_float(data["train_loss"]),
             val_loss=_float(data["val_loss"]),
             val_metric=_float(data["val_metric"]),
@@ -94,9 +95,9 @@ class EpochRecord:
             elapsed=_float(data["elapsed"]),
             lr=_float(data["lr"]),
             examples_per_second=_float(data["examples_per_second"]),
-            train_examples=int(data.get("train_examples", 0)),  # type: ignore[arg-type]
+            train_examples=int(data.get("train_examples", 0)),
             train_penalty=_float(data.get("train_penalty", 0.0)),
-            extra=dict(data.get("extra") or {}),  # type: ignore[arg-type]
+            extra=dict(data.get("extra") or {}),
         )
 
 
@@ -177,16 +178,17 @@ class History:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, JSON]) -> History:
+    def from_dict(cls, data: Mapping[str, Any]) -> History:
+        """The history ``to_dict`` wrote (read back with json.loads, so its values are Any)."""
         restored = data.get("restored_epoch")
         return cls(
-            task=data["task"],  # type: ignore[arg-type]
-            metric=data["metric"],  # type: ignore[arg-type]
-            epochs=[EpochRecord.from_dict(r) for r in data.get("epochs", [])],  # type: ignore[union-attr, arg-type]
-            stopped=data.get("stopped", "epochs"),  # type: ignore[arg-type]
+            task=data["task"],
+            metric=data["metric"],
+            epochs=[EpochRecord.from_dict(r) for r in data.get("epochs", [])],
+            stopped=data.get("stopped", "epochs"),
             stop_reason=str(data.get("stop_reason", "")),
             device=str(data.get("device", "cpu")),
-            restored_epoch=None if restored is None else int(restored),  # type: ignore[arg-type]
+            restored_epoch=None if restored is None else int(restored),
         )
 
     def to_json(self, *, indent: int | None = 2) -> str:

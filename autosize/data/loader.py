@@ -18,6 +18,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from autosize.data.add10 import Add10Options, load_add10
 from autosize.data.airfoil import AirfoilOptions, load_airfoil
@@ -30,11 +31,14 @@ from autosize.data.poker import PokerOptions, load_poker
 from autosize.data.registry import DATASETS, dataset_info
 from autosize.errors import DataError
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 __all__ = ["DatasetCheck", "check", "load_dataset"]
 
 log = logging.getLogger(__name__)
 
-_OPTIONS: dict[str, type] = {
+_OPTIONS: dict[str, type[DataclassInstance]] = {
     "mnist": ImageOptions,
     "fashion_mnist": ImageOptions,
     "census": CensusOptions,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import fields
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -19,12 +19,15 @@ __all__ = [
     "standardize_stats",
 ]
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 
 def build_options(dataset: str, cls: type[T], options: Mapping[str, object]) -> T:
     """``cls(**options)``, refusing keys that ``cls`` does not define."""
-    valid = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    valid = [f.name for f in fields(cls)]
     for key in options:
         if key not in valid:
             listed = ", ".join(valid) if valid else "none"

@@ -6,7 +6,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import ClassVar, Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
 
 from autosize.errors import SpecError
 
@@ -333,7 +333,10 @@ class ArchSpec:
         layers = tuple(
             layer_from_dict(raw, f"{source}: layers[{i}]") for i, raw in enumerate(raw_layers)
         )
-        kwargs: dict[str, object] = {}
+        # JSON values (json.loads gives Any): ArchSpec checks n_outputs, activation and the
+        # targets' ranges itself (_validate); the checks here are of what _validate assumes.
+        n_outputs: Any = data["n_outputs"]
+        kwargs: dict[str, Any] = {}
         for key in ("activation", "target_shift", "target_scale"):
             if key in data:
                 kwargs[key] = data[key]
@@ -345,11 +348,9 @@ class ArchSpec:
             ):
                 raise SpecError(f"{source}: {key} must be a number, got {kwargs[key]!r}")
             if key in kwargs:
-                kwargs[key] = float(kwargs[key])  # type: ignore[arg-type]
+                kwargs[key] = float(kwargs[key])
         try:
-            return cls(
-                input_shape=tuple(input_shape), n_outputs=data["n_outputs"], layers=layers, **kwargs
-            )  # type: ignore[arg-type]
+            return cls(input_shape=tuple(input_shape), n_outputs=n_outputs, layers=layers, **kwargs)
         except SpecError as exc:
             raise SpecError(f"{source}: {exc}") from None
 
@@ -389,7 +390,7 @@ def layer_from_dict(raw: object, where: str) -> Layer:
     kind = raw.get("type")
     if kind not in _LAYER_TYPES:
         raise SpecError(f"{where}.type: unknown layer type {kind!r}; expected 'dense' or 'conv'")
-    cls = _LAYER_TYPES[kind]  # type: ignore[index]
+    cls = _LAYER_TYPES[kind]
     names = {f.name: f for f in fields(cls)}
     _reject_unknown(raw, {*names, "type"}, where)
     kwargs = {k: v for k, v in raw.items() if k != "type"}
@@ -407,6 +408,6 @@ def layer_from_dict(raw: object, where: str) -> Layer:
         if not ok:
             raise SpecError(f"{where}.{key}: expected {expected}, got {value!r}")
     try:
-        return cls(**kwargs)  # type: ignore[arg-type]
+        return cls(**kwargs)
     except TypeError as exc:
         raise SpecError(f"{where}: {exc}") from None
