@@ -104,7 +104,7 @@ class ReportData:
         return tuple(t for t in self.trials if t.state == "complete" and t.value is not None)
 
     def ranked(self) -> list[TrialResult]:
-        return sorted(self.complete, key=lambda t: t.value, reverse=self.maximize)  # type: ignore[arg-type, return-value]
+        return sorted(self.complete, key=lambda t: t.checked_value, reverse=self.maximize)
 
     def counts(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
@@ -123,9 +123,10 @@ def pareto_front(trials: Sequence[TrialResult], *, maximize: bool) -> tuple[Tria
     sign = -1.0 if maximize else 1.0
     front = []
     for t in pts:
-        v, p = sign * t.value, t.params  # type: ignore[operator]
+        v, p = sign * t.checked_value, t.checked_params
         dominated = any(
-            (sign * o.value <= v and o.params <= p) and (sign * o.value < v or o.params < p)  # type: ignore[operator]
+            (sign * o.checked_value <= v and o.checked_params <= p)
+            and (sign * o.checked_value < v or o.checked_params < p)
             for o in pts
         )
         if not dominated:
@@ -138,7 +139,7 @@ def _headline(trials: Sequence[TrialResult], metric: str, *, maximize: bool) -> 
     base = best_of(trials, "baseline", maximize=maximize)
     if warm is None or base is None:
         return Headline(warm, base, None, None, None)
-    val_delta = warm.value - base.value  # type: ignore[operator]
+    val_delta = warm.checked_value - base.checked_value  # best_of picks trials with a value
     wt, bt = warm.test.get(metric), base.test.get(metric)
     test_delta = None if wt is None or bt is None else wt - bt
     wins = val_delta > 0 if maximize else val_delta < 0

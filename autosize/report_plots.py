@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
     from autosize.report import ReportData
     from autosize.search.results import TrialResult
@@ -95,24 +96,30 @@ def plot_progress(d: ReportData, axes: Sequence[Axes]) -> None:
         mine = [t for t in done if t.role == role]
         if mine:
             ax_n.scatter(
-                [t.number for t in mine], [t.value for t in mine], s=18, color=colour,
+                [t.number for t in mine], [t.checked_value for t in mine], s=18, color=colour,
                 alpha=0.6, label=role,
             )  # fmt: skip
     if done:
-        best = _best_so_far([t.value for t in done], d.maximize)  # type: ignore[misc]
+        best = _best_so_far([t.checked_value for t in done], d.maximize)
         ax_n.step(
             [t.number for t in done], best, where="post", color="tab:red", lw=2, label="best so far"
         )
-        timed = sorted((t for t in done if t.completed is not None), key=lambda t: t.completed)  # type: ignore[arg-type, return-value]
+        ended = sorted(
+            ((t.completed, t) for t in done if t.completed is not None), key=lambda ct: ct[0]
+        )
+        timed = [t for _, t in ended]
         if t0 is not None and timed:
-            secs = [(t.completed - t0).total_seconds() for t in timed]  # type: ignore[operator]
+            secs = [(completed - t0).total_seconds() for completed, _ in ended]
             for role, colour in colours.items():
-                pts = [(s, t.value) for s, t in zip(secs, timed, strict=True) if t.role == role]
+                pts = [
+                    (s, t.checked_value) for s, t in zip(secs, timed, strict=True) if t.role == role
+                ]
                 if pts:
-                    ax_t.scatter(*zip(*pts, strict=True), s=18, color=colour, alpha=0.6, label=role)
-            ax_t.step(secs, _best_so_far([t.value for t in timed], d.maximize), where="post",  # type: ignore[misc]
-                      color="tab:red", lw=2, label="best so far")  # fmt: skip
-        _clip_axis(ax_n, [t.value for t in done], maximize=d.maximize)  # type: ignore[misc]
+                    xs, ys = zip(*pts, strict=True)
+                    ax_t.scatter(xs, ys, s=18, color=colour, alpha=0.6, label=role)
+            ax_t.step(secs, _best_so_far([t.checked_value for t in timed], d.maximize),
+                      where="post", color="tab:red", lw=2, label="best so far")  # fmt: skip
+        _clip_axis(ax_n, [t.checked_value for t in done], maximize=d.maximize)
         ax_t.set_ylim(ax_n.get_ylim())
     ax_n.set_xlabel("trial number")
     ax_t.set_xlabel("wall time since the first trial started (s)")
@@ -131,27 +138,31 @@ def plot_params(d: ReportData, ax: Axes) -> None:
     for kind in kinds:
         pts = [t for t in done if t.role == "warmstart" and (t.op_kind or "other") == kind]
         ax.scatter(
-            [t.params for t in pts], [t.value for t in pts], marker=markers.get(kind, "o"),
+            [t.checked_params for t in pts], [t.checked_value for t in pts],
+            marker=markers.get(kind, "o"),
             s=36, alpha=0.75, label=f"warm-started: {kind}",
         )  # fmt: skip
     base = [t for t in done if t.role == "baseline"]
     if base:
         ax.scatter(
-            [t.params for t in base], [t.value for t in base], marker="X", s=90, color="black",
+            [t.checked_params for t in base], [t.checked_value for t in base], marker="X", s=90,
+            color="black",
             label="baselines", zorder=3,
         )  # fmt: skip
         for t in base:
-            ax.annotate(t.architecture, (t.params, t.value), textcoords="offset points",  # type: ignore[arg-type]
+            ax.annotate(t.architecture, (t.checked_params, t.checked_value),
+                        textcoords="offset points",
                         xytext=(5, 5), fontsize=7)  # fmt: skip
     if d.seed is not None and d.seed.params and d.metric in d.seed.val:
         ax.scatter([d.seed.params], [d.seed.val[d.metric]], marker="*", s=160, color="tab:red",
                    label="seed", zorder=4)  # fmt: skip
-    front = sorted((t for t in done if t.number in set(d.pareto)), key=lambda t: t.params)  # type: ignore[arg-type, return-value]
+    front = sorted((t for t in done if t.number in set(d.pareto)), key=lambda t: t.checked_params)
     if front:
-        ax.step([t.params for t in front], [t.value for t in front], where="post", color="tab:red",
+        ax.step([t.checked_params for t in front], [t.checked_value for t in front],
+                where="post", color="tab:red",
                 lw=1.5, label="Pareto front", zorder=2)  # fmt: skip
     ax.set_xscale("log")
-    _clip_axis(ax, [t.value for t in done], maximize=d.maximize)  # type: ignore[misc]
+    _clip_axis(ax, [t.checked_value for t in done], maximize=d.maximize)
     ax.set_xlabel("parameters (log scale)")
     ax.set_ylabel(f"validation {d.metric}")
     ax.set_title(f"Validation {d.metric} against size")
@@ -162,8 +173,10 @@ def plot_params(d: ReportData, ax: Axes) -> None:
 def _compress_trials(d: ReportData) -> list[TrialResult]:
     trials = [t for t in d.trials if t.widths]
     done = sorted(
-        (t for t in trials if t.value is not None), key=lambda t: t.value, reverse=d.maximize
-    )  # type: ignore[arg-type, return-value]
+        (t for t in trials if t.value is not None),
+        key=lambda t: t.checked_value,
+        reverse=d.maximize,
+    )
     rest = [t for t in trials if t.value is None]
     return (done + rest)[:MAX_WIDTH_PANELS]
 
@@ -193,11 +206,11 @@ def write_plots(d: ReportData, out: Path) -> dict[str, str]:
 
     written: dict[str, str] = {}
 
-    def save(fig: object, key: str) -> None:
+    def save(fig: Figure, key: str) -> None:
         name = f"{key}.png"
-        fig.tight_layout()  # type: ignore[attr-defined]
-        fig.savefig(out / name, dpi=110)  # type: ignore[attr-defined]
-        plt.close(fig)  # type: ignore[arg-type]
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
         written[key] = name
 
     fig, ax = plt.subplots(figsize=(8, 5))

@@ -81,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     artifacts = args.artifacts or config_artifacts or _recorded_artifacts(url)
     server = make_server(url, artifacts=artifacts, host=args.host, port=args.port)
     host, port = server.server_address[:2]
+    assert isinstance(host, str)  # typeshed allows bytes; an IP server's host is a str
     print(f"optuna-dashboard on http://{host}:{port}/ for {url}")
     print(f"  artifacts: {artifacts or 'none (pass --artifacts DIR to see trained networks)'}")
     print("  Ctrl-C stops it")

@@ -74,8 +74,9 @@ class TrialReporter(Callback):
         value = objective_value(record, self.objective)
         step = record.epoch + self.step_offset
         self.values.append(value)
-        if "widths" in record.extra:
-            self.widths.append(list(record.extra["widths"]))  # type: ignore[arg-type]
+        widths = record.extra.get("widths")  # the Sparsifier's: a list of ints
+        if isinstance(widths, list):
+            self.widths.append([w for w in widths if isinstance(w, int)])
         if self.baseline is not None and math.isfinite(value):
             self.gains.append(gain(value, self.baseline.at(step), maximize=self.maximize))
         now = time.perf_counter()

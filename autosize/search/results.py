@@ -44,6 +44,20 @@ class TrialResult:
     fail_reason: str | None = None
     pruned_at: int | None = None
 
+    @property
+    def checked_value(self) -> float:
+        """``value`` of a trial known to have one (e.g. a complete trial); ValueError if not."""
+        if self.value is None:
+            raise ValueError(f"trial {self.number} has no objective value")
+        return self.value
+
+    @property
+    def checked_params(self) -> int:
+        """``params`` of a trial known to have a parameter count; ValueError if not."""
+        if self.params is None:
+            raise ValueError(f"trial {self.number} has no parameter count")
+        return self.params
+
     def line(self) -> str:
         """One line per finished trial, as ``autosize run`` prints it."""
         value = "-" if self.value is None else f"{self.value:.4f}"
@@ -105,13 +119,13 @@ def trial_results(study: optuna.Study) -> list[TrialResult]:
 
 def best_of(results: Sequence[TrialResult], role: str, *, maximize: bool) -> TrialResult | None:
     done = [
-        r
+        (r.value, r)
         for r in results
         if r.role == role and r.state == TrialState.COMPLETE.name.lower() and r.value is not None
     ]
     if not done:
         return None
-    return (max if maximize else min)(done, key=lambda r: r.value)  # type: ignore[arg-type, return-value]
+    return (max if maximize else min)(done, key=lambda vr: vr[0])[1]
 
 
 def maximizing(study: optuna.Study) -> bool:
