@@ -23,15 +23,17 @@ quickstart: install
 test: install
 	$(BIN)/ruff check autosize tests benchmarks
 	$(BIN)/ruff format --check autosize tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: install
 	$(BIN)/ruff check autosize tests benchmarks
 	$(BIN)/ruff format --check autosize tests benchmarks
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff format autosize tests benchmarks
 	$(BIN)/ruff check --fix autosize tests benchmarks
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis
