@@ -28,9 +28,10 @@ from autosize.data.images import ImageOptions, load_images
 from autosize.data.options import build_options
 from autosize.data.poker import PokerOptions, load_poker
 from autosize.data.registry import DATASETS, dataset_info
+from autosize.data.table import TableOptions, load_table
 from autosize.errors import DataError
 
-__all__ = ["DatasetCheck", "check", "load_dataset"]
+__all__ = ["FILE_LOADERS", "DatasetCheck", "check", "load_dataset"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ _OPTIONS: dict[str, type] = {
     "airfoil": AirfoilOptions,
     "poker": PokerOptions,
     "add10": Add10Options,
+    # Your own data: loaders that read the files their options name.
+    "table": TableOptions,
 }
 _LOADERS: dict[str, Callable[..., DataBundle]] = {
     "mnist": lambda root, **kw: load_images("mnist", root, **kw),
@@ -49,7 +52,10 @@ _LOADERS: dict[str, Callable[..., DataBundle]] = {
     "airfoil": load_airfoil,
     "poker": load_poker,
     "add10": lambda root, **kw: load_add10(**kw),
+    "table": load_table,
 }
+# Loaders of the user's own files (not in the registry: no checksums, no fetch, no check).
+FILE_LOADERS: tuple[str, ...] = ("table",)
 
 
 def load_dataset(
@@ -64,8 +70,12 @@ def load_dataset(
     ``options`` are dataset-specific and keyword-only, e.g. ``split="random"``
     for airfoil, ``test="generated"`` for poker, ``val_fraction=0.1`` for the
     tables. An unknown option is refused, naming it and the valid ones.
+
+    ``"table"`` reads the user's own CSV or Parquet file (see :mod:`autosize.data.table`):
+    ``load_dataset("table", path="houses.csv", target="price")``.
     """
-    dataset_info(name)  # unknown names list the known ones
+    if name not in FILE_LOADERS:
+        dataset_info(name)  # unknown names list the known ones
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise DataError(f"seed must be a non-negative integer, got {seed!r}")
     opts = build_options(name, _OPTIONS[name], options)
