@@ -59,6 +59,8 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from autosize.errors import StudyError
+
 if TYPE_CHECKING:
     import optuna
 
@@ -223,6 +225,12 @@ class _AutosizeBase(BaseEstimator):
                 )
             for line in chosen:
                 logger.info("chosen from the data: %s", line)
+            if not any(t.state.name == "COMPLETE" for t in self.study_.get_trials(deepcopy=False)):
+                raise StudyError(
+                    f"{type(self).__name__}: time_budget={self.time_budget:g} s ended before any "
+                    "network finished training (the clock includes loading the data and the "
+                    "seed); give it more time"
+                )
             exported = export_study(
                 self.study_, artifacts=config.artifacts, out=tmp / "export", trial="best"
             )

@@ -25,6 +25,7 @@ from autosize.models import ArchSpec
 if TYPE_CHECKING:
     import pandas as pd
 
+    from autosize.data.image_files import ImageTransform
     from autosize.data.table import TableTransform
     from autosize.export import ExportRecord
 
@@ -42,11 +43,16 @@ class Predictor(nn.Module):
         self.spec = spec
         self.record = record
         self._table: TableTransform | None = None
+        self._images: ImageTransform | None = None
+        steps = {k: v for k, v in record.preprocessing.items() if k != "kind"}
         if record.preprocessing.get("kind") == "table":
             from autosize.data.table import TableTransform
 
-            steps = {k: v for k, v in record.preprocessing.items() if k != "kind"}
             self._table = TableTransform.from_dict(steps)
+        elif record.preprocessing.get("kind") == "images":
+            from autosize.data.image_files import ImageTransform
+
+            self._images = ImageTransform.from_dict(steps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)  # type: ignore[no-any-return]
@@ -58,11 +64,20 @@ class Predictor(nn.Module):
     @property
     def classes(self) -> tuple[str | int, ...] | None:
         """The class labels, in the order of the network's outputs (None for regression)."""
+        if self._images is not None:
+            return self._images.classes
         return None if self._table is None else self._table.classes
 
     @property
     def target(self) -> str | None:
+        if self._images is not None:
+            return "label" if self._images.task == "classification" else "value"
         return None if self._table is None else self._table.target
+
+    @property
+    def replays(self) -> bool:
+        """Whether predict takes raw data (a table or images export)."""
+        return self._table is not None or self._images is not None
 
     @property
     def columns(self) -> tuple[str, ...] | None:
@@ -72,7 +87,14 @@ class Predictor(nn.Module):
     # ------------------------------------------------------------------ inputs
 
     def inputs(self, data: object, *, source: str = "input") -> torch.Tensor:
-        """The network's input tensor for ``data`` (raw rows for a table export)."""
+        """The network's input tensor for ``data`` (raw rows for a table export; for an
+        images export a folder of images, an .npz with ``x``, or an array of [0, 1] pixels)."""
+        if self._images is not None:
+            if isinstance(data, str | Path):
+                data = self._images.read(data).x
+            if isinstance(data, torch.Tensor):
+                data = data.numpy()
+            return torch.from_numpy(self._images.transform(np.asarray(data), source=source))
         if self._table is None:
             if isinstance(data, torch.Tensor):
                 return data.float()

@@ -1,7 +1,8 @@
 """``autosize predict EXPORT_DIR FILE --out PRED.csv``: predictions for raw rows.
 
 FILE is a CSV or Parquet file with the training file's columns (the target may be
-absent; it is ignored). The export's recorded preprocessing turns the rows into
+absent; it is ignored); for an images export, a folder of images (loose or in
+sub-folders) or an .npz with an ``x`` array. The export's recorded preprocessing turns the rows into
 inputs; the output has one row per input row: the predicted label (the original
 class names) or value (the target's unit), and with ``--proba`` one
 ``proba_<class>`` column per class.
@@ -23,7 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     p.add_argument("export", type=Path, help="an export folder (autosize export --out DIR)")
-    p.add_argument("file", type=Path, help="rows to predict: a CSV or Parquet file")
+    p.add_argument(
+        "file", type=Path, help="rows to predict: a CSV or Parquet file (images: a folder or .npz)"
+    )
     p.add_argument(
         "--out", type=Path, required=True, metavar="PRED.csv", help="where to write predictions"
     )
@@ -41,13 +44,20 @@ def run(args: argparse.Namespace) -> int:
     if args.out.is_dir():
         raise ConfigError(f"--out {args.out}: is a folder")
     model = load_model(args.export, device=args.device)
-    if model.columns is None:
+    if not model.replays:
         raise ConfigError(
-            f"{args.export}: predict needs an export of a [data] name = 'table' study "
-            f"(this one was trained on {model.record.dataset.name!r})"
+            f"{args.export}: predict needs an export of a [data] name = 'table' or 'images' "
+            f"study (this one was trained on {model.record.dataset.name!r})"
         )
-    rows = read_table(args.file)
+    if model.columns is not None:
+        rows: object = read_table(args.file)
+        names = None
+    else:
+        images = model._images.read(args.file)  # type: ignore[union-attr]
+        rows, names = images.x, images.names
     frame = model.predict_frame(rows, proba=args.proba, source=str(args.file))
+    if names is not None:
+        frame.insert(0, "file", list(names))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.out.suffix.lower() == ".csv":
         frame.to_csv(args.out, index=False)

@@ -24,6 +24,7 @@ from autosize.data.airfoil import AirfoilOptions, load_airfoil
 from autosize.data.bundle import DataBundle
 from autosize.data.census import CensusOptions, load_census
 from autosize.data.files import data_root, file_status
+from autosize.data.image_files import ImageFilesOptions, load_image_files
 from autosize.data.images import ImageOptions, load_images
 from autosize.data.options import build_options
 from autosize.data.poker import PokerOptions, load_poker
@@ -44,6 +45,7 @@ _OPTIONS: dict[str, type] = {
     "add10": Add10Options,
     # Your own data: loaders that read the files their options name.
     "table": TableOptions,
+    "images": ImageFilesOptions,
 }
 _LOADERS: dict[str, Callable[..., DataBundle]] = {
     "mnist": lambda root, **kw: load_images("mnist", root, **kw),
@@ -53,9 +55,10 @@ _LOADERS: dict[str, Callable[..., DataBundle]] = {
     "poker": load_poker,
     "add10": lambda root, **kw: load_add10(**kw),
     "table": load_table,
+    "images": load_image_files,
 }
 # Loaders of the user's own files (not in the registry: no checksums, no fetch, no check).
-FILE_LOADERS: tuple[str, ...] = ("table",)
+FILE_LOADERS: tuple[str, ...] = ("table", "images")
 
 
 def load_dataset(
@@ -72,7 +75,8 @@ def load_dataset(
     tables. An unknown option is refused, naming it and the valid ones.
 
     ``"table"`` reads the user's own CSV or Parquet file (see :mod:`autosize.data.table`):
-    ``load_dataset("table", path="houses.csv", target="price")``.
+    ``load_dataset("table", path="houses.csv", target="price")``; ``"images"`` a folder per
+    class or an ``.npz`` (see :mod:`autosize.data.image_files`).
     """
     if name not in FILE_LOADERS:
         dataset_info(name)  # unknown names list the known ones

@@ -208,5 +208,5 @@ def dataset_info(name: str) -> DatasetInfo:
     except (KeyError, TypeError):
         raise DataError(
             f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}, "
-            "or 'table' for a CSV or Parquet file of your own"
+            "or 'table' / 'images' for files of your own"
         ) from None

@@ -58,6 +58,7 @@ __all__ = [
     "TEST_SEED",
     "TableOptions",
     "TableTransform",
+    "holdout",
     "infer_task",
     "load_table",
     "read_table",
@@ -411,7 +412,7 @@ def _text_frame(df: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
 # --------------------------------------------------------------------------- splitting
 
 
-def _holdout(
+def holdout(
     rows: np.ndarray, fraction: float, seed: int, strata: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, bool]:
     """(kept, held out, stratified) row indices, both sorted."""
@@ -430,7 +431,7 @@ def _holdout(
     return np.sort(perm[n_out:]), np.sort(perm[:n_out]), False
 
 
-def _group_holdout(
+def _groupholdout(
     rows: np.ndarray, groups: np.ndarray, fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Whole groups held out until they hold ``fraction`` of the rows (at least one group)."""
@@ -538,10 +539,10 @@ def load_table(root: Path, *, seed: int, options: TableOptions) -> DataBundle:
         pool = rows
         notes["test_path"] = str(extra["test_path"])
     elif groups is not None:
-        pool, test_rows = _group_holdout(rows, groups, options.test_fraction, TEST_SEED)
+        pool, test_rows = _groupholdout(rows, groups, options.test_fraction, TEST_SEED)
         notes["test_fraction"] = options.test_fraction
     else:
-        pool, test_rows, ok = _holdout(rows, options.test_fraction, TEST_SEED, strata)
+        pool, test_rows, ok = holdout(rows, options.test_fraction, TEST_SEED, strata)
         stratified = stratified and ok
         notes["test_fraction"] = options.test_fraction
     if "val_path" in frames:
@@ -553,10 +554,10 @@ def load_table(root: Path, *, seed: int, options: TableOptions) -> DataBundle:
                 f"{path}: column {options.group!r} (data.group) has too few groups to hold "
                 "out whole ones for validation and test (at least 3 needed)"
             )
-        train_rows, val_rows = _group_holdout(pool, groups, options.val_fraction, seed)
+        train_rows, val_rows = _groupholdout(pool, groups, options.val_fraction, seed)
         notes["val_fraction"] = options.val_fraction
     else:
-        train_rows, val_rows, ok = _holdout(pool, options.val_fraction, seed, strata)
+        train_rows, val_rows, ok = holdout(pool, options.val_fraction, seed, strata)
         stratified = stratified and ok
         notes["val_fraction"] = options.val_fraction
     if options.group is not None:

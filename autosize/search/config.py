@@ -296,7 +296,7 @@ def _train_config(t: Table, *, epochs_default: int | None) -> TrainConfig:
 
 
 # Datasets read from the user's own files; their keys sit in [data] itself.
-FILE_DATASETS: tuple[str, ...] = ("table",)
+FILE_DATASETS: tuple[str, ...] = ("table", "images")
 _TASKS = ("classification", "regression")
 
 
@@ -311,8 +311,8 @@ def _columns(t: Table, key: str) -> list[str]:
     return list(value)  # type: ignore[arg-type]
 
 
-def _file_options(t: Table, path: Path) -> dict[str, object]:
-    """The [data] keys of a table: file paths are relative to the config file."""
+def _file_options(t: Table, path: Path, kind: str) -> dict[str, object]:
+    """The [data] keys of a table or images: file paths are relative to the config file."""
     here = path.resolve().parent
 
     def file(key: str, required: bool = False) -> str | None:
@@ -324,20 +324,22 @@ def _file_options(t: Table, path: Path) -> dict[str, object]:
         return str((here / Path(value).expanduser()).resolve())
 
     options: dict[str, object] = {"path": file("path", required=True)}
-    target = t.str("target", None)
-    if target is None:
-        t.fail("target", None, "the name of the column to predict")
-    options["target"] = target
+    if kind == "table":
+        target = t.str("target", None)
+        if target is None:
+            t.fail("target", None, "the name of the column to predict")
+        options["target"] = target
     for key in ("val_path", "test_path"):
         if (value := file(key)) is not None:
             options[key] = value
     if (task := t.str("task", None, choices=_TASKS)) is not None:
         options["task"] = task
-    if (group := t.str("group", None)) is not None:
-        options["group"] = group
-    for key in ("categorical", "drop"):
-        if names := _columns(t, key):
-            options[key] = names
+    if kind == "table":
+        if (group := t.str("group", None)) is not None:
+            options["group"] = group
+        for key in ("categorical", "drop"):
+            if names := _columns(t, key):
+                options[key] = names
     for key in ("val_fraction", "test_fraction"):
         value = t.float(key, None, strict=True)
         if value is not None:
@@ -410,7 +412,7 @@ def config_from_dict(
             data_t.fail(
                 "options", options, f"no [data.options] for {data_name!r}: its keys go in [data]"
             )
-        options = _file_options(data_t, path)
+        options = _file_options(data_t, path, data_name)  # type: ignore[arg-type]
     data = DataConfig(
         name=data_name,  # type: ignore[arg-type]
         data_dir=data_t.str("data_dir", None),

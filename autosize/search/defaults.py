@@ -9,8 +9,11 @@ training rows ``n``, the input size ``d`` and the task:
   units, trained with Adam at lr 3e-3 for about :data:`SEED_STEPS` gradient steps
   (``clip(SEED_STEPS / steps_per_epoch, 10, 100)`` epochs), batches of
   ``clip(next_pow2(n / 16), 16, 128)`` rows; conv inputs get a small conv seed;
+  with a ``study.timeout`` at most :data:`SEED_SHARE` of it;
 * ``[train]`` (absent): a quarter of the seed's epochs (at least 2) at lr 1e-3, the
-  seed's batch size, a cosine schedule (each trial ends at a low learning rate);
+  seed's batch size, a cosine schedule (each trial ends at a low learning rate); with
+  a ``study.timeout`` at most :data:`TRIAL_SHARE` of it per trial (the budget is part
+  of the study's identity: resuming with another timeout is refused);
 * ``[search]`` and ``[baselines]`` (absent, with ``[seed]`` absent too: they are
   relative to the chosen seed): parents ``best`` (climb), max width 16 times the seed's
   (at least 256), depth up to 4, widen factors up to 8, the quickstart's compress
@@ -29,9 +32,13 @@ from autosize.data import DataBundle
 from autosize.models import ConvLayer, DenseLayer, Layer
 from autosize.search.config import BaselineConfig, SearchSpace, SeedConfig, StudyConfig, TrainConfig
 
-__all__ = ["SEED_STEPS", "choose_defaults"]
+__all__ = ["SEED_SHARE", "SEED_STEPS", "TRIAL_SHARE", "choose_defaults"]
 
 SEED_STEPS = 3000
+# With a wall budget (study.timeout), the seed may use this share of it and each trial
+# (and baseline) this share, so that a short budget still ends with trials to compare.
+SEED_SHARE = 0.2
+TRIAL_SHARE = 0.05
 
 
 def _pow2(x: float) -> int:
@@ -70,25 +77,34 @@ def choose_defaults(config: StudyConfig, bundle: DataBundle) -> tuple[StudyConfi
             layers = (DenseLayer(width=_clip(_pow2(d) // 2, 8, 64)),)
         width = min(max(lay.size for lay in layers), config.search.max_width)
         layers = tuple(lay.resized(min(lay.size, width)) for lay in layers)
+        seconds = None if config.timeout is None else round(SEED_SHARE * config.timeout, 1)
         seed_net = SeedConfig(
             layers=layers,
             activation=config.seed_net.activation,
-            train=TrainConfig(epochs=seed_epochs, lr=3e-3, batch_size=batch),
+            train=TrainConfig(epochs=seed_epochs, max_seconds=seconds, lr=3e-3, batch_size=batch),
         )
         changes["seed_net"] = seed_net
         tags = ", ".join(lay.tag() for lay in layers)
+        cap = "" if seconds is None else f", max_seconds = {seconds:g}"
         lines.append(
-            f"[seed] layers {tags}, epochs = {seed_epochs}, lr = 3e-3, batch_size = {batch}  "
+            f"[seed] layers {tags}, epochs = {seed_epochs}{cap}, lr = 3e-3, batch_size = {batch}  "
             f"({n} training rows, {d} inputs)"
         )
     if "train" in auto:
         epochs = max(2, seed_epochs // 4)
         train_batch = seed_net.train.batch_size
+        seconds = None if config.timeout is None else round(TRIAL_SHARE * config.timeout, 2)
         changes["train"] = TrainConfig(
-            epochs=epochs, lr=1e-3, batch_size=train_batch, schedule="cosine"
+            epochs=epochs,
+            max_seconds=seconds,
+            lr=1e-3,
+            batch_size=train_batch,
+            schedule="cosine",
         )
+        cap = "" if seconds is None else f", max_seconds = {seconds:g}"
         lines.append(
-            f"[train] epochs = {epochs}, lr = 1e-3, batch_size = {train_batch}, schedule = 'cosine'"
+            f"[train] epochs = {epochs}{cap}, lr = 1e-3, batch_size = {train_batch}, "
+            "schedule = 'cosine'"
         )
     widest = max(lay.size for lay in seed_net.layers)
     if "search" in auto:
