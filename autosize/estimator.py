@@ -135,7 +135,6 @@ class _AutosizeBase(BaseEstimator):
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
-        tags.non_deterministic = False
         return tags
 
     # ------------------------------------------------------------------ input

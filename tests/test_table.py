@@ -231,7 +231,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]
     storage = f"sqlite:///{tmp / 's.db'}"
     rc, out, err = run_main(
         "run", "--data", str(tmp / "rows.csv"), "--target", "label",
-        "--n-trials", "1", "--timeout", "60", "--storage", storage,
+        "--n-trials", "1", "--storage", storage,
     )  # fmt: skip
     assert rc == 0, err
     rc, _, err = run_main("export", "--storage", storage, "--out", str(tmp / "export"))
@@ -272,7 +272,8 @@ def test_regression_predictions_keep_the_unit(tmp_path: Path) -> None:
     df["price"] = 5000.0 + 100.0 * df["count"]
     df.to_csv(tmp_path / "houses.csv", index=False)
     storage = f"sqlite:///{tmp_path / 's.db'}"
-    args = ("--target", "price", "--n-trials", "1", "--timeout", "60", "--storage", storage)
+    # no --timeout in process: the wall clock of main() starts with the pytest process
+    args = ("--target", "price", "--n-trials", "1", "--storage", storage)
     assert run_main("run", "--data", str(tmp_path / "houses.csv"), *args)[0] == 0
     assert run_main("export", "--storage", storage, "--out", str(tmp_path / "e"))[0] == 0
     pred = autosize.load_model(tmp_path / "e").predict(df)
@@ -372,3 +373,24 @@ def test_load_dataset_names_the_table_options(tmp_path: Path) -> None:
         load_dataset("table", path=str(tmp_path / "t.csv"))
     with pytest.raises(DataError, match="unknown option 'colour'"):
         load_dataset("table", path=str(tmp_path / "t.csv"), target="label", colour=1)
+
+
+def test_defaults_follow_the_data_and_the_wall_budget(tmp_path: Path) -> None:
+    from autosize.search.config import config_from_dict
+    from autosize.search.prepare import prepare
+
+    frame(200).to_csv(tmp_path / "t.csv", index=False)
+    data = {"name": "table", "path": str(tmp_path / "t.csv"), "target": "label"}
+    raw = {"study": {"timeout": 100, "storage": "memory:defaults"}, "data": data}
+    p = prepare(config_from_dict(raw, tmp_path / "s.toml"))
+    c = p.config
+    assert c.auto == frozenset() and c.objective == "val_accuracy"
+    assert c.seed_net.layers[0].size == 8  # 2^ceil(log2(d)) / 2 for d = 11 inputs, at least 8
+    assert c.seed_net.train.max_seconds == 20 and c.train.max_seconds == 5
+    assert c.search.parents == "best" and c.baselines.scales == (4.0, 16.0)
+    assert len(p.baseline_specs) == 3 and any("[seed]" in line for line in p.chosen)
+    # a config that gives [seed] keeps its own search space and baselines
+    raw["seed"] = {"layers": [{"type": "dense", "width": 5}], "epochs": 1}
+    q = prepare(config_from_dict(raw, tmp_path / "s.toml"))
+    assert q.config.baselines.scales == () and q.config.search.parents == "seed"
+    assert q.config.seed_net.layers[0].size == 5 and q.config.train.max_seconds == 5
