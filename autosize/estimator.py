@@ -62,8 +62,6 @@ from sklearn.utils.validation import (
 from autosize.errors import StudyError
 
 if TYPE_CHECKING:
-    import optuna
-
     from autosize.models import ArchSpec
     from autosize.predictor import Predictor
 
@@ -255,10 +253,6 @@ class _AutosizeBase(BaseEstimator):
         if self.storage is None and "study_" in state:
             state["study_"] = None  # an in-memory storage holds locks: not picklable
         return state
-
-    @property
-    def study(self) -> optuna.Study | None:  # pragma: no cover - convenience alias
-        return getattr(self, "study_", None)
 
 
 class AutosizeClassifier(ClassifierMixin, _AutosizeBase):

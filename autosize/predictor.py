@@ -86,6 +86,13 @@ class Predictor(nn.Module):
 
     # ------------------------------------------------------------------ inputs
 
+    def read_images(self, path: str | Path) -> tuple[np.ndarray, tuple[str, ...]]:
+        """An images export's raw inputs from a folder or an .npz, and their names."""
+        if self._images is None:
+            raise StudyError("read_images: this export was not trained on images")
+        images = self._images.read(path)
+        return images.x, images.names
+
     def inputs(self, data: object, *, source: str = "input") -> torch.Tensor:
         """The network's input tensor for ``data`` (raw rows for a table export; for an
         images export a folder of images, an .npz with ``x``, or an array of [0, 1] pixels)."""

@@ -53,8 +53,7 @@ def run(args: argparse.Namespace) -> int:
         rows: object = read_table(args.file)
         names = None
     else:
-        images = model._images.read(args.file)  # type: ignore[union-attr]
-        rows, names = images.x, images.names
+        rows, names = model.read_images(args.file)
     frame = model.predict_frame(rows, proba=args.proba, source=str(args.file))
     if names is not None:
         frame.insert(0, "file", list(names))
