@@ -32,6 +32,12 @@ pytestmark = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`run --data` keeps its state in ./.state/: never the repository's."""
+    monkeypatch.chdir(tmp_path)
+
+
 def frame(n: int = 120, seed: int = 0) -> pd.DataFrame:
     """Numbers with gaps, text with gaps, a flag, a group and a string class that depends on them."""
     rng = np.random.default_rng(seed)
@@ -229,10 +235,11 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]
     tmp = tmp_path_factory.mktemp("table-cli")
     frame(90).to_csv(tmp / "rows.csv", index=False)
     storage = f"sqlite:///{tmp / 's.db'}"
-    rc, out, err = run_main(
-        "run", "--data", str(tmp / "rows.csv"), "--target", "label",
-        "--n-trials", "1", "--storage", storage,
-    )  # fmt: skip
+    with contextlib.chdir(tmp):  # module-scoped: runs before the autouse chdir
+        rc, out, err = run_main(
+            "run", "--data", str(tmp / "rows.csv"), "--target", "label",
+            "--n-trials", "1", "--storage", storage,
+        )  # fmt: skip
     assert rc == 0, err
     rc, _, err = run_main("export", "--storage", storage, "--out", str(tmp / "export"))
     assert rc == 0, err
