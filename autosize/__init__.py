@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING
 from autosize.errors import AutosizeError
 
 if TYPE_CHECKING:
+    from autosize.estimator import AutosizeClassifier, AutosizeRegressor
     from autosize.export import load_model
 
-__all__ = ["AutosizeError", "__version__", "load_model"]
+__all__ = ["AutosizeClassifier", "AutosizeError", "AutosizeRegressor", "__version__", "load_model"]
 
 __version__ = "0.1.0"
 
@@ -21,4 +22,8 @@ def __getattr__(name: str) -> object:
         from autosize.export import load_model
 
         return load_model
+    if name in ("AutosizeClassifier", "AutosizeRegressor"):  # scikit-learn and optuna: lazy too
+        from autosize import estimator
+
+        return getattr(estimator, name)
     raise AttributeError(f"module 'autosize' has no attribute {name!r}")

@@ -35,6 +35,8 @@ if TYPE_CHECKING:  # optuna is imported only when a study is exported, not by lo
     import optuna
     from optuna.trial import FrozenTrial
 
+    from autosize.predictor import Predictor
+
 __all__ = [
     "ARCHITECTURE_FILE",
     "WEIGHTS_FILE",
@@ -170,8 +172,15 @@ def read_record(path: str | Path) -> tuple[ExportRecord, Path]:
     return ExportRecord.from_dict(data, source=str(file)), file.parent
 
 
-def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild an exported network (eval mode) from its folder or its ``architecture.json``."""
+def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> Predictor:
+    """Rebuild an exported network (eval mode) from its folder or its ``architecture.json``.
+
+    The result is a :class:`~autosize.predictor.Predictor`: called on tensors it is the
+    network; ``predict(dataframe)`` / ``predict_proba`` apply the recorded preprocessing
+    of a table export to raw rows and answer in the original labels or unit.
+    """
+    from autosize.predictor import Predictor
+
     record, folder = read_record(path)
     spec = record.arch_spec(source=str(folder / ARCHITECTURE_FILE))
     model, stored = load_network(folder / record.weights, device=device)
@@ -179,7 +188,7 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> nn.Mo
         raise StudyError(
             f"{folder}: {ARCHITECTURE_FILE} describes {spec.summary()} but {record.weights} holds {stored.summary()}"
         )
-    return model
+    return Predictor(model, spec, record).eval()
 
 
 # --------------------------------------------------------------------------- choosing trials

@@ -21,7 +21,7 @@ from autosize.errors import AutosizeError
 __all__ = ["entry", "main"]
 
 # Subcommand modules, in the order `autosize --help` lists them.
-COMMANDS: tuple[str, ...] = ("data", "run", "export", "train", "report", "dashboard")
+COMMANDS: tuple[str, ...] = ("data", "run", "export", "predict", "train", "report", "dashboard")
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130

@@ -5,13 +5,33 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from autosize.cli._common import positive_float, positive_int
+from autosize.errors import ConfigError
+
+if TYPE_CHECKING:
+    from autosize.search.config import StudyConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run (or resume) the study a config describes")
-    p.add_argument("config", help="study config, e.g. studies/quickstart.toml")
+    p = sub.add_parser(
+        "run",
+        help="run (or resume) the study a config describes, or one on a CSV/Parquet file",
+        description="Run (or resume) a study: `autosize run CONFIG`, or without a config "
+        "`autosize run --data FILE --target COL --timeout S` (everything else is chosen from "
+        "the data and printed; the state goes to ./.state/, as for a config named after the "
+        "file in the current folder).",
+    )
+    p.add_argument("config", nargs="?", help="study config, e.g. studies/quickstart.toml")
+    p.add_argument(
+        "--data", type=Path, metavar="FILE", help="a CSV or Parquet file (instead of CONFIG)"
+    )
+    p.add_argument("--target", metavar="COL", help="with --data: the column to predict")
+    p.add_argument(
+        "--task", choices=("classification", "regression"), help="with --data: (default: inferred)"
+    )
     p.add_argument(
         "--n-trials",
         type=positive_int,
@@ -43,8 +63,9 @@ def run(args: argparse.Namespace) -> int:
     import optuna
     from tqdm import tqdm
 
-    from autosize.search import best_of, load_config, run_study, trial_results
+    from autosize.search import best_of, run_study, trial_results
     from autosize.search.clock import process_start
+    from autosize.search.prepare import Prepared
     from autosize.search.results import TrialResult, maximizing
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -55,7 +76,17 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     overrides = {"n_trials": args.n_trials, "storage": args.storage, "name": args.study_name}
-    config = load_config(args.config, overrides=overrides)
+    config = _config(args, overrides)
+    chosen: list[Prepared] = []
+
+    def on_prepared(p: Prepared) -> None:
+        chosen.append(p)
+        if p.chosen:
+            print("chosen from the data (write them into a config to change them):")
+            for line in p.chosen:
+                print(f"  {line}")
+        print(f"data: {p.bundle.summary()}", flush=True)
+
     bar = tqdm(
         total=config.n_trials,
         desc=config.name,
@@ -77,9 +108,11 @@ def run(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             started=process_start(),
             on_trial=on_trial,
+            on_prepared=on_prepared,
         )
     finally:
         bar.close()
+    config = chosen[0].config if chosen else config
     results = trial_results(study)
     maximize = maximizing(study)
     warm, base = (
@@ -99,3 +132,33 @@ def run(args: argparse.Namespace) -> int:
             )
     print(f"  inspect: optuna trials --study-name {study.study_name} --storage {config.storage}")
     return 0
+
+
+def _config(args: argparse.Namespace, overrides: dict[str, object]) -> StudyConfig:
+    from autosize.search.config import config_from_dict, load_config
+
+    if args.data is None:
+        for flag in ("target", "task"):
+            if getattr(args, flag) is not None:
+                raise ConfigError(f"--{flag}: only with --data FILE")
+        if args.config is None:
+            raise ConfigError("name a study: give a CONFIG file or --data FILE --target COL")
+        return load_config(args.config, overrides=overrides)
+    if args.config is not None:
+        raise ConfigError(f"give a CONFIG file or --data FILE, not both ({args.config})")
+    if not args.target:
+        raise ConfigError(f"--data {args.data}: name the column to predict with --target COL")
+    if args.timeout is None and args.n_trials is None:
+        raise ConfigError(f"--data {args.data}: give a budget, --timeout S and/or --n-trials N")
+    data: dict[str, object] = {
+        "name": "table",
+        "path": str(args.data.expanduser().resolve()),
+        "target": args.target,
+    }
+    if args.task:
+        data["task"] = args.task
+    study: dict[str, object] = {"name": args.data.stem}
+    if args.timeout is not None:
+        study["timeout"] = args.timeout
+    raw = {"study": study, "data": data}
+    return config_from_dict(raw, Path.cwd() / f"{args.data.stem}.toml", overrides=overrides)

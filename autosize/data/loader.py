@@ -25,16 +25,18 @@ from autosize.data.airfoil import AirfoilOptions, load_airfoil
 from autosize.data.bundle import DataBundle
 from autosize.data.census import CensusOptions, load_census
 from autosize.data.files import data_root, file_status
+from autosize.data.image_files import ImageFilesOptions, load_image_files
 from autosize.data.images import ImageOptions, load_images
 from autosize.data.options import build_options
 from autosize.data.poker import PokerOptions, load_poker
 from autosize.data.registry import DATASETS, dataset_info
+from autosize.data.table import TableOptions, load_table
 from autosize.errors import DataError
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-__all__ = ["DatasetCheck", "check", "load_dataset"]
+__all__ = ["FILE_LOADERS", "DatasetCheck", "check", "load_dataset"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,9 @@ _OPTIONS: dict[str, type[DataclassInstance]] = {
     "airfoil": AirfoilOptions,
     "poker": PokerOptions,
     "add10": Add10Options,
+    # Your own data: loaders that read the files their options name.
+    "table": TableOptions,
+    "images": ImageFilesOptions,
 }
 _LOADERS: dict[str, Callable[..., DataBundle]] = {
     "mnist": lambda root, **kw: load_images("mnist", root, **kw),
@@ -53,7 +58,11 @@ _LOADERS: dict[str, Callable[..., DataBundle]] = {
     "airfoil": load_airfoil,
     "poker": load_poker,
     "add10": lambda root, **kw: load_add10(**kw),
+    "table": load_table,
+    "images": load_image_files,
 }
+# Loaders of the user's own files (not in the registry: no checksums, no fetch, no check).
+FILE_LOADERS: tuple[str, ...] = ("table", "images")
 
 
 def load_dataset(
@@ -68,8 +77,13 @@ def load_dataset(
     ``options`` are dataset-specific and keyword-only, e.g. ``split="random"``
     for airfoil, ``test="generated"`` for poker, ``val_fraction=0.1`` for the
     tables. An unknown option is refused, naming it and the valid ones.
+
+    ``"table"`` reads the user's own CSV or Parquet file (see :mod:`autosize.data.table`):
+    ``load_dataset("table", path="houses.csv", target="price")``; ``"images"`` a folder per
+    class or an ``.npz`` (see :mod:`autosize.data.image_files`).
     """
-    dataset_info(name)  # unknown names list the known ones
+    if name not in FILE_LOADERS:
+        dataset_info(name)  # unknown names list the known ones
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise DataError(f"seed must be a non-negative integer, got {seed!r}")
     opts = build_options(name, _OPTIONS[name], options)

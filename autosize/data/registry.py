@@ -207,5 +207,6 @@ def dataset_info(name: str) -> DatasetInfo:
         return DATASETS[name]
     except (KeyError, TypeError):
         raise DataError(
-            f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}"
+            f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}, "
+            "or 'table' / 'images' for files of your own"
         ) from None

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from autosize.errors import ConfigError, SpecError
-from autosize.models import ACTIVATIONS, Activation, ArchSpec, Layer, layer_from_dict
+from autosize.models import ACTIVATIONS, Activation, ArchSpec, DenseLayer, Layer, layer_from_dict
 from autosize.search.components import (
     PRUNER_CLASSES,
     PRUNERS,
@@ -53,6 +53,7 @@ from autosize.search.toml_table import Table
 from autosize.train import OptimizerName
 
 __all__ = [
+    "FILE_DATASETS",
     "METRIC_KEY",
     "PRUNERS",
     "PRUNER_CLASSES",
@@ -68,6 +69,7 @@ __all__ = [
     "StudyConfig",
     "TrainConfig",
     "component_class",
+    "config_from_dict",
     "load_config",
 ]
 
@@ -188,6 +190,9 @@ class StudyConfig:
     pruner: Component
     # The [study] keys given on the command line (what worker processes re-apply).
     overrides: Mapping[str, object] = field(default_factory=dict)
+    # What the config left out, to be chosen from the data by autosize.search.defaults:
+    # "objective", "seed", "train", "search", "baselines". Empty once chosen.
+    auto: frozenset[str] = frozenset()
 
     @property
     def direction(self) -> Direction:
@@ -266,6 +271,60 @@ def _train_config(t: Table, *, epochs_default: int | None) -> TrainConfig:
     return cfg
 
 
+# Datasets read from the user's own files; their keys sit in [data] itself.
+FILE_DATASETS: tuple[str, ...] = ("table", "images")
+_TASKS = ("classification", "regression")
+
+
+def _columns(t: Table, key: str) -> list[str]:
+    value = t.get(key)
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        t.fail(key, value, "a list of column names")
+    return list(value)  # type: ignore[arg-type]
+
+
+def _file_options(t: Table, path: Path, kind: str) -> dict[str, object]:
+    """The [data] keys of a table or images: file paths are relative to the config file."""
+    here = path.resolve().parent
+
+    def file(key: str, required: bool = False) -> str | None:
+        value = t.str(key, None)
+        if value is None:
+            if required:
+                t.fail(key, None, "a file name (relative to the config file)")
+            return None
+        return str((here / Path(value).expanduser()).resolve())
+
+    options: dict[str, object] = {"path": file("path", required=True)}
+    if kind == "table":
+        target = t.str("target", None)
+        if target is None:
+            t.fail("target", None, "the name of the column to predict")
+        options["target"] = target
+    for key in ("val_path", "test_path"):
+        if (value := file(key)) is not None:
+            options[key] = value
+    if (task := t.str("task", None, choices=_TASKS)) is not None:
+        options["task"] = task
+    if kind == "table":
+        if (group := t.str("group", None)) is not None:
+            options["group"] = group
+        for key in ("categorical", "drop"):
+            if names := _columns(t, key):
+                options[key] = names
+    for key in ("val_fraction", "test_fraction"):
+        value = t.float(key, None, strict=True)
+        if value is not None:
+            if value >= 1.0:
+                t.fail(key, value, "a number in (0, 1)")
+            options[key] = value
+    return options
+
+
 def load_config(path: str | Path, *, overrides: Mapping[str, object] | None = None) -> StudyConfig:
     """Read and validate a study config. ``overrides`` replace ``[study]`` keys (CLI flags)."""
     path = Path(path)
@@ -277,7 +336,19 @@ def load_config(path: str | Path, *, overrides: Mapping[str, object] | None = No
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read ({exc})") from None
+    return config_from_dict(raw, path, overrides=overrides)
 
+
+def config_from_dict(
+    raw: Mapping[str, object], path: str | Path, *, overrides: Mapping[str, object] | None = None
+) -> StudyConfig:
+    """A config from its parsed tables (what ``load_config`` does after reading TOML).
+
+    ``path`` stands for the config file: messages name it, relative paths and the
+    default state folder are next to it; it need not exist (``autosize run --data``,
+    the scikit-learn estimator).
+    """
+    path = Path(path)
     top = Table(raw, "", path)
     study = top.table("study")
     if overrides:
@@ -297,6 +368,9 @@ def load_config(path: str | Path, *, overrides: Mapping[str, object] | None = No
     if n_trials is None and timeout is None:
         study.fail("n_trials", None, "n_trials and/or timeout")
     seed = study.int("seed", 0)
+    auto: set[str] = set()  # the parts chosen from the data (autosize.search.defaults)
+    if not study.has("objective"):
+        auto.add("objective")
     objective: Objective = study.str("objective", "val_accuracy", choices=get_args(Objective))
     second = study.str("second_objective", None, choices=("params",))
     device = study.str("device", "auto")
@@ -309,6 +383,12 @@ def load_config(path: str | Path, *, overrides: Mapping[str, object] | None = No
     options = data_t.get("options") or {}
     if not isinstance(options, Mapping):
         data_t.fail("options", options, "a table of dataset options")
+    if data_name in FILE_DATASETS:
+        if options:
+            data_t.fail(
+                "options", options, f"no [data.options] for {data_name!r}: its keys go in [data]"
+            )
+        options = _file_options(data_t, path, data_name)  # type: ignore[arg-type]
     data = DataConfig(
         name=data_name,
         data_dir=data_t.str("data_dir", None),
@@ -319,14 +399,27 @@ def load_config(path: str | Path, *, overrides: Mapping[str, object] | None = No
     )
     data_t.close()
 
+    # A table left out is chosen from the data when the study is prepared; until then it
+    # holds a placeholder (the smallest seed, one epoch) so every bound below can be checked.
+    if not top.has("seed"):
+        auto.update({"seed"} | {t for t in ("search", "baselines") if not top.has(t)})
+    if not top.has("train"):
+        auto.add("train")
     seed_t = top.table("seed")
-    seed_layers = _layers(seed_t.get("layers"), "seed.layers", path)
+    seed_layers = (
+        (DenseLayer(width=1),)
+        if "seed" in auto
+        else _layers(seed_t.get("layers"), "seed.layers", path)
+    )
     activation: Activation = seed_t.str("activation", "relu", choices=ACTIVATIONS)
-    seed_net = SeedConfig(seed_layers, activation, _train_config(seed_t, epochs_default=None))
+    seed_budget = 1 if "seed" in auto else None
+    seed_net = SeedConfig(
+        seed_layers, activation, _train_config(seed_t, epochs_default=seed_budget)
+    )
     seed_t.close()
 
     train_t = top.table("train")
-    train = _train_config(train_t, epochs_default=None)
+    train = _train_config(train_t, epochs_default=1 if "train" in auto else None)
     train_t.close()
 
     s = top.table("search")
@@ -422,4 +515,5 @@ def load_config(path: str | Path, *, overrides: Mapping[str, object] | None = No
         sampler=sampler,
         pruner=pruner,
         overrides={k: v for k, v in (overrides or {}).items() if v is not None},
+        auto=frozenset(auto),
     )

@@ -10,6 +10,7 @@ import optuna
 from optuna.samplers import BaseSampler
 
 from autosize.data import DATASETS, DataBundle, load_dataset
+from autosize.data.loader import FILE_LOADERS
 from autosize.errors import ConfigError, DataError
 from autosize.models import ArchSpec
 from autosize.search.components import SAMPLER_CLASSES, component_class
@@ -29,6 +30,8 @@ class Prepared:
     bundle: DataBundle
     seed_spec: ArchSpec
     baseline_specs: tuple[ArchSpec, ...]
+    # What was chosen from the data for the parts the config left out, one line each.
+    chosen: tuple[str, ...] = ()
 
     @property
     def maximize(self) -> bool:
@@ -68,7 +71,7 @@ def load_bundle(config: StudyConfig) -> DataBundle:
     try:  # the data layer's message names the dataset or option; add the file and the table
         bundle = load_dataset(d.name, data_dir=d.data_dir, seed=config.seed, **dict(d.options))
     except DataError as exc:
-        key = "data" if d.name in DATASETS else "data.name"
+        key = "data" if d.name in DATASETS or d.name in FILE_LOADERS else "data.name"
         raise DataError(f"{config.path}: {key}: {exc}") from None
     if d.max_train or d.max_val or d.max_test:
         bundle = bundle.subset(train=d.max_train, val=d.max_val, test=d.max_test)
@@ -79,6 +82,9 @@ def prepare(config: StudyConfig) -> Prepared:
     """Validate what can only be checked with the data at hand; writes nothing."""
     make_sampler(config)  # refuse bad sampler arguments before loading anything
     bundle = load_bundle(config)
+    from autosize.search.defaults import choose_defaults
+
+    config, chosen = choose_defaults(config, bundle)
     if config.objective == "val_accuracy" and bundle.task != "classification":
         raise ConfigError(
             f"{config.path}: study.objective: 'val_accuracy' needs a classification dataset; {bundle.name} is regression (use 'val_rmse' or 'val_loss')"
@@ -104,6 +110,6 @@ def prepare(config: StudyConfig) -> Prepared:
     unique: dict[str, ArchSpec] = {}
     for spec in specs:
         unique.setdefault(spec.to_json(indent=None), spec)
-    prepared = Prepared(config, bundle, seed_spec, tuple(unique.values()))
+    prepared = Prepared(config, bundle, seed_spec, tuple(unique.values()), chosen)
     prepared.pruner()  # refuse bad pruner arguments before anything is written
     return prepared

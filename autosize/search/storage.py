@@ -6,7 +6,9 @@ Storage URLs:
 * ``journal:path/to/study.log`` or any path ending in ``.log``: Optuna's journal file
   storage, robust with several processes on one machine or a shared file system;
 * any other database URL SQLAlchemy knows (``postgresql://...``, ``mysql://...``):
-  many machines.
+  many machines;
+* ``memory:NAME``: Optuna's in-memory storage, one per name and process, gone when
+  the process ends (the scikit-learn estimator's default; one worker only).
 
 Networks are stored as Optuna artifacts (one self-describing safetensors file
 each, see :mod:`autosize.checkpoint`) in a file-system artifact store.
@@ -25,7 +27,7 @@ from pathlib import Path
 import optuna
 from optuna.artifacts import FileSystemArtifactStore, download_artifact, upload_artifact
 from optuna.exceptions import ExperimentalWarning
-from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages import BaseStorage, InMemoryStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, Trial
 from torch import nn
@@ -38,6 +40,7 @@ __all__ = [
     "artifact_store",
     "download_network",
     "fail_stale",
+    "forget_storage",
     "grace_seconds",
     "load_study",
     "make_storage",
@@ -56,7 +59,12 @@ GRACE_SECONDS = 60
 OPEN_ATTEMPTS = 5
 
 
+_MEMORY: dict[str, InMemoryStorage] = {}
+
+
 def make_storage(url: str) -> BaseStorage:
+    if url.startswith("memory:"):
+        return _MEMORY.setdefault(url, InMemoryStorage())
     if url.startswith("journal:") or url.endswith(".log"):
         path = Path(url.removeprefix("journal:"))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,6 +93,11 @@ def make_storage(url: str) -> BaseStorage:
                 f"storage {_redacted(url)!r}: cannot open ({type(exc).__name__}: {_first_line(exc)})"
             ) from None
     raise AssertionError("unreachable")
+
+
+def forget_storage(url: str) -> None:
+    """Drop an in-memory storage (``memory:NAME``) so its studies can be freed."""
+    _MEMORY.pop(url, None)
 
 
 def grace_seconds() -> int:

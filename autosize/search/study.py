@@ -121,6 +121,7 @@ _IDENTITY = {
     "objective": "study.objective",
     "trial_budget": "[train]",
     "seed_key": "[seed] (architecture, budget) or study.seed",
+    "data_sha256": "the data file's contents",
 }
 
 
@@ -139,6 +140,8 @@ def _study_record(p: Prepared) -> dict[str, object]:
             "max_test": config.data.max_test,
         },
         "data_notes": dict(p.bundle.notes),
+        # A table's files (None for the six datasets, whose files are checked by sha256).
+        "data_sha256": p.bundle.notes.get("sha256"),
         "preprocessing": p.bundle.preprocessing.to_dict(),
         "seed": config.seed,
         "seed_key": seed_key(p),
@@ -169,8 +172,12 @@ def run_study(
     timeout: float | None = None,
     started: float | None = None,
     on_trial: Callable[[TrialResult], None] | None = None,
+    on_prepared: Callable[[Prepared], None] | None = None,
 ) -> optuna.Study:
     """Run (or resume) the study described by ``config`` and return it.
+
+    ``on_prepared`` is called once the config is checked against the data and before
+    anything is written (the CLI prints what was chosen from the data there).
 
     ``timeout`` (default: the config's) is the study's wall budget in seconds from
     ``started`` (a ``time.time()`` value; default: now; the CLI passes the moment its
@@ -182,6 +189,14 @@ def run_study(
     seconds = timeout if timeout is not None else config.timeout
     deadline = replace(Deadline.after(seconds, start=started), reserve=RESERVE_SECONDS)
     p = prepare(config)
+    config = p.config  # with the parts chosen from the data
+    if workers > 1 and (config.storage.startswith("memory:") or not config.path.is_file()):
+        raise ConfigError(
+            "--workers: several workers need a config file and a shared storage "
+            "(not --data or an in-memory storage)"
+        )
+    if on_prepared is not None:
+        on_prepared(p)
     study = open_study(p)
     fail_stale(study)
     meta = _study_record(p)

@@ -1,0 +1,629 @@
+"""Your own table: a CSV or Parquet file with a target column (``[data] name = "table"``).
+
+Columns:
+
+* ``target`` is what is predicted. The task is classification when the target
+  is text (or true/false) or has at most :data:`MAX_CLASSES` integer levels, and
+  regression otherwise, unless ``task`` says which. Rows without a target are
+  dropped (counted in the bundle's notes).
+* Every other column is an input, except those in ``drop``. Non-numeric columns
+  (and those listed in ``categorical``) are one-hot encoded with scikit-learn's
+  ``OneHotEncoder(handle_unknown="ignore")``: a level never seen in training
+  encodes as all zeros. Numeric columns are imputed with the training median by
+  ``SimpleImputer(add_indicator=True)`` (a 0/1 "was missing" column for each
+  column with gaps in training) and standardised by ``StandardScaler`` with
+  training statistics. A missing categorical value is a level of its own.
+
+Splits (row indices into the file, seeded):
+
+* test: the file ``test_path`` if given, else a held-out ``test_fraction``
+  (default 0.2) of the rows, stratified by class for classification, drawn with
+  a fixed seed (:data:`TEST_SEED`) so every study on the file sees the same test
+  rows (as for the six benchmark datasets);
+* validation: the file ``val_path`` if given, else ``val_fraction`` (default 0.2)
+  of the remaining rows, stratified, drawn with the study's seed;
+* ``group``: a column whose values are held out whole (every row of a group lands
+  in one split, as Airfoil's chord); the column stays an input unless it is also
+  in ``drop``.
+
+The fitted preprocessing is plain JSON (:class:`TableTransform`, no pickle): the
+study records it, export carries it, and ``predict`` replays it on raw rows with
+numpy alone. The bundle's own tensors come from that same replay, so training
+and prediction cannot drift apart; a test checks the replay against
+scikit-learn's fitted transformers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from pandas.api.types import is_bool_dtype, is_integer_dtype, is_numeric_dtype
+
+from autosize.data.bundle import DataBundle, Preprocessing, Task
+from autosize.data.options import check_choice, check_fraction
+from autosize.errors import DataError
+
+__all__ = [
+    "MAX_CLASSES",
+    "TABLE_SUFFIXES",
+    "TEST_SEED",
+    "TableOptions",
+    "TableTransform",
+    "holdout",
+    "infer_task",
+    "load_table",
+    "read_table",
+]
+
+log = logging.getLogger(__name__)
+
+# An integer target with at most this many levels is a class label, not a quantity.
+MAX_CLASSES = 20
+TEST_SEED = 0
+# The level a missing categorical value is imputed with (a category of its own).
+MISSING = "<missing>"
+TABLE_SUFFIXES: Mapping[str, Literal["csv", "parquet"]] = {
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+FORMAT = "autosize-table/1"
+
+
+def _names(dataset: str, key: str, value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
+        raise DataError(f"option {key}={value!r} for dataset {dataset!r}: expected column names")
+    return tuple(value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TableOptions:
+    """Options of ``load_dataset("table", ...)`` (the ``[data]`` keys of a config)."""
+
+    path: str | None = None
+    target: str | None = None
+    task: Task | None = None
+    categorical: tuple[str, ...] = ()
+    drop: tuple[str, ...] = ()
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    group: str | None = None
+    val_path: str | None = None
+    test_path: str | None = None
+
+    def __post_init__(self) -> None:
+        for key in ("path", "target"):
+            value = getattr(self, key)
+            if not isinstance(value, str) or not value:
+                raise DataError(f"option {key}={value!r} for dataset 'table': required (a string)")
+        for key in ("group", "val_path", "test_path"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise DataError(f"option {key}={value!r} for dataset 'table': expected a string")
+        if self.task is not None:
+            check_choice("table", "task", self.task, ("classification", "regression"))
+        check_fraction("table", "val_fraction", self.val_fraction)
+        check_fraction("table", "test_fraction", self.test_fraction)
+        object.__setattr__(self, "categorical", _names("table", "categorical", self.categorical))
+        object.__setattr__(self, "drop", _names("table", "drop", self.drop))
+        if self.target in self.drop:
+            raise DataError(f"option drop: {self.target!r} is the target; it cannot be dropped")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A CSV or Parquet file as a DataFrame; anything else is a one-line DataError."""
+    path = Path(path)
+    kind = TABLE_SUFFIXES.get(path.suffix.lower())
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not a CSV or Parquet file")
+    if kind is None:
+        raise DataError(
+            f"{path}: not a CSV or Parquet file (expected a .csv, .parquet or .pq name, "
+            f"got {path.suffix or 'no suffix'!r})"
+        )
+    try:
+        df = pd.read_csv(path) if kind == "csv" else pd.read_parquet(path)
+    except ImportError as exc:
+        raise DataError(f"{path}: reading Parquet needs pyarrow ({exc})") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty") from None
+    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path}: cannot read as {kind.upper()} ({first})") from None
+    if len(df) == 0:
+        raise DataError(f"{path}: no rows")
+    df.columns = [str(c) for c in df.columns]
+    return df
+
+
+def file_digest(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def as_text(values: pd.Series) -> np.ndarray:
+    """One text form per value, the same whichever way a file stored it (an object array,
+    None where missing): 3, 3.0 and "3" are all "3"; True is "True"."""
+    missing = values.isna().to_numpy()
+    out = np.empty(len(values), dtype=object)
+    if is_bool_dtype(values.dtype):
+        out[:] = [str(bool(v)) for v in values.to_numpy()]
+    elif is_numeric_dtype(values.dtype):
+        v = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        for i, x in enumerate(v):
+            if math.isfinite(x) and x == round(x) and abs(x) < 2**53:
+                out[i] = str(int(x))
+            else:
+                out[i] = repr(float(x))
+    else:
+        out[:] = [str(v) for v in values.astype(object).to_numpy()]
+    out[missing] = None
+    return out
+
+
+def infer_task(target: pd.Series) -> Task:
+    """Classification for text, true/false or few integer levels; regression otherwise."""
+    if is_bool_dtype(target.dtype) or not is_numeric_dtype(target.dtype):
+        return "classification"
+    values = target.dropna().to_numpy(dtype=np.float64)
+    integral = is_integer_dtype(target.dtype) or bool(np.all(values == np.round(values)))
+    if integral and len(np.unique(values)) <= MAX_CLASSES:
+        return "classification"
+    return "regression"
+
+
+def _label(text: str, integral: bool) -> str | int:
+    return int(text) if integral else text
+
+
+def _check_columns(df: pd.DataFrame, names: Sequence[str], path: Path, key: str) -> None:
+    for name in names:
+        if name not in df.columns:
+            listed = ", ".join(map(repr, df.columns[:20])) + (", ..." if df.shape[1] > 20 else "")
+            raise DataError(f"{path}: no column {name!r} ({key}); its columns: {listed}")
+
+
+# --------------------------------------------------------------------------- the transform
+
+
+@dataclass(frozen=True)
+class TableTransform:
+    """The fitted preprocessing of a table, as plain data (see the module docstring).
+
+    ``transform`` turns raw rows into the network's float32 inputs: numeric columns
+    (median-imputed, then the missing indicators, all standardised), then one 0/1
+    column per (categorical column, level). ``classes`` are the original class
+    labels (index = network output), or ``None`` for regression.
+    """
+
+    target: str
+    task: Task
+    columns: tuple[str, ...]  # every input column the training file had, in its order
+    numeric: tuple[str, ...]
+    median: tuple[float, ...]
+    indicator: tuple[str, ...]  # numeric columns that get a missing-value flag
+    mean: tuple[float, ...]  # len(numeric) + len(indicator)
+    scale: tuple[float, ...]
+    categorical: tuple[str, ...]
+    categories: tuple[tuple[str, ...], ...]
+    classes: tuple[str | int, ...] | None = None
+    drop: tuple[str, ...] = ()
+    source: str = ""  # the training file (for messages)
+
+    @property
+    def n_features(self) -> int:
+        return len(self.mean) + sum(len(c) for c in self.categories)
+
+    def feature_names(self) -> list[str]:
+        names = [*self.numeric, *(f"{c}_missing" for c in self.indicator)]
+        for col, levels in zip(self.categorical, self.categories, strict=True):
+            names.extend(f"{col}={level}" for level in levels)
+        return names
+
+    @classmethod
+    def fit(
+        cls,
+        df: pd.DataFrame,
+        *,
+        target: str,
+        task: Task,
+        classes: tuple[str | int, ...] | None,
+        categorical: Sequence[str],
+        drop: Sequence[str],
+        source: str,
+    ) -> TableTransform:
+        """Fit scikit-learn's imputers, scaler and encoder on ``df`` (the training rows)."""
+        from sklearn.impute import SimpleImputer
+        from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+        columns = tuple(c for c in df.columns if c != target and c not in drop)
+        cats = tuple(
+            c
+            for c in columns
+            if c in categorical or is_bool_dtype(df[c].dtype) or not is_numeric_dtype(df[c].dtype)
+        )
+        nums = tuple(c for c in columns if c not in cats)
+        median: tuple[float, ...] = ()
+        indicator: tuple[str, ...] = ()
+        mean: tuple[float, ...] = ()
+        scale: tuple[float, ...] = ()
+        if nums:
+            x = df[list(nums)].to_numpy(dtype=np.float64, na_value=np.nan)
+            imputer = SimpleImputer(strategy="median", add_indicator=True).fit(x)
+            scaler = StandardScaler().fit(imputer.transform(x))
+            median = tuple(float(v) for v in imputer.statistics_)
+            if imputer.indicator_ is not None:
+                indicator = tuple(nums[i] for i in imputer.indicator_.features_)
+            mean = tuple(float(v) for v in scaler.mean_)
+            scale = tuple(float(v) for v in scaler.scale_)
+        categories: tuple[tuple[str, ...], ...] = ()
+        if cats:
+            text = _text_frame(df, cats)
+            imputer = SimpleImputer(strategy="constant", fill_value=MISSING, missing_values=None)
+            encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+            encoder.fit(imputer.fit_transform(text))
+            categories = tuple(tuple(str(v) for v in levels) for levels in encoder.categories_)
+            for col, levels in zip(cats, categories, strict=True):
+                if len(levels) > 1000:
+                    log.warning(
+                        "%s: categorical column %r has %d levels (an identifier? drop it)",
+                        source,
+                        col,
+                        len(levels),
+                    )
+        return cls(
+            target=target,
+            task=task,
+            columns=columns,
+            numeric=nums,
+            median=median,
+            indicator=indicator,
+            mean=mean,
+            scale=scale,
+            categorical=cats,
+            categories=categories,
+            classes=classes,
+            drop=tuple(drop),
+            source=source,
+        )
+
+    def transform(self, df: pd.DataFrame, *, source: str = "input") -> np.ndarray:
+        """The network's inputs for raw rows ``df`` (float32, one row per row)."""
+        missing = [c for c in self.columns if c not in df.columns]
+        if missing:
+            raise DataError(
+                f"{source}: no column {missing[0]!r} (the training file {self.source} has it)"
+                + (f"; {len(missing) - 1} more missing" if len(missing) > 1 else "")
+            )
+        parts: list[np.ndarray] = []
+        if self.numeric:
+            x = np.column_stack([self._numbers(df[c], c, source) for c in self.numeric])
+            gaps = np.isnan(x)
+            x = np.where(gaps, np.asarray(self.median), x)
+            flags = [gaps[:, self.numeric.index(c)].astype(np.float64) for c in self.indicator]
+            z = np.column_stack([x, *flags]) if flags else x
+            parts.append((z - np.asarray(self.mean)) / np.asarray(self.scale))
+        if self.categorical:
+            text = _text_frame(df, self.categorical)
+            for j, levels in enumerate(self.categories):
+                col = np.where(pd.isna(text[:, j]), MISSING, text[:, j])
+                parts.append(col[:, None] == np.asarray(levels, dtype=object)[None, :])
+        if not parts:
+            return np.zeros((len(df), 0), dtype=np.float32)
+        return np.hstack([p.astype(np.float64) for p in parts]).astype(np.float32)
+
+    @staticmethod
+    def _numbers(values: pd.Series, column: str, source: str) -> np.ndarray:
+        if is_numeric_dtype(values.dtype) and not is_bool_dtype(values.dtype):
+            return values.to_numpy(dtype=np.float64, na_value=np.nan)
+        parsed = pd.to_numeric(values, errors="coerce")
+        bad = parsed.isna() & values.notna()
+        if bad.any():
+            raise DataError(
+                f"{source}: column {column!r}: value {values[bad].iloc[0]!r} is not a number "
+                "(the column is numeric in training)"
+            )
+        return parsed.to_numpy(dtype=np.float64, na_value=np.nan)
+
+    def encode_target(self, values: pd.Series, *, source: str) -> np.ndarray:
+        """Class indices (int64) or values (float32) of a target column."""
+        if self.task == "regression":
+            return self._numbers(values, self.target, source).astype(np.float32)
+        assert self.classes is not None
+        index = {str(c): i for i, c in enumerate(self.classes)}
+        text = as_text(values)
+        out = np.empty(len(text), dtype=np.int64)
+        for i, t in enumerate(text):
+            if t not in index:
+                raise DataError(
+                    f"{source}: column {self.target!r}: class {t!r} does not occur in {self.source}"
+                )
+            out[i] = index[t]
+        return out
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "format": FORMAT,
+            "target": self.target,
+            "task": self.task,
+            "columns": list(self.columns),
+            "numeric": list(self.numeric),
+            "median": list(self.median),
+            "indicator": list(self.indicator),
+            "mean": list(self.mean),
+            "scale": list(self.scale),
+            "categorical": list(self.categorical),
+            "categories": [list(c) for c in self.categories],
+            "classes": None if self.classes is None else list(self.classes),
+            "drop": list(self.drop),
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> TableTransform:
+        if data.get("format") != FORMAT:
+            raise DataError(f"not a table preprocessing record (format {data.get('format')!r})")
+        try:
+            classes = data.get("classes")
+            return cls(
+                target=str(data["target"]),
+                task=data["task"],  # type: ignore[arg-type]
+                columns=tuple(data["columns"]),  # type: ignore[arg-type]
+                numeric=tuple(data["numeric"]),  # type: ignore[arg-type]
+                median=tuple(data["median"]),  # type: ignore[arg-type]
+                indicator=tuple(data["indicator"]),  # type: ignore[arg-type]
+                mean=tuple(data["mean"]),  # type: ignore[arg-type]
+                scale=tuple(data["scale"]),  # type: ignore[arg-type]
+                categorical=tuple(data["categorical"]),  # type: ignore[arg-type]
+                categories=tuple(tuple(c) for c in data["categories"]),  # type: ignore[attr-defined]
+                classes=None if classes is None else tuple(classes),  # type: ignore[arg-type]
+                drop=tuple(data.get("drop") or ()),  # type: ignore[arg-type]
+                source=str(data.get("source", "")),
+            )
+        except (KeyError, TypeError) as exc:
+            raise DataError(f"malformed table preprocessing record ({exc})") from None
+
+
+def _text_frame(df: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    return np.column_stack([as_text(df[c]) for c in columns])
+
+
+# --------------------------------------------------------------------------- splitting
+
+
+def holdout(
+    rows: np.ndarray, fraction: float, seed: int, strata: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(kept, held out, stratified) row indices, both sorted."""
+    from sklearn.model_selection import train_test_split
+
+    n_out = min(max(1, round(len(rows) * fraction)), len(rows) - 1)
+    if strata is not None:
+        try:
+            kept, out = train_test_split(
+                rows, test_size=n_out, random_state=seed, stratify=strata[rows]
+            )
+            return np.sort(kept), np.sort(out), True
+        except ValueError:  # a class with one row, or fewer held-out rows than classes
+            pass
+    perm = np.random.default_rng(seed).permutation(rows)
+    return np.sort(perm[n_out:]), np.sort(perm[:n_out]), False
+
+
+def _groupholdout(
+    rows: np.ndarray, groups: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Whole groups held out until they hold ``fraction`` of the rows (at least one group)."""
+    present = np.unique(groups[rows])
+    order = np.random.default_rng(seed).permutation(present)
+    want = fraction * len(rows)
+    chosen: list[object] = []
+    count = 0
+    for g in order[:-1]:  # at least one group stays
+        if count >= want and chosen:
+            break
+        chosen.append(g)
+        count += int(np.sum(groups[rows] == g))
+    held = np.isin(groups[rows], np.asarray(chosen, dtype=object))
+    return rows[~held], rows[held]
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _resolve(path: str) -> Path:
+    return Path(path).expanduser().resolve()
+
+
+def load_table(root: Path, *, seed: int, options: TableOptions) -> DataBundle:
+    """Read, split and preprocess a table (see the module docstring)."""
+    del root  # a table names its own file
+    assert options.path is not None and options.target is not None
+    path = _resolve(options.path)
+    df = read_table(path)
+    target = options.target
+    _check_columns(df, [target], path, "the target")
+    _check_columns(df, options.categorical, path, "data.categorical")
+    _check_columns(df, options.drop, path, "data.drop")
+    if options.group is not None:
+        _check_columns(df, [options.group], path, "data.group")
+    extra = {
+        "val_path": _resolve(options.val_path) if options.val_path else None,
+        "test_path": _resolve(options.test_path) if options.test_path else None,
+    }
+    frames = {key: read_table(p) for key, p in extra.items() if p is not None}
+    for key, other in frames.items():
+        p = extra[key]
+        assert p is not None
+        missing = [c for c in df.columns if c not in other.columns and c not in options.drop]
+        added = [c for c in other.columns if c not in df.columns]
+        if missing:
+            raise DataError(f"{p}: no column {missing[0]!r} ({path} has it; {key})")
+        if added:
+            raise DataError(f"{p}: column {added[0]!r} is not in {path} ({key})")
+
+    unlabelled = df[target].isna().to_numpy()
+    if unlabelled.all():
+        raise DataError(f"{path}: target column {target!r} has no values")
+    dropped = int(unlabelled.sum())
+    if dropped:
+        log.warning("%s: %d rows without a %r value are left out", path, dropped, target)
+        df = df.loc[~unlabelled].reset_index(drop=True)
+    for key, other in frames.items():
+        if other[target].isna().any():
+            raise DataError(
+                f"{extra[key]}: column {target!r}: {int(other[target].isna().sum())} rows have no target value"
+            )
+
+    for col in df.columns:
+        if col != target and col not in options.drop and df[col].isna().all():
+            raise DataError(
+                f"{path}: column {col!r} is empty (no value in any row); remove it or list it in data.drop"
+            )
+
+    task = options.task or infer_task(df[target])
+    labels = as_text(df[target])
+    classes: tuple[str | int, ...] | None = None
+    if task == "classification":
+        levels = sorted(set(labels))
+        integral = all(_is_int(t) for t in levels) and is_numeric_dtype(df[target].dtype)
+        if integral:
+            levels = sorted(levels, key=int)
+        if len(levels) < 2:
+            raise DataError(
+                f"{path}: target column {target!r} has one class ({levels[0]!r}); "
+                "a classifier needs at least two"
+            )
+        classes = tuple(_label(t, integral) for t in levels)
+    else:
+        if not is_numeric_dtype(df[target].dtype) or is_bool_dtype(df[target].dtype):
+            raise DataError(
+                f"{path}: target column {target!r} is not numeric (value {labels[0]!r}); "
+                "regression needs numbers (or set task = 'classification')"
+            )
+        if df[target].nunique() < 2:
+            raise DataError(f"{path}: target column {target!r} has one value ({labels[0]!r})")
+
+    rows = np.arange(len(df))
+    strata = None
+    if classes is not None:
+        index = {str(c): i for i, c in enumerate(classes)}
+        strata = np.asarray([index[t] for t in labels])
+    groups = as_text(df[options.group]) if options.group is not None else None
+    if groups is not None:
+        groups = np.where(pd.isna(groups), MISSING, groups).astype(object)
+    notes: dict[str, str | int | float | bool | None] = {"path": str(path)}
+    stratified = strata is not None
+    if "test_path" in frames:
+        pool = rows
+        notes["test_path"] = str(extra["test_path"])
+    elif groups is not None:
+        pool, test_rows = _groupholdout(rows, groups, options.test_fraction, TEST_SEED)
+        notes["test_fraction"] = options.test_fraction
+    else:
+        pool, test_rows, ok = holdout(rows, options.test_fraction, TEST_SEED, strata)
+        stratified = stratified and ok
+        notes["test_fraction"] = options.test_fraction
+    if "val_path" in frames:
+        train_rows = pool
+        notes["val_path"] = str(extra["val_path"])
+    elif groups is not None:
+        if len(np.unique(groups[pool])) < 2:
+            raise DataError(
+                f"{path}: column {options.group!r} (data.group) has too few groups to hold "
+                "out whole ones for validation and test (at least 3 needed)"
+            )
+        train_rows, val_rows = _groupholdout(pool, groups, options.val_fraction, seed)
+        notes["val_fraction"] = options.val_fraction
+    else:
+        train_rows, val_rows, ok = holdout(pool, options.val_fraction, seed, strata)
+        stratified = stratified and ok
+        notes["val_fraction"] = options.val_fraction
+    if options.group is not None:
+        notes["group"] = options.group
+    elif strata is not None:
+        notes["stratified"] = stratified
+    notes.update(split_seed=seed, test_seed=TEST_SEED, rows=len(df))
+    if dropped:
+        notes["rows_without_target"] = dropped
+
+    train_df = df.iloc[train_rows]
+    if classes is not None and len(np.unique(strata[train_rows])) < 2:  # type: ignore[index]
+        raise DataError(f"{path}: the training rows hold one class of {target!r}")
+    for col in train_df.columns:
+        if col != target and col not in options.drop and train_df[col].isna().all():
+            raise DataError(
+                f"{path}: column {col!r} has no value in the training rows; remove it or list it in data.drop"
+            )
+    transform = TableTransform.fit(
+        train_df,
+        target=target,
+        task=task,
+        classes=classes,
+        categorical=options.categorical,
+        drop=options.drop,
+        source=str(path),
+    )
+
+    def split(frame: pd.DataFrame, source: str) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.from_numpy(transform.transform(frame, source=source))
+        y = torch.from_numpy(transform.encode_target(frame[target], source=source))
+        return x, y
+
+    train = split(train_df, str(path))
+    val = (
+        split(frames["val_path"], str(extra["val_path"]))
+        if "val_path" in frames
+        else split(df.iloc[val_rows], str(path))
+    )
+    test = (
+        split(frames["test_path"], str(extra["test_path"]))
+        if "test_path" in frames
+        else split(df.iloc[test_rows], str(path))
+    )
+    digest = hashlib.sha256(file_digest(path).encode())
+    for p in extra.values():
+        if p is not None:
+            digest.update(file_digest(p).encode())
+    notes["sha256"] = digest.hexdigest()
+    y_train = train[1].double()
+    target_mean = float(y_train.mean()) if task == "regression" else 0.0
+    target_std = float(y_train.std(unbiased=False)) if task == "regression" else 1.0
+    return DataBundle(
+        name=path.stem,
+        task=task,
+        train=train,
+        val=val,
+        test=test,
+        input_shape=(transform.n_features,),
+        n_outputs=len(classes) if classes is not None else 1,
+        preprocessing=Preprocessing(kind="table", steps=transform.to_dict()),
+        target_mean=target_mean,
+        target_std=target_std if target_std > 0 else 1.0,
+        notes=notes,
+    )
+
+
+def _is_int(text: str) -> bool:
+    return text.lstrip("-").isdigit()

@@ -1,0 +1,403 @@
+"""Your own table: the loader, its JSON preprocessing (checked against scikit-learn), the
+splits, the [data] keys, and the CLI from a CSV to predictions, bad input included."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import autosize
+from autosize.cli import main
+from autosize.data import load_dataset
+from autosize.data.table import MISSING, TableTransform, infer_task
+from autosize.errors import ConfigError, DataError
+from autosize.search.config import load_config
+
+pytestmark = [
+    pytest.mark.filterwarnings(
+        "ignore::optuna.exceptions.ExperimentalWarning",
+        "ignore:Heartbeat of storage:UserWarning",
+    ),
+    pytest.mark.usefixtures("one_torch_thread"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`run --data` keeps its state in ./.state/: never the repository's."""
+    monkeypatch.chdir(tmp_path)
+
+
+def frame(n: int = 120, seed: int = 0) -> pd.DataFrame:
+    """Numbers with gaps, text with gaps, a flag, a group and a string class that depends on them."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    colour = rng.choice(["red", "green", "blue"], n).astype(object)
+    df = pd.DataFrame(
+        {
+            "x": x,
+            "count": rng.integers(0, 50, n).astype(float),
+            "colour": colour,
+            "flag": rng.random(n) < 0.5,
+            "site": rng.choice(["a", "b", "c", "d", "e", "f"], n),
+            "label": np.where(x + (colour == "red") > 0.3, "big", "small"),
+        }
+    )
+    df.loc[::7, "x"] = np.nan
+    df.loc[::11, "colour"] = None
+    return df
+
+
+def run_main(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(list(argv))
+    return rc, out.getvalue(), err.getvalue()
+
+
+# --------------------------------------------------------------------------- the transform
+
+
+def sklearn_reference(train: pd.DataFrame, t: TableTransform) -> object:
+    """scikit-learn's own pipeline with the settings the module docstring promises."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
+    from autosize.data.table import as_text
+
+    def text(df: pd.DataFrame) -> np.ndarray:
+        return np.column_stack([as_text(df[c]) for c in df.columns])
+
+    return ColumnTransformer(
+        [
+            (
+                "num",
+                make_pipeline(
+                    SimpleImputer(strategy="median", add_indicator=True), StandardScaler()
+                ),
+                list(t.numeric),
+            ),
+            (
+                "cat",
+                make_pipeline(
+                    FunctionTransformer(text),
+                    SimpleImputer(strategy="constant", fill_value=MISSING, missing_values=None),
+                    OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                ),
+                list(t.categorical),
+            ),
+        ]
+    ).fit(train)
+
+
+def test_transform_replays_scikit_learn_from_json() -> None:
+    df = frame()
+    train, other = df.iloc[:80], df.iloc[80:].copy()
+    other.loc[other.index[0], "colour"] = "purple"  # a level never seen in training
+    t = TableTransform.fit(
+        train,
+        target="label",
+        task="classification",
+        classes=("big", "small"),
+        categorical=(),
+        drop=(),
+        source="t.csv",
+    )
+    assert t.numeric == ("x", "count") and t.categorical == ("colour", "flag", "site")
+    assert t.indicator == ("x",)  # only x has gaps in training
+    again = TableTransform.from_dict(json.loads(json.dumps(t.to_dict())))
+    reference = sklearn_reference(train.drop(columns="label"), t)
+    for rows in (train, other):
+        expected = reference.transform(rows.drop(columns="label"))  # type: ignore[attr-defined]
+        np.testing.assert_allclose(again.transform(rows), expected, rtol=1e-6, atol=1e-6)
+    # the unseen level encodes as all zeros in the colour block
+    start = len(t.mean)
+    block = again.transform(other)[0, start : start + len(t.categories[0])]
+    assert not block.any()
+
+
+@pytest.mark.parametrize(
+    ("values", "task"),
+    [
+        (["a", "b", "a"], "classification"),
+        ([True, False, True], "classification"),
+        ([0, 1, 2, 1], "classification"),
+        ([0.0, 1.0, 1.0], "classification"),
+        (list(range(30)), "regression"),
+        ([0.5, 1.25, 3.0], "regression"),
+    ],
+)
+def test_task_is_inferred_from_the_target(values: list[object], task: str) -> None:
+    assert infer_task(pd.Series(values)) == task
+
+
+# --------------------------------------------------------------------------- loading and splits
+
+
+def test_stratified_splits_and_a_fixed_test_set(tmp_path: Path) -> None:
+    df = frame(200)
+    df.to_csv(tmp_path / "t.csv", index=False)
+    a = load_dataset("table", path=str(tmp_path / "t.csv"), target="label", seed=0)
+    b = load_dataset("table", path=str(tmp_path / "t.csv"), target="label", seed=1)
+    assert a.task == "classification" and a.n_outputs == 2
+    assert a.sizes == {"train": 128, "val": 32, "test": 40}
+    assert a.notes["stratified"] is True
+    share = float((df["label"] == "big").mean())
+    for split in ("train", "val", "test"):
+        assert float((a.split(split)[1] == 0).float().mean()) == pytest.approx(share, abs=0.05)
+    # the same test rows for every seed (their standardisation follows the training rows)
+    n_num = len(a.preprocessing.steps["mean"])  # type: ignore[arg-type]
+    assert torch.equal(a.test[1], b.test[1])
+    torch.testing.assert_close(a.test[0][:, n_num:], b.test[0][:, n_num:])
+    assert not torch.equal(a.val[0][:, n_num:], b.val[0][:, n_num:])  # val follows the seed
+    assert a.preprocessing.kind == "table"
+    json.dumps(a.preprocessing.to_dict())  # plain JSON
+
+
+def test_group_is_held_out_whole_and_files_give_splits(tmp_path: Path) -> None:
+    df = frame(240)
+    df["y"] = df["count"] * 3.5 + 1000.0
+    path = tmp_path / "t.parquet"
+    df.drop(columns="label").to_parquet(path)
+    b = load_dataset("table", path=str(path), target="y", group="site", drop=["site"])
+    assert b.task == "regression" and b.target_mean > 900  # the target keeps its unit
+    transform = TableTransform.from_dict(
+        {k: v for k, v in b.preprocessing.to_dict().items() if k != "kind"}
+    )
+    assert "site" not in transform.columns
+    # every site lands in one split: rebuild the split membership from the row counts
+    sizes = df.groupby("site").size()
+    for split in ("val", "test"):
+        n = b.sizes[split]
+        assert any(
+            sum(sizes[list(c)]) == n
+            for r in range(1, 4)
+            for c in itertools.combinations(sizes.index, r)
+        )
+
+    df.iloc[:150].drop(columns="label").to_csv(tmp_path / "train.csv", index=False)
+    df.iloc[150:200].drop(columns="label").to_csv(tmp_path / "val.csv", index=False)
+    df.iloc[200:].drop(columns="label").to_csv(tmp_path / "test.csv", index=False)
+    f = load_dataset(
+        "table",
+        path=str(tmp_path / "train.csv"),
+        target="y",
+        val_path=str(tmp_path / "val.csv"),
+        test_path=str(tmp_path / "test.csv"),
+    )
+    assert f.sizes == {"train": 150, "val": 50, "test": 40}
+
+
+def test_config_keys_are_relative_to_the_config(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    frame().to_csv(tmp_path / "data" / "t.csv", index=False)
+    path = tmp_path / "s.toml"
+    path.write_text(
+        '[study]\nn_trials = 1\n[data]\nname = "table"\npath = "data/t.csv"\ntarget = "label"\n'
+        'categorical = ["count"]\ndrop = "site"\nval_fraction = 0.25\n',
+        encoding="utf-8",
+    )
+    cfg = load_config(path)
+    assert cfg.data.options["path"] == str(tmp_path / "data" / "t.csv")
+    assert cfg.data.options["categorical"] == ["count"] and cfg.data.options["drop"] == ["site"]
+    assert cfg.auto == {"objective", "seed", "train", "search", "baselines"}
+    for old, new, key in (
+        ('target = "label"\n', "", "data.target"),
+        ("val_fraction = 0.25", "val_fraction = 1.5", "data.val_fraction"),
+        ('drop = "site"', "drop = [1]", "data.drop"),
+        ('target = "label"', 'target = "label"\ntask = "ranking"', "data.task"),
+        ('target = "label"', 'target = "label"\ncolour = 1', "data.colour"),
+    ):
+        bad = tmp_path / "bad.toml"
+        bad.write_text(path.read_text().replace(old, new), encoding="utf-8")
+        with pytest.raises(ConfigError, match=key) as info:
+            load_config(bad)
+        assert str(info.value).startswith(str(bad))
+
+
+# --------------------------------------------------------------------------- CLI: CSV to predictions
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    tmp = tmp_path_factory.mktemp("table-cli")
+    frame(90).to_csv(tmp / "rows.csv", index=False)
+    storage = f"sqlite:///{tmp / 's.db'}"
+    with contextlib.chdir(tmp):  # module-scoped: runs before the autouse chdir
+        rc, out, err = run_main(
+            "run", "--data", str(tmp / "rows.csv"), "--target", "label",
+            "--n-trials", "1", "--storage", storage,
+        )  # fmt: skip
+    assert rc == 0, err
+    rc, _, err = run_main("export", "--storage", storage, "--out", str(tmp / "export"))
+    assert rc == 0, err
+    return tmp, tmp / "export", out
+
+
+def test_run_without_a_config_prints_what_it_chose(exported: tuple[Path, Path, str]) -> None:
+    _, folder, out = exported
+    assert "chosen from the data" in out
+    assert "study.objective = 'val_accuracy'" in out and "[seed] layers fc" in out
+    record = json.loads((folder / "architecture.json").read_text())
+    assert record["dataset"]["name"] == "table" and record["preprocessing"]["kind"] == "table"
+    assert record["preprocessing"]["classes"] == ["big", "small"]
+
+
+def test_predict_cli_and_load_model_agree(exported: tuple[Path, Path, str]) -> None:
+    tmp, folder, _ = exported
+    rows = frame(30, seed=5).drop(columns="label")  # the target absent
+    rows.to_csv(tmp / "new.csv", index=False)
+    rc, _, err = run_main(
+        "predict", str(folder), str(tmp / "new.csv"), "--out", str(tmp / "p.csv"), "--proba"
+    )
+    assert rc == 0, err
+    pred = pd.read_csv(tmp / "p.csv")
+    assert list(pred.columns) == ["label", "proba_big", "proba_small"]
+    assert set(pred["label"]) <= {"big", "small"} and len(pred) == 30
+    np.testing.assert_allclose(pred[["proba_big", "proba_small"]].sum(axis=1), 1.0)
+    model = autosize.load_model(folder)
+    assert list(model.predict(rows)) == list(pred["label"])
+    np.testing.assert_allclose(model.predict_proba(rows)[:, 0], pred["proba_big"], rtol=1e-6)
+    x = model.inputs(rows)
+    torch.testing.assert_close(model(x), model.net(x))  # still the network on tensors
+
+
+def test_regression_predictions_keep_the_unit(tmp_path: Path) -> None:
+    df = frame(80).drop(columns="label")
+    df["price"] = 5000.0 + 100.0 * df["count"]
+    df.to_csv(tmp_path / "houses.csv", index=False)
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    # no --timeout in process: the wall clock of main() starts with the pytest process
+    args = ("--target", "price", "--n-trials", "1", "--storage", storage)
+    assert run_main("run", "--data", str(tmp_path / "houses.csv"), *args)[0] == 0
+    assert run_main("export", "--storage", storage, "--out", str(tmp_path / "e"))[0] == 0
+    pred = autosize.load_model(tmp_path / "e").predict(df)
+    assert 4000 < float(np.mean(pred)) < 11000  # dollars, not standard deviations
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def write_bad(tmp: Path, case: str) -> tuple[list[str], str]:
+    """The arguments of one bad run and a string its error line must contain."""
+    good = frame(40)
+    if case == "missing file":
+        return ["--data", str(tmp / "nope.csv"), "--target", "label"], "nope.csv: no such file"
+    if case == "missing target":
+        good.to_csv(tmp / "t.csv", index=False)
+        return ["--data", str(tmp / "t.csv"), "--target", "price"], "no column 'price'"
+    if case == "one class":
+        good.assign(label="big").to_csv(tmp / "t.csv", index=False)
+        return ["--data", str(tmp / "t.csv"), "--target", "label"], "has one class ('big')"
+    if case == "empty column":
+        good.assign(notes=np.nan).to_csv(tmp / "t.csv", index=False)
+        return ["--data", str(tmp / "t.csv"), "--target", "label"], "column 'notes' is empty"
+    if case == "not a table":
+        (tmp / "t.xlsx").write_bytes(b"PK\x03\x04")
+        return ["--data", str(tmp / "t.xlsx"), "--target", "label"], "not a CSV or Parquet file"
+    if case == "broken parquet":
+        (tmp / "t.parquet").write_text("x,y\n1,2\n")
+        return ["--data", str(tmp / "t.parquet"), "--target", "y"], "cannot read as PARQUET"
+    if case in ("test file with another column", "test file without a column"):
+        good.to_csv(tmp / "t.csv", index=False)
+        other = good.assign(extra=1) if "another" in case else good.drop(columns="colour")
+        other.to_csv(tmp / "test.csv", index=False)
+        (tmp / "s.toml").write_text(
+            f'[study]\nn_trials = 1\nstorage = "sqlite:///{tmp / "s.db"}"\n'
+            '[data]\nname = "table"\npath = "t.csv"\ntarget = "label"\ntest_path = "test.csv"\n'
+        )
+        expected = "column 'extra' is not in" if "another" in case else "no column 'colour'"
+        return [str(tmp / "s.toml")], expected
+    raise AssertionError(case)
+
+
+BAD = (
+    "missing file",
+    "missing target",
+    "one class",
+    "empty column",
+    "not a table",
+    "broken parquet",
+    "test file with another column",
+    "test file without a column",
+)
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    argv, expected = write_bad(tmp_path, case)
+    if argv[0] == "--data":
+        argv += ["--n-trials", "1", "--storage", f"sqlite:///{tmp_path / 's.db'}"]
+    rc, out, err = run_main("run", *argv)
+    assert rc == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("autosize: error: "), err
+    assert expected in lines[0], lines[0]
+    assert ".csv" in lines[0] or ".parquet" in lines[0] or ".xlsx" in lines[0]
+    assert not (tmp_path / "s.db").exists() and not (tmp_path / ".state").exists()
+
+
+def test_predict_refuses_rows_without_a_training_column(exported: tuple[Path, Path, str]) -> None:
+    tmp, folder, _ = exported
+    frame(5).drop(columns=["x", "label"]).to_csv(tmp / "short.csv", index=False)
+    rc, _, err = run_main(
+        "predict", str(folder), str(tmp / "short.csv"), "--out", str(tmp / "o.csv")
+    )
+    assert rc == 2 and "short.csv: no column 'x'" in err and err.count("\n") == 1
+    assert not (tmp / "o.csv").exists()
+
+
+def test_bad_input_through_a_real_process(tmp_path: Path) -> None:
+    argv, expected = write_bad(tmp_path, "one class")
+    proc = subprocess.run(
+        [sys.executable, "-m", "autosize", "run", *argv, "--n-trials", "1"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert expected in proc.stderr
+    assert not (tmp_path / ".state").exists()
+
+
+def test_load_dataset_names_the_table_options(tmp_path: Path) -> None:
+    frame().to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(DataError, match="target"):
+        load_dataset("table", path=str(tmp_path / "t.csv"))
+    with pytest.raises(DataError, match="unknown option 'colour'"):
+        load_dataset("table", path=str(tmp_path / "t.csv"), target="label", colour=1)
+
+
+def test_defaults_follow_the_data_and_the_wall_budget(tmp_path: Path) -> None:
+    from autosize.search.config import config_from_dict
+    from autosize.search.prepare import prepare
+
+    frame(200).to_csv(tmp_path / "t.csv", index=False)
+    data = {"name": "table", "path": str(tmp_path / "t.csv"), "target": "label"}
+    raw = {"study": {"timeout": 100, "storage": "memory:defaults"}, "data": data}
+    p = prepare(config_from_dict(raw, tmp_path / "s.toml"))
+    c = p.config
+    assert c.auto == frozenset() and c.objective == "val_accuracy"
+    assert c.seed_net.layers[0].size == 8  # 2^ceil(log2(d)) / 2 for d = 11 inputs, at least 8
+    assert c.seed_net.train.max_seconds == 20 and c.train.max_seconds == 5
+    assert c.search.parents == "best" and c.baselines.scales == (4.0, 16.0)
+    assert len(p.baseline_specs) == 3 and any("[seed]" in line for line in p.chosen)
+    # a config that gives [seed] keeps its own search space and baselines
+    raw["seed"] = {"layers": [{"type": "dense", "width": 5}], "epochs": 1}
+    q = prepare(config_from_dict(raw, tmp_path / "s.toml"))
+    assert q.config.baselines.scales == () and q.config.search.parents == "seed"
+    assert q.config.seed_net.layers[0].size == 5 and q.config.train.max_seconds == 5
