@@ -62,6 +62,8 @@ from sklearn.utils.validation import (
 from autosize.errors import StudyError
 
 if TYPE_CHECKING:
+    from sklearn.utils import Tags
+
     from autosize.models import ArchSpec
     from autosize.predictor import Predictor
 
@@ -104,6 +106,9 @@ def expected_failed_checks(estimator: BaseEstimator) -> dict[str, str]:
 
 class _AutosizeBase(BaseEstimator):
     _task: str = ""
+    # Set by ``_frame(X, reset=True)`` in fit: whether X was a DataFrame, and the columns.
+    _from_frame: bool
+    _columns: list[str]
 
     def __init__(
         self,
@@ -130,7 +135,7 @@ class _AutosizeBase(BaseEstimator):
         self.test_fraction = test_fraction
         self.config = config
 
-    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+    def __sklearn_tags__(self) -> Tags:
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
         return tags
@@ -261,9 +266,9 @@ class AutosizeClassifier(ClassifierMixin, _AutosizeBase):
     _task = "classification"
 
     def _target(self, y: object) -> np.ndarray:
-        y = column_or_1d(check_array(y, ensure_2d=False, dtype=None), warn=True)
-        check_classification_targets(y)
-        self.classes_, codes = np.unique(y, return_inverse=True)
+        labels: np.ndarray = column_or_1d(check_array(y, ensure_2d=False, dtype=None), warn=True)
+        check_classification_targets(labels)
+        self.classes_, codes = np.unique(labels, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(
                 f"AutosizeClassifier needs samples of at least 2 classes; got one class "
@@ -288,12 +293,14 @@ class AutosizeRegressor(RegressorMixin, _AutosizeBase):
     _task = "regression"
 
     def _target(self, y: object) -> np.ndarray:
-        y = check_array(y, ensure_2d=False, dtype="numeric", ensure_all_finite=True)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
-        if y.ndim != 1:
-            raise ValueError(f"AutosizeRegressor predicts one target; y has shape {y.shape}")
-        return y.astype(np.float64)
+        values: np.ndarray = check_array(
+            y, ensure_2d=False, dtype="numeric", ensure_all_finite=True
+        )
+        if values.ndim == 2 and values.shape[1] == 1:
+            values = column_or_1d(values, warn=True)
+        if values.ndim != 1:
+            raise ValueError(f"AutosizeRegressor predicts one target; y has shape {values.shape}")
+        return values.astype(np.float64)
 
     def predict(self, X: object) -> np.ndarray:
         return self._outputs(X)[:, 0]

@@ -55,7 +55,7 @@ class Predictor(nn.Module):
             self._images = ImageTransform.from_dict(steps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)  # type: ignore[no-any-return]
+        return self.net(x)
 
     @property
     def task(self) -> str:

@@ -145,12 +145,12 @@ def read_images(
             f"{path}: no images (expected one sub-folder per class holding "
             f"{', '.join(IMAGE_SUFFIXES[:3])}, ... files)"
         )
-    pictures = []
+    pictures: list[Image.Image] = []
     for f, _ in files:
         try:
-            with Image.open(f) as im:
-                im.load()
-                pictures.append(im.copy())
+            with Image.open(f) as opened:
+                opened.load()
+                pictures.append(opened.copy())
         except (UnidentifiedImageError, OSError) as exc:
             raise DataError(f"{f}: not an image autosize can read ({exc})") from None
     if channels is None:
@@ -158,15 +158,15 @@ def read_images(
     if size is None:
         size = Counter(im.size for im in pictures).most_common(1)[0][0]  # (width, height)
     mode = "L" if channels == 1 else "RGB"
-    arrays = []
+    planes: list[np.ndarray] = []  # C x H x W each
     for im in pictures:
         im = im.convert(mode)
         if im.size != size:
             im = im.resize(size, Image.Resampling.BILINEAR)
         a = np.asarray(im, dtype=np.float32) / 255.0
-        arrays.append(a[None] if channels == 1 else a.transpose(2, 0, 1))
+        planes.append(a[None] if channels == 1 else a.transpose(2, 0, 1))
     labels = np.asarray([c for _, c in files], dtype=object) if labelled else None
-    return Images(np.stack(arrays), labels, tuple(str(f) for f, _ in files))
+    return Images(np.stack(planes), labels, tuple(str(f) for f, _ in files))
 
 
 # --------------------------------------------------------------------------- the transform
@@ -220,6 +220,9 @@ class ImageTransform:
             raise DataError(f"not an image preprocessing record (format {data.get('format')!r})")
         try:
             classes = data.get("classes")
+            # ``data`` is a parsed JSON record (values typed object) and its fields are taken
+            # as written, a malformed one failing below as a TypeError; typing them would mean
+            # validating each field here, stricter than the loader is: hence the ignores.
             return cls(
                 shape=tuple(data["shape"]),  # type: ignore[arg-type]
                 mean=tuple(data["mean"]),  # type: ignore[arg-type]
@@ -296,6 +299,9 @@ def load_image_files(root: Path, *, seed: int, options: ImageFilesOptions) -> Da
 
     rows = np.arange(len(main.x))
     notes: dict[str, str | int | float | bool | None] = {"path": str(path), "images": len(rows)}
+    # The images held out for validation and test; None where a path gives that split.
+    val_rows: np.ndarray | None = None
+    test_rows: np.ndarray | None = None
     if "test_path" in others:
         pool = rows
     else:
@@ -312,12 +318,13 @@ def load_image_files(root: Path, *, seed: int, options: ImageFilesOptions) -> Da
     mean = x_train.mean(axis=(0, 2, 3), dtype=np.float64)
     std = x_train.std(axis=(0, 2, 3), dtype=np.float64)
     std = np.where(std > 0, std, 1.0)
-    shape = tuple(int(d) for d in main.x.shape[1:])
+    c, h, w = (int(d) for d in main.x.shape[1:])  # N x C x H x W (read_images)
+    shape = (c, h, w)
     transform = ImageTransform(
-        shape=shape,  # type: ignore[arg-type]
+        shape=shape,
         mean=tuple(float(v) for v in mean),
         std=tuple(float(v) for v in std),
-        task=task,  # type: ignore[arg-type]
+        task=task,
         classes=classes,
         source=str(path),
     )
@@ -332,11 +339,11 @@ def load_image_files(root: Path, *, seed: int, options: ImageFilesOptions) -> Da
         return torch.from_numpy(transform.transform(x, source=where)), torch.from_numpy(y)
 
     train = split(x_train, y_all[train_rows], str(path))
-    if "val_path" in others:
+    if val_rows is None:
         val = split(others["val_path"].x, targets(others["val_path"], extra["val_path"]), "val")
     else:
         val = split(main.x[val_rows], y_all[val_rows], str(path))
-    if "test_path" in others:
+    if test_rows is None:
         test = split(
             others["test_path"].x, targets(others["test_path"], extra["test_path"]), "test"
         )
@@ -347,7 +354,7 @@ def load_image_files(root: Path, *, seed: int, options: ImageFilesOptions) -> Da
     target_std = float(y_train.std(unbiased=False)) if regression else 1.0
     return DataBundle(
         name=path.stem,
-        task=task,  # type: ignore[arg-type]
+        task=task,
         train=train,
         val=val,
         test=test,

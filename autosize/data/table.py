@@ -386,6 +386,9 @@ class TableTransform:
             raise DataError(f"not a table preprocessing record (format {data.get('format')!r})")
         try:
             classes = data.get("classes")
+            # ``data`` is a parsed JSON record (values typed object) and its fields are taken
+            # as written, a malformed one failing below as a TypeError; typing them would mean
+            # validating each field here, stricter than the loader is: hence the ignores.
             return cls(
                 target=str(data["target"]),
                 task=data["task"],  # type: ignore[arg-type]
@@ -535,6 +538,9 @@ def load_table(root: Path, *, seed: int, options: TableOptions) -> DataBundle:
         groups = np.where(pd.isna(groups), MISSING, groups).astype(object)
     notes: dict[str, str | int | float | bool | None] = {"path": str(path)}
     stratified = strata is not None
+    # The rows of df held out for validation and test; None where a file gives that split.
+    val_rows: np.ndarray | None = None
+    test_rows: np.ndarray | None = None
     if "test_path" in frames:
         pool = rows
         notes["test_path"] = str(extra["test_path"])
@@ -569,7 +575,7 @@ def load_table(root: Path, *, seed: int, options: TableOptions) -> DataBundle:
         notes["rows_without_target"] = dropped
 
     train_df = df.iloc[train_rows]
-    if classes is not None and len(np.unique(strata[train_rows])) < 2:  # type: ignore[index]
+    if strata is not None and len(np.unique(strata[train_rows])) < 2:  # classification
         raise DataError(f"{path}: the training rows hold one class of {target!r}")
     for col in train_df.columns:
         if col != target and col not in options.drop and train_df[col].isna().all():
@@ -594,12 +600,12 @@ def load_table(root: Path, *, seed: int, options: TableOptions) -> DataBundle:
     train = split(train_df, str(path))
     val = (
         split(frames["val_path"], str(extra["val_path"]))
-        if "val_path" in frames
+        if val_rows is None
         else split(df.iloc[val_rows], str(path))
     )
     test = (
         split(frames["test_path"], str(extra["test_path"]))
-        if "test_path" in frames
+        if test_rows is None
         else split(df.iloc[test_rows], str(path))
     )
     digest = hashlib.sha256(file_digest(path).encode())

@@ -82,15 +82,14 @@ Schedule = Literal["constant", "cosine"]
 ParentPolicy = Literal["seed", "best"]
 BaselineReference = Literal["best", "nearest"]
 
-Scalar = str | int | float | bool
-
 
 @dataclass(frozen=True)
 class DataConfig:
     name: str
     data_dir: str | None = None
-    # Dataset-specific keyword options for load_dataset (e.g. airfoil's split).
-    options: Mapping[str, Scalar] = field(default_factory=dict)
+    # Dataset-specific keyword options for load_dataset (e.g. airfoil's split; a table's
+    # categorical and drop are lists of column names): load_dataset checks them.
+    options: Mapping[str, object] = field(default_factory=dict)
     # Cap each split at this many rows (quick studies); None keeps the split whole.
     max_train: int | None = None
     max_val: int | None = None
@@ -284,7 +283,7 @@ def _columns(t: Table, key: str) -> list[str]:
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         t.fail(key, value, "a list of column names")
-    return list(value)  # type: ignore[arg-type]
+    return list(value)
 
 
 def _file_options(t: Table, path: Path, kind: str) -> dict[str, object]:
@@ -317,11 +316,11 @@ def _file_options(t: Table, path: Path, kind: str) -> dict[str, object]:
             if names := _columns(t, key):
                 options[key] = names
     for key in ("val_fraction", "test_fraction"):
-        value = t.float(key, None, strict=True)
-        if value is not None:
-            if value >= 1.0:
-                t.fail(key, value, "a number in (0, 1)")
-            options[key] = value
+        fraction = t.float(key, None, strict=True)
+        if fraction is not None:
+            if fraction >= 1.0:
+                t.fail(key, fraction, "a number in (0, 1)")
+            options[key] = fraction
     return options
 
 
@@ -380,15 +379,16 @@ def config_from_dict(
     data_name = data_t.str("name")
     if data_name is None:
         data_t.fail("name", None, "a dataset name")
-    options = data_t.get("options") or {}
-    if not isinstance(options, Mapping):
-        data_t.fail("options", options, "a table of dataset options")
+    raw_options = data_t.get("options") or {}
+    if not isinstance(raw_options, Mapping):
+        data_t.fail("options", raw_options, "a table of dataset options")
+    options: Mapping[str, object] = raw_options  # a TOML table: string keys
     if data_name in FILE_DATASETS:
         if options:
             data_t.fail(
                 "options", options, f"no [data.options] for {data_name!r}: its keys go in [data]"
             )
-        options = _file_options(data_t, path, data_name)  # type: ignore[arg-type]
+        options = _file_options(data_t, path, data_name)
     data = DataConfig(
         name=data_name,
         data_dir=data_t.str("data_dir", None),
