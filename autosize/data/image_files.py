@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -215,20 +216,19 @@ class ImageTransform:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> ImageTransform:
+    def from_dict(cls, data: Mapping[str, Any]) -> ImageTransform:
         if data.get("format") != FORMAT:
             raise DataError(f"not an image preprocessing record (format {data.get('format')!r})")
         try:
             classes = data.get("classes")
-            # ``data`` is a parsed JSON record (values typed object) and its fields are taken
-            # as written, a malformed one failing below as a TypeError; typing them would mean
-            # validating each field here, stricter than the loader is: hence the ignores.
+            # ``data`` is a parsed JSON record (hence Any): its fields are taken as written,
+            # a malformed one failing below as a TypeError that becomes a DataError.
             return cls(
-                shape=tuple(data["shape"]),  # type: ignore[arg-type]
-                mean=tuple(data["mean"]),  # type: ignore[arg-type]
-                std=tuple(data["std"]),  # type: ignore[arg-type]
-                task=data["task"],  # type: ignore[arg-type]
-                classes=None if classes is None else tuple(classes),  # type: ignore[arg-type]
+                shape=tuple(data["shape"]),
+                mean=tuple(data["mean"]),
+                std=tuple(data["std"]),
+                task=data["task"],
+                classes=None if classes is None else tuple(classes),
                 source=str(data.get("source", "")),
             )
         except (KeyError, TypeError) as exc:

@@ -41,7 +41,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -381,27 +381,26 @@ class TableTransform:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> TableTransform:
+    def from_dict(cls, data: Mapping[str, Any]) -> TableTransform:
         if data.get("format") != FORMAT:
             raise DataError(f"not a table preprocessing record (format {data.get('format')!r})")
         try:
             classes = data.get("classes")
-            # ``data`` is a parsed JSON record (values typed object) and its fields are taken
-            # as written, a malformed one failing below as a TypeError; typing them would mean
-            # validating each field here, stricter than the loader is: hence the ignores.
+            # ``data`` is a parsed JSON record (hence Any): its fields are taken as written,
+            # a malformed one failing below as a TypeError that becomes a DataError.
             return cls(
                 target=str(data["target"]),
-                task=data["task"],  # type: ignore[arg-type]
-                columns=tuple(data["columns"]),  # type: ignore[arg-type]
-                numeric=tuple(data["numeric"]),  # type: ignore[arg-type]
-                median=tuple(data["median"]),  # type: ignore[arg-type]
-                indicator=tuple(data["indicator"]),  # type: ignore[arg-type]
-                mean=tuple(data["mean"]),  # type: ignore[arg-type]
-                scale=tuple(data["scale"]),  # type: ignore[arg-type]
-                categorical=tuple(data["categorical"]),  # type: ignore[arg-type]
-                categories=tuple(tuple(c) for c in data["categories"]),  # type: ignore[attr-defined]
-                classes=None if classes is None else tuple(classes),  # type: ignore[arg-type]
-                drop=tuple(data.get("drop") or ()),  # type: ignore[arg-type]
+                task=data["task"],
+                columns=tuple(data["columns"]),
+                numeric=tuple(data["numeric"]),
+                median=tuple(data["median"]),
+                indicator=tuple(data["indicator"]),
+                mean=tuple(data["mean"]),
+                scale=tuple(data["scale"]),
+                categorical=tuple(data["categorical"]),
+                categories=tuple(tuple(c) for c in data["categories"]),
+                classes=None if classes is None else tuple(classes),
+                drop=tuple(data.get("drop") or ()),
                 source=str(data.get("source", "")),
             )
         except (KeyError, TypeError) as exc:

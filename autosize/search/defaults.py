@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import Any
 
 from autosize.data import DataBundle
 from autosize.models import ConvLayer, DenseLayer, Layer
@@ -58,7 +59,7 @@ def choose_defaults(config: StudyConfig, bundle: DataBundle) -> tuple[StudyConfi
     n = bundle.sizes["train"]
     d = math.prod(bundle.input_shape)
     image = len(bundle.input_shape) == 3
-    changes: dict[str, object] = {"auto": frozenset()}
+    changes: dict[str, Any] = {"auto": frozenset()}  # keyword arguments of replace()
 
     if "objective" in auto:
         objective = "val_accuracy" if bundle.task == "classification" else "val_rmse"
@@ -124,4 +125,4 @@ def choose_defaults(config: StudyConfig, bundle: DataBundle) -> tuple[StudyConfi
     if "baselines" in auto:
         changes["baselines"] = BaselineConfig(scales=(4.0, 16.0))
         lines.append("[baselines] the seed's architecture and its widths times 4 and 16")
-    return replace(config, **changes), tuple(lines)  # type: ignore[arg-type]
+    return replace(config, **changes), tuple(lines)
