@@ -14,6 +14,7 @@ each, see :mod:`autosize.checkpoint`) in a file-system artifact store.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -36,6 +37,7 @@ from autosize.models import ArchSpec, Net
 
 __all__ = [
     "artifact_store",
+    "check_artifact_folder",
     "download_network",
     "fail_stale",
     "grace_seconds",
@@ -59,10 +61,16 @@ OPEN_ATTEMPTS = 5
 def make_storage(url: str) -> BaseStorage:
     if url.startswith("journal:") or url.endswith(".log"):
         path = Path(url.removeprefix("journal:"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
+        _make_parent(path, url)
+        _check_journal(path, url)
+        try:
+            return JournalStorage(JournalFileBackend(str(path)))
+        except Exception as exc:
+            raise StudyError(
+                f"storage {url!r}: cannot open ({type(exc).__name__}: {_first_line(exc)})"
+            ) from None
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        _make_parent(Path(url.removeprefix("sqlite:///")), url)
     sqlite = url.startswith("sqlite")
     grace = grace_seconds()
     for attempt in range(1, OPEN_ATTEMPTS + 1):
@@ -85,6 +93,50 @@ def make_storage(url: str) -> BaseStorage:
                 f"storage {_redacted(url)!r}: cannot open ({type(exc).__name__}: {_first_line(exc)})"
             ) from None
     raise AssertionError("unreachable")
+
+
+def _make_parent(path: Path, url: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StudyError(
+            f"storage {url!r}: cannot create its folder {path.parent} ({exc.strerror})"
+        ) from None
+
+
+def _check_journal(path: Path, url: str) -> None:
+    """Refuse a file that is not an Optuna journal before anything is appended to it."""
+    if not path.exists():
+        return
+    try:
+        with path.open("rb") as f:
+            first = f.readline(1 << 20)
+    except OSError as exc:
+        raise StudyError(f"storage {url!r}: cannot read {path} ({exc.strerror})") from None
+    if not first:
+        return
+    try:
+        ok = first.endswith(b"\n") and "op_code" in json.loads(first)
+    except (ValueError, TypeError):
+        ok = False
+    if not ok:
+        raise StudyError(
+            f"storage {url!r}: {path} is not an Optuna journal file (its first line is not a journal record)"
+        )
+
+
+def check_artifact_folder(path: str | Path, *, where: str) -> None:
+    """Refuse, before the storage is touched, an artifact folder no network can be written to
+    (creates nothing: a missing folder's nearest existing parent is checked instead)."""
+    path = Path(path)
+    probe = path
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    what = f"{where}: {path}" if probe == path else f"{where}: {path}: its parent {probe}"
+    if not probe.is_dir():
+        raise StudyError(f"{what} is not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise StudyError(f"{what} is not writable by this user")
 
 
 def grace_seconds() -> int:
@@ -187,6 +239,7 @@ def download_network(
         try:
             return load_network(path, device=device)
         except Exception as exc:
+            why = _first_line(exc).removeprefix(f"{path}: ")  # the temp copy's name says nothing
             raise StudyError(
-                f"{whose}artifact {artifact_id}: not a network autosize can load ({_first_line(exc)})"
+                f"{whose}artifact {artifact_id}: not a network autosize can load ({why})"
             ) from None

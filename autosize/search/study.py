@@ -52,7 +52,7 @@ from autosize.search.config import StudyConfig, load_config
 from autosize.search.prepare import Prepared, load_bundle, make_sampler, prepare
 from autosize.search.results import TrialResult
 from autosize.search.seed import ensure_seed, seed_key
-from autosize.search.storage import fail_stale, make_storage
+from autosize.search.storage import check_artifact_folder, fail_stale, make_storage
 from autosize.search.training import (
     RESERVE_EVALS,
     RESERVE_SECONDS,
@@ -182,10 +182,13 @@ def run_study(
     seconds = timeout if timeout is not None else config.timeout
     deadline = replace(Deadline.after(seconds, start=started), reserve=RESERVE_SECONDS)
     p = prepare(config)
+    check_artifact_folder(config.artifacts, where=f"{config.path}: [study] artifacts")
     study = open_study(p)
-    fail_stale(study)
     meta = _study_record(p)
     existing = record.study_meta(study)
+    if existing:  # refused before anything is written, stale trials included
+        _check_same_study(p, existing, meta)
+    fail_stale(study)
     if not existing:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -193,8 +196,6 @@ def run_study(
                 [config.objective, "params"] if p.multi_objective else [config.objective]
             )
         record.write_study_meta(study, meta)
-    else:
-        _check_same_study(p, existing, meta)
     seed_model, seed_spec = ensure_seed(study, p, deadline)
     if deadline.seconds is not None:
         deadline = replace(deadline, reserve=_reserve(seed_model, p))
