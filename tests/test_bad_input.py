@@ -205,6 +205,12 @@ CASES: list[Case] = [
         lambda w: "AUTOSIZE_HEARTBEAT_GRACE",
         env={"AUTOSIZE_HEARTBEAT_GRACE": "soon"},
     ),
+    Case(
+        "storage-retry-not-a-number",
+        lambda w: _run(w, "--n-trials", "2"),
+        lambda w: "AUTOSIZE_STORAGE_RETRY",
+        env={"AUTOSIZE_STORAGE_RETRY": "a minute"},
+    ),
     # --- the config file ---
     Case("config-missing", lambda w: _run(w, config=w.root / "nope.toml"), lambda w: "nope.toml"),
     Case("config-is-a-folder", lambda w: _run(w, config=w.art), lambda w: str(w.art)),

@@ -27,6 +27,7 @@ from contextlib import contextmanager, suppress
 import optuna
 from optuna.exceptions import DuplicatedStudyError, ExperimentalWarning
 
+from autosize.errors import StorageLost
 from autosize.search import record
 from autosize.search.storage import grace_seconds, make_storage
 
@@ -110,7 +111,7 @@ def _beat(lock: optuna.Study, stop: threading.Event, grace: int) -> None:
     while not stop.wait(max(0.5, grace / 3)):
         try:
             _write_beat(lock)
-        except Exception as exc:  # a storage hiccup: the next beat may get through
+        except (Exception, StorageLost) as exc:  # a storage hiccup: the next may get through
             logger.debug("could not write the claim's heartbeat: %s", exc)
 
 

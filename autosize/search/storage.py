@@ -14,25 +14,29 @@ each, see :mod:`autosize.checkpoint`) in a file-system artifact store.
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import os
 import random
 import re
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 
 import optuna
 from optuna.artifacts import FileSystemArtifactStore, download_artifact, upload_artifact
-from optuna.exceptions import ExperimentalWarning
+from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, Trial
 from torch import nn
 
 from autosize.checkpoint import load_network, save_network
-from autosize.errors import StudyError
+from autosize.errors import StorageLost, StudyError
 from autosize.models import ArchSpec, Net
 
 __all__ = [
@@ -46,6 +50,8 @@ __all__ = [
     "upload_network",
 ]
 
+logger = logging.getLogger(__name__)
+
 # A worker that dies without telling the storage (SIGKILL, a lost machine) leaves its trial
 # RUNNING; with a heartbeat, every worker marks trials silent for GRACE_SECONDS FAIL before
 # each trial it starts, and `autosize run` does so when it opens the study (RDB storages:
@@ -53,6 +59,10 @@ __all__ = [
 # Each running trial beats every third of the grace period (20 s by default);
 # AUTOSIZE_HEARTBEAT_GRACE=S sets the grace period.
 GRACE_SECONDS = 60
+# A database server that goes away once a study is open (a restart, a fail-over, a network
+# blip): every storage call retries with backoff for RETRY_SECONDS (default: the grace
+# period; AUTOSIZE_STORAGE_RETRY=S, 0 to stop at once), then the worker stops with one line.
+RETRY_ENV = "AUTOSIZE_STORAGE_RETRY"
 # Several processes opening a fresh database at once all try to create Optuna's schema;
 # the losers get an integrity or "already exists" error and try again after a pause.
 OPEN_ATTEMPTS = 5
@@ -77,8 +87,9 @@ def make_storage(url: str) -> BaseStorage:
         try:
             with warnings.catch_warnings():  # the heartbeat is "experimental" since Optuna 2.9
                 warnings.simplefilter("ignore", ExperimentalWarning)
-                return RDBStorage(
+                return _ReconnectingRDBStorage(
                     url,
+                    retry_seconds=retry_seconds(default=grace),
                     heartbeat_interval=max(1, grace // 3),
                     grace_period=grace,
                     engine_kwargs={"connect_args": {"timeout": 60}}
@@ -150,6 +161,145 @@ def grace_seconds() -> int:
     if value < 1:
         raise StudyError(f"AUTOSIZE_HEARTBEAT_GRACE: expected whole seconds >= 1, got {raw!r}")
     return value
+
+
+def retry_seconds(*, default: int) -> int:
+    raw = os.environ.get(RETRY_ENV)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise StudyError(f"{RETRY_ENV}: expected whole seconds >= 0, got {raw!r}")
+    return value
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) says the database connection is gone or refused."""
+    from sqlalchemy import exc as sa
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, sa.OperationalError | sa.InterfaceError) or (
+            isinstance(seen, sa.DBAPIError) and seen.connection_invalidated
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+class _ReconnectingRDBStorage(RDBStorage):
+    """Optuna's RDBStorage that rides out a database restart.
+
+    Optuna gives up at the first lost connection: the trial loop then fails on the very
+    call that would record the failure, and the heartbeat thread dies with a traceback
+    (so another worker soon fails a trial that is still running). Here every storage
+    call that loses its connection is retried with backoff (0.5 s doubling to 8 s;
+    ``pool_pre_ping`` replaces the dead pooled connections) for ``retry_seconds``; a
+    finished trial's result is written once the server is back. After that the storage
+    is gone for this process: :class:`~autosize.errors.StorageLost`, one line, and every
+    later call fails at once. Heartbeats never raise (the main thread reports the loss).
+    """
+
+    def __init__(self, url: str, *, retry_seconds: int, **kwargs: object) -> None:
+        self.retry_seconds = retry_seconds
+        self._gone: str | None = None
+        super().__init__(url, **kwargs)  # type: ignore[arg-type]
+
+    def _retrying(self, name: str, call: Callable[[], object]) -> object:
+        if self._gone is not None:
+            raise StorageLost(self._gone)
+        lost_at: float | None = None
+        delay = 0.5
+        while True:
+            try:
+                result = call()
+            except UpdateFinishedTrialError:
+                # The first attempt was committed but its answer lost: the state is set.
+                if lost_at is not None and name == "set_trial_state_values":
+                    return True
+                raise
+            except Exception as exc:
+                if not _connection_lost(exc):
+                    raise
+                now = time.monotonic()
+                if lost_at is None:
+                    lost_at = now
+                    logger.warning(
+                        "storage %s: connection lost (%s); retrying for up to %d s",
+                        _redacted(self.url), _cause_line(exc), self.retry_seconds,
+                    )  # fmt: skip
+                if now - lost_at >= self.retry_seconds:
+                    self._gone = (
+                        f"storage {_redacted(self.url)!r}: the database went away and did not "
+                        f"come back within {self.retry_seconds} s ({_cause_line(exc)}); finished "
+                        f"trials are stored, run again to resume ({RETRY_ENV}=S waits longer)"
+                    )
+                    raise StorageLost(self._gone) from None
+                time.sleep(min(delay, max(0.0, lost_at + self.retry_seconds - now)))
+                delay = min(delay * 2, 8.0)
+                continue
+            if lost_at is not None:
+                logger.warning(
+                    "storage %s: reconnected after %.1f s",
+                    _redacted(self.url), time.monotonic() - lost_at,
+                )  # fmt: skip
+            return result
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        # Never raises: the trial's own next storage call stops the worker with the one line.
+        with suppress(StorageLost):
+            self._retrying("record_heartbeat", lambda: RDBStorage.record_heartbeat(self, trial_id))
+
+
+def _retried(name: str) -> Callable[..., object]:
+    method = getattr(RDBStorage, name)
+
+    @functools.wraps(method)
+    def call(self: _ReconnectingRDBStorage, *args: object, **kwargs: object) -> object:
+        return self._retrying(name, lambda: method(self, *args, **kwargs))
+
+    return call
+
+
+# Every storage operation a study, a trial or fail_stale_trials performs.
+for _name in (
+    "create_new_study",
+    "delete_study",
+    "set_study_user_attr",
+    "set_study_system_attr",
+    "get_study_id_from_name",
+    "get_study_name_from_id",
+    "get_study_directions",
+    "get_study_user_attrs",
+    "get_study_system_attrs",
+    "get_trial_user_attrs",
+    "get_trial_system_attrs",
+    "get_all_studies",
+    "create_new_trial",
+    "set_trial_param",
+    "get_trial_param",
+    "set_trial_state_values",
+    "set_trial_intermediate_value",
+    "set_trial_user_attr",
+    "set_trial_system_attr",
+    "get_trial_id_from_study_id_trial_number",
+    "get_trial",
+    "get_all_trials",
+    "get_best_trial",
+    "_get_stale_trial_ids",
+):
+    setattr(_ReconnectingRDBStorage, _name, _retried(_name))
+
+
+def _cause_line(exc: BaseException) -> str:
+    """The first line of the innermost error (the driver's own words)."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _schema_race(exc: Exception) -> bool:

@@ -32,6 +32,7 @@ import logging
 import math
 import multiprocessing
 import signal
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -43,7 +44,7 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 from torch import nn
 
-from autosize.errors import ConfigError
+from autosize.errors import ConfigError, StorageLost
 from autosize.models import ArchSpec
 from autosize.search import record
 from autosize.search.baselines import run_baselines
@@ -297,6 +298,16 @@ def _worker(
     """One worker process of ``--workers K``: same storage, trials until the target."""
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # as Ctrl-C: "interrupted"
     torch.set_num_threads(1)
+    try:
+        _work(config_path, overrides, target, deadline)
+    except StorageLost as exc:  # one line, as `autosize run` says it
+        print(f"autosize: error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(3)
+
+
+def _work(
+    config_path: str, overrides: dict[str, object], target: int | None, deadline: Deadline
+) -> None:
     config = load_config(Path(config_path), overrides=overrides)
     p = prepare(config)
     study = open_study(p)
