@@ -41,6 +41,11 @@ def can_restart(url: str) -> bool:
     return url in _SERVERS
 
 
+def data_dir(url: str) -> Path | None:
+    """The data folder of a server these helpers started (None for any other)."""
+    return _SERVERS[url][1] if url in _SERVERS else None
+
+
 def stop(url: str) -> None:
     """Stop the server as an administrator would for a restart (``pg_ctl stop -m fast``)."""
     pg_ctl, data, _, _ = _SERVERS[url]

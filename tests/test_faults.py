@@ -136,6 +136,26 @@ def test_a_run_fails_stale_trials_when_it_starts_even_with_nothing_left_to_do(
     assert _counted(study) == 1
 
 
+def test_a_trial_killed_before_its_first_heartbeat_is_failed_when_a_run_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autosize.search.storage import fail_stale
+
+    monkeypatch.setenv("AUTOSIZE_HEARTBEAT_GRACE", "1")
+    study = optuna.create_study(
+        study_name="s", storage=make_storage(f"sqlite:///{tmp_path / 'a.db'}")
+    )
+    dead = study.ask()  # created, then SIGKILL: no heartbeat, no attribute
+    alive = study.ask()
+    alive.set_user_attr("role", "warmstart")  # a trial of autosize's records its role first
+    fail_stale(study)
+    assert study.trials[dead.number].state == TrialState.RUNNING  # too young to tell
+    time.sleep(2.2)
+    fail_stale(study)
+    assert study.trials[dead.number].state == TrialState.FAIL
+    assert study.trials[alive.number].state == TrialState.RUNNING  # left to its heartbeat
+
+
 @pytest.mark.parametrize("value", ["0", "soon", "-3"])
 def test_a_bad_grace_period_is_one_line_naming_the_variable(
     value: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
@@ -149,7 +169,7 @@ def test_a_schema_race_is_retried_and_other_errors_are_not(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     calls: list[str] = []
-    real = storage_mod.RDBStorage
+    real = storage_mod._ReconnectingRDBStorage
 
     class IntegrityError(Exception):
         pass
@@ -160,7 +180,7 @@ def test_a_schema_race_is_retried_and_other_errors_are_not(
             raise IntegrityError('duplicate key value violates unique constraint "alembic_version"')
         return real(url, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(storage_mod, "RDBStorage", flaky)
+    monkeypatch.setattr(storage_mod, "_ReconnectingRDBStorage", flaky)
     make_storage(f"sqlite:///{tmp_path / 'a.db'}")
     assert len(calls) == 2
     calls.clear()
@@ -169,7 +189,7 @@ def test_a_schema_race_is_retried_and_other_errors_are_not(
         calls.append(url)
         raise ValueError("no such dialect")
 
-    monkeypatch.setattr(storage_mod, "RDBStorage", broken)
+    monkeypatch.setattr(storage_mod, "_ReconnectingRDBStorage", broken)
     with pytest.raises(StudyError, match=r"storage 'postgresql://me:\*\*\*@db/x': cannot open"):
         make_storage("postgresql://me:secret@db/x")
     assert len(calls) == 1

@@ -14,6 +14,7 @@ each, see :mod:`autosize.checkpoint`) in a file-system artifact store.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import json
 import logging
@@ -32,7 +33,7 @@ from optuna.artifacts import FileSystemArtifactStore, download_artifact, upload_
 from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
-from optuna.trial import FrozenTrial, Trial
+from optuna.trial import FrozenTrial, Trial, TrialState
 from torch import nn
 
 from autosize.checkpoint import load_network, save_network
@@ -321,10 +322,22 @@ def _redacted(url: str) -> str:
 
 def fail_stale(study: optuna.Study) -> None:
     """Mark FAIL the trials of workers that stopped without a word (no heartbeat for
-    GRACE_SECONDS); Optuna does this before each trial, this does it when a run starts."""
+    GRACE_SECONDS); Optuna does this before each trial, this does it when a run starts.
+
+    Optuna only fails trials that have a heartbeat. A worker killed in the moment between
+    creating its trial and the first beat leaves a RUNNING trial with none, for ever; every
+    autosize trial records its role first thing, so a RUNNING trial with no attributes at
+    all that started more than twice the grace period ago is such a one, and is failed too.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+    now = datetime.datetime.now()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        started = t.datetime_start
+        if not t.user_attrs and started and (now - started).total_seconds() > 2 * grace_seconds():
+            with suppress(UpdateFinishedTrialError, RuntimeError, ValueError):  # done by another
+                study.tell(t.number, state=TrialState.FAIL)
 
 
 def load_study(storage: str | BaseStorage, study_name: str | None) -> optuna.Study:
