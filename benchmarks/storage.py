@@ -215,19 +215,20 @@ def _connections(url: str) -> int:
 
 
 @contextmanager
-def _peak_connections(url: str) -> Iterator[list[int]]:
-    peak = [0]
+def _sampled_connections(url: str) -> Iterator[list[int]]:
+    """The number of connections to the database, sampled every 0.25 s."""
+    samples: list[int] = []
     stop = threading.Event()
 
     def poll() -> None:
         while not stop.wait(0.25):
-            with suppress(Exception):  # a poll that fails says nothing about the peak
-                peak[0] = max(peak[0], _connections(url))
+            with suppress(Exception):  # a poll that fails says nothing about the count
+                samples.append(_connections(url))
 
     thread = threading.Thread(target=poll, daemon=True)
     thread.start()
     try:
-        yield peak
+        yield samples
     finally:
         stop.set()
         thread.join()
@@ -252,7 +253,8 @@ def throughput(url: str, workers: int, n_trials: int, tmp: Path) -> dict[str, ob
     argv += ["--threads", "1"]
     cpu = _postmaster_cpu(url)
     cpu0 = cpu() if cpu else None
-    with _peak_connections(url) as peak:
+    idle = _connections(url)  # this script's own (its storages' pools), not the workers'
+    with _sampled_connections(url) as samples:
         start = time.perf_counter()
         procs = [
             subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -284,8 +286,9 @@ def throughput(url: str, workers: int, n_trials: int, tmp: Path) -> dict[str, ob
         "trials_per_minute": 60 * len(warm) / span if span > 0 else None,
         "mean_trial_s": statistics.fmean(lengths),
         "wall_s": wall,
-        "peak_connections": peak[0],
-        "connections_per_process": peak[0] / workers,
+        "peak_connections": max(samples, default=idle) - idle,
+        "median_connections": statistics.median(samples or [idle]) - idle,
+        "connections_per_process": (max(samples, default=idle) - idle) / workers,
     }
     if cpu and cpu0 is not None:
         out["server_cpu_s"] = cpu() - cpu0
@@ -372,13 +375,13 @@ def markdown(result: dict[str, object]) -> str:
         "Trials per minute count warm-started trials between the first one's start and the last "
         "one's end (the seed and the three baselines come before).",
         "",
-        "| workers | warm trials | trials/min | mean trial s | wall s (whole run) | peak DB connections | per process | server CPU s |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| workers | warm trials | trials/min | mean trial s | wall s (whole run) | DB connections: peak | median | peak per process | server CPU s |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for w in work:
         lines.append(
             f"| {w['workers']} | {w['warm_trials']} | {_fmt(w['trials_per_minute'])} | "
-            f"{_fmt(w['mean_trial_s'], 2)} | {_fmt(w['wall_s'])} | {w['peak_connections']} | "
+            f"{_fmt(w['mean_trial_s'], 2)} | {_fmt(w['wall_s'])} | {w['peak_connections']} | {_fmt(w['median_connections'])} | "
             f"{_fmt(w['connections_per_process'])} | {_fmt(w.get('server_cpu_s'), 2)} |"
         )
     if p:
@@ -387,8 +390,12 @@ def markdown(result: dict[str, object]) -> str:
             "## What that predicts for 50 machines on one server",
             "",
             f"- **Connections**: {_fmt(p['connections'], 0)} at the peak measured per process "
-            "(50 machines, one `autosize run` each). PostgreSQL's default `max_connections` is 100: "
-            "raise it, or put PgBouncer in front, before going past ~40 worker processes.",
+            "(50 machines, one `autosize run` each, all starting at once). The peak is at the start: "
+            "a process claiming the seed or a baseline opens a second engine (its claim's heartbeat "
+            "thread; closed when the claim ends); during warm-started trials a process holds two "
+            "(its main thread and the trial's heartbeat thread), see the median column. PostgreSQL's "
+            "default `max_connections` is 100: raise it (or put PgBouncer in front) before about "
+            "25 processes start at once, or 50 running.",
             f"- **Client-side overhead**: a quickstart trial here lasts {_fmt(p['quickstart_trial_s'], 2)} s; "
             f"the storage adds {_fmt(100 * float(p['overhead_fraction_at_quickstart_trial']), 1)}% to it "  # type: ignore[arg-type]
             "(the last-tenth PostgreSQL overhead). It does not depend on the number of machines, but "

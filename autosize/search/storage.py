@@ -241,6 +241,8 @@ class _ReconnectingRDBStorage(RDBStorage):
                     raise StorageLost(self._gone) from None
                 time.sleep(min(delay, max(0.0, lost_at + self.retry_seconds - now)))
                 delay = min(delay * 2, 8.0)
+                if self._gone is not None:  # another thread of this process gave up
+                    raise StorageLost(self._gone) from None
                 continue
             if lost_at is not None:
                 logger.warning(
