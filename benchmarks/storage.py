@@ -373,7 +373,11 @@ def markdown(result: dict[str, object]) -> str:
         f"studies/quickstart.toml, --n-trials {result['n_trials']} warm-started trials, "
         "every worker started at the same moment on a fresh study, one torch thread each. "
         "Trials per minute count warm-started trials between the first one's start and the last "
-        "one's end (the seed and the three baselines come before).",
+        "one's end (the seed and the three baselines come before). The workers share this "
+        f"machine's {os.cpu_count()} CPUs with each other and with whatever else runs (see the load "
+        "average): past that many workers a trial only gets slower, so this table shows what the "
+        "storage costs a few workers, not how 50 machines scale; the next section does that from "
+        "the per-trial numbers.",
         "",
         "| workers | warm trials | trials/min | mean trial s | wall s (whole run) | DB connections: peak | median | peak per process | server CPU s |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",

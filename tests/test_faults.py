@@ -35,13 +35,14 @@ BIN = Path(sys.executable).parent
 
 
 def _running_warm_trials(db: Path) -> int:
-    """RUNNING trials with role warmstart, read with plain SQL (no Optuna in the loop)."""
+    """RUNNING trials with role warmstart and a heartbeat, read with plain SQL (no Optuna in
+    the loop)."""
     try:
         with sqlite3.connect(db, timeout=5) as con:
             rows = con.execute(
                 "SELECT COUNT(*) FROM trials t JOIN trial_user_attributes a "
-                "ON a.trial_id = t.trial_id WHERE t.state = 'RUNNING' AND a.key = 'role' "
-                "AND a.value_json = '\"warmstart\"'"
+                "ON a.trial_id = t.trial_id JOIN trial_heartbeats h ON h.trial_id = t.trial_id "
+                "WHERE t.state = 'RUNNING' AND a.key = 'role' AND a.value_json = '\"warmstart\"'"
             ).fetchone()
     except sqlite3.Error:
         return 0
@@ -52,7 +53,10 @@ def _running_warm_trials(db: Path) -> int:
 def test_a_sigkilled_worker_leaves_no_running_trial_and_its_trial_is_redone(
     tmp_path: Path,
 ) -> None:
-    config = tiny_config(tmp_path, n_trials=4, train_epochs=100000, train="max_seconds = 3")
+    # No pruning: every warm-started trial lasts its 3 s, so the kill lands inside one.
+    config = tiny_config(
+        tmp_path, n_trials=4, train_epochs=100000, train="max_seconds = 3", pruner='name = "none"'
+    )
     db = tmp_path / "s.db"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([str(BIN / "autosize"), "-q", "run", str(config)], env=env)
@@ -62,7 +66,6 @@ def test_a_sigkilled_worker_leaves_no_running_trial_and_its_trial_is_redone(
             assert proc.poll() is None, "the run ended before a warm-started trial started"
             assert time.time() < deadline, "no warm-started trial started"
             time.sleep(0.2)
-        time.sleep(0.5)
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait()
@@ -93,7 +96,9 @@ def test_a_sigkilled_worker_leaves_no_running_trial_and_its_trial_is_redone(
 
 @pytest.mark.slow
 def test_sigterm_ends_the_running_trial_as_interrupted_and_it_is_redone(tmp_path: Path) -> None:
-    config = tiny_config(tmp_path, n_trials=3, train_epochs=100000, train="max_seconds = 3")
+    config = tiny_config(
+        tmp_path, n_trials=3, train_epochs=100000, train="max_seconds = 3", pruner='name = "none"'
+    )
     db = tmp_path / "s.db"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(

@@ -113,7 +113,10 @@ def test_workers_ride_out_a_restart_and_lose_nothing(tmp_path: Path, server: str
     study = optuna.load_study(study_name="tiny", storage=make_storage(server))
     trials = study.get_trials()
     assert not [t.number for t in trials if t.state == TrialState.RUNNING]
-    assert not [t.number for t in trials if t.state == TrialState.FAIL]
+    # None failed by the heartbeat (a stopped worker) or by the outage.
+    assert not [
+        t.number for t in trials if t.state == TrialState.FAIL and "fail_reason" not in t.user_attrs
+    ]
     assert TARGET <= _counted(study) <= TARGET + 1
 
 

@@ -39,6 +39,7 @@ from torch import nn
 from autosize.checkpoint import load_network, save_network
 from autosize.errors import StorageLost, StudyError
 from autosize.models import ArchSpec, Net
+from autosize.search import record
 
 __all__ = [
     "artifact_store",
@@ -181,13 +182,18 @@ def _connection_lost(exc: BaseException) -> bool:
     """Whether ``exc`` (or what it wraps) says the database connection is gone or refused."""
     from sqlalchemy import exc as sa
 
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, sa.OperationalError | sa.InterfaceError) or (
-            isinstance(seen, sa.DBAPIError) and seen.connection_invalidated
+    todo: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while todo:  # the whole chain: Optuna wraps, SQLAlchemy re-raises while handling
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, sa.OperationalError | sa.InterfaceError | sa.PendingRollbackError) or (
+            isinstance(e, sa.DBAPIError) and e.connection_invalidated
         ):
             return True
-        seen = seen.__cause__ or seen.__context__
+        todo += [x for x in (e.__cause__, e.__context__) if x is not None]
     return False
 
 
@@ -267,8 +273,13 @@ def _retried(name: str) -> Callable[..., object]:
     return call
 
 
-# Every storage operation a study, a trial or fail_stale_trials performs.
+# Every storage operation a study, a trial or fail_stale_trials performs, and the private
+# ones Optuna's _CachedStorage calls on its backend instead of the public ones.
 for _name in (
+    "_create_new_trial",
+    "_get_best_trial_id",
+    "_get_trials",
+    "_set_trial_param",
     "create_new_study",
     "delete_study",
     "set_study_user_attr",
@@ -337,7 +348,7 @@ def fail_stale(study: optuna.Study) -> None:
     now = datetime.datetime.now()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         started = t.datetime_start
-        if not t.user_attrs and started and (now - started).total_seconds() > 2 * grace_seconds():
+        if record.is_blank(t) and started and (now - started).total_seconds() > 2 * grace_seconds():
             with suppress(UpdateFinishedTrialError, RuntimeError, ValueError):  # done by another
                 study.tell(t.number, state=TrialState.FAIL)
 
