@@ -21,8 +21,8 @@ between the first warm-started trial's start and the last one's end (the seed an
 baselines are claimed by one process and come first), the wall clock of the whole run,
 and the peak number of database connections.
 
-    .venv/bin/python benchmarks/storage.py            # the real run, ~15 min on 2 CPU cores alone
-    .venv/bin/python benchmarks/storage.py --quick    # ~3 min: fewer trials, small studies
+    .venv/bin/python benchmarks/storage.py            # the real run: 5-10 min on 2 idle cores (estimated)
+    .venv/bin/python benchmarks/storage.py --quick    # 1.5 min: 40 trivial trials, 6-trial studies
 
 Prints tables, writes reports/storage.md and reports/storage.json.
 """
