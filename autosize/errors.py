@@ -7,7 +7,14 @@ subclass and puts the offending file, key or value in the message.
 
 from __future__ import annotations
 
-__all__ = ["AutosizeError", "ConfigError", "DataError", "SpecError", "StudyError"]
+__all__ = [
+    "AutosizeError",
+    "ConfigError",
+    "DataError",
+    "SpecError",
+    "StorageLost",
+    "StudyError",
+]
 
 
 class AutosizeError(Exception):
@@ -28,3 +35,13 @@ class SpecError(AutosizeError):
 
 class StudyError(AutosizeError):
     """A study, trial or artifact that was asked for does not exist or cannot be used."""
+
+
+class StorageLost(BaseException):
+    """The study's database went away and did not come back within the retry window.
+
+    A BaseException, like KeyboardInterrupt, so that it stops the worker where it is:
+    Optuna's trial loop catches every Exception to record the trial as failed, which needs
+    the very storage that is gone. The CLI reports it in one line with exit code 3; the
+    trial that was running stays RUNNING and is failed by the heartbeat (not counted).
+    """

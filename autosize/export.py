@@ -326,7 +326,9 @@ def _download(
         raise StudyError(f"artifact store {artifacts} does not exist (pass --artifacts DIR)")
     from optuna.artifacts import FileSystemArtifactStore
 
-    return download_network(FileSystemArtifactStore(str(artifacts)), str(artifact_id))
+    return download_network(
+        FileSystemArtifactStore(str(artifacts)), str(artifact_id), owner=f"trial {trial.number}"
+    )
 
 
 def export_trial(

@@ -32,6 +32,33 @@ def _bin_dir() -> Path | None:
     return Path(found).parent if found else None
 
 
+# url -> the pg_ctl command line prefix, its data folder, log and options, for stop()/start().
+_SERVERS: dict[str, tuple[list[str], Path, Path, str]] = {}
+
+
+def can_restart(url: str) -> bool:
+    """Whether ``url`` is a server these helpers started (not AUTOSIZE_TEST_POSTGRES)."""
+    return url in _SERVERS
+
+
+def data_dir(url: str) -> Path | None:
+    """The data folder of a server these helpers started (None for any other)."""
+    return _SERVERS[url][1] if url in _SERVERS else None
+
+
+def stop(url: str) -> None:
+    """Stop the server as an administrator would for a restart (``pg_ctl stop -m fast``)."""
+    pg_ctl, data, _, _ = _SERVERS[url]
+    subprocess.run([*pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+
+
+def start(url: str) -> None:
+    pg_ctl, data, log, options = _SERVERS[url]
+    subprocess.run([*pg_ctl, "-D", str(data), "-l", str(log), "-o", options, "-w", "start"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -73,6 +100,7 @@ def server() -> Iterator[str]:
         os.chown(root, pw.pw_uid, pw.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
     port = _free_port()
+    options = f"-h 127.0.0.1 -p {port} -k {root} -c max_connections=200 -c fsync=off"
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, "check": True}
     subprocess.run(
         [*as_user, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
@@ -88,7 +116,7 @@ def server() -> Iterator[str]:
             "-l",
             str(log),
             "-o",
-            f"-h 127.0.0.1 -p {port} -k {root} -c max_connections=200 -c fsync=off",
+            options,
             "-w",
             "start",
         ],
@@ -110,8 +138,11 @@ def server() -> Iterator[str]:
             **quiet,  # type: ignore[arg-type]
         )
         # A plain postgresql:// URL, as users write it (SQLAlchemy 2.1 picks psycopg 3).
-        yield f"postgresql://postgres@127.0.0.1:{port}/autosize"
+        url = f"postgresql://postgres@127.0.0.1:{port}/autosize"
+        _SERVERS[url] = ([*as_user, str(bindir / "pg_ctl")], data, log, options)
+        yield url
     finally:
+        _SERVERS.pop(f"postgresql://postgres@127.0.0.1:{port}/autosize", None)
         subprocess.run(
             [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
             stdout=subprocess.DEVNULL,

@@ -35,13 +35,14 @@ BIN = Path(sys.executable).parent
 
 
 def _running_warm_trials(db: Path) -> int:
-    """RUNNING trials with role warmstart, read with plain SQL (no Optuna in the loop)."""
+    """RUNNING trials with role warmstart and a heartbeat, read with plain SQL (no Optuna in
+    the loop)."""
     try:
         with sqlite3.connect(db, timeout=5) as con:
             rows = con.execute(
                 "SELECT COUNT(*) FROM trials t JOIN trial_user_attributes a "
-                "ON a.trial_id = t.trial_id WHERE t.state = 'RUNNING' AND a.key = 'role' "
-                "AND a.value_json = '\"warmstart\"'"
+                "ON a.trial_id = t.trial_id JOIN trial_heartbeats h ON h.trial_id = t.trial_id "
+                "WHERE t.state = 'RUNNING' AND a.key = 'role' AND a.value_json = '\"warmstart\"'"
             ).fetchone()
     except sqlite3.Error:
         return 0
@@ -52,7 +53,10 @@ def _running_warm_trials(db: Path) -> int:
 def test_a_sigkilled_worker_leaves_no_running_trial_and_its_trial_is_redone(
     tmp_path: Path,
 ) -> None:
-    config = tiny_config(tmp_path, n_trials=4, train_epochs=100000, train="max_seconds = 3")
+    # No pruning: every warm-started trial lasts its 3 s, so the kill lands inside one.
+    config = tiny_config(
+        tmp_path, n_trials=4, train_epochs=100000, train="max_seconds = 3", pruner='name = "none"'
+    )
     db = tmp_path / "s.db"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([str(BIN / "autosize"), "-q", "run", str(config)], env=env)
@@ -62,7 +66,6 @@ def test_a_sigkilled_worker_leaves_no_running_trial_and_its_trial_is_redone(
             assert proc.poll() is None, "the run ended before a warm-started trial started"
             assert time.time() < deadline, "no warm-started trial started"
             time.sleep(0.2)
-        time.sleep(0.5)
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait()
@@ -93,7 +96,9 @@ def test_a_sigkilled_worker_leaves_no_running_trial_and_its_trial_is_redone(
 
 @pytest.mark.slow
 def test_sigterm_ends_the_running_trial_as_interrupted_and_it_is_redone(tmp_path: Path) -> None:
-    config = tiny_config(tmp_path, n_trials=3, train_epochs=100000, train="max_seconds = 3")
+    config = tiny_config(
+        tmp_path, n_trials=3, train_epochs=100000, train="max_seconds = 3", pruner='name = "none"'
+    )
     db = tmp_path / "s.db"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
@@ -136,6 +141,26 @@ def test_a_run_fails_stale_trials_when_it_starts_even_with_nothing_left_to_do(
     assert _counted(study) == 1
 
 
+def test_a_trial_killed_before_its_first_heartbeat_is_failed_when_a_run_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autosize.search.storage import fail_stale
+
+    monkeypatch.setenv("AUTOSIZE_HEARTBEAT_GRACE", "1")
+    study = optuna.create_study(
+        study_name="s", storage=make_storage(f"sqlite:///{tmp_path / 'a.db'}")
+    )
+    dead = study.ask()  # created, then SIGKILL: no heartbeat, no attribute
+    alive = study.ask()
+    alive.set_user_attr("role", "warmstart")  # a trial of autosize's records its role first
+    fail_stale(study)
+    assert study.trials[dead.number].state == TrialState.RUNNING  # too young to tell
+    time.sleep(2.2)
+    fail_stale(study)
+    assert study.trials[dead.number].state == TrialState.FAIL
+    assert study.trials[alive.number].state == TrialState.RUNNING  # left to its heartbeat
+
+
 @pytest.mark.parametrize("value", ["0", "soon", "-3"])
 def test_a_bad_grace_period_is_one_line_naming_the_variable(
     value: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
@@ -149,7 +174,7 @@ def test_a_schema_race_is_retried_and_other_errors_are_not(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     calls: list[str] = []
-    real = storage_mod.RDBStorage
+    real = storage_mod._ReconnectingRDBStorage
 
     class IntegrityError(Exception):
         pass
@@ -160,7 +185,7 @@ def test_a_schema_race_is_retried_and_other_errors_are_not(
             raise IntegrityError('duplicate key value violates unique constraint "alembic_version"')
         return real(url, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(storage_mod, "RDBStorage", flaky)
+    monkeypatch.setattr(storage_mod, "_ReconnectingRDBStorage", flaky)
     make_storage(f"sqlite:///{tmp_path / 'a.db'}")
     assert len(calls) == 2
     calls.clear()
@@ -169,7 +194,7 @@ def test_a_schema_race_is_retried_and_other_errors_are_not(
         calls.append(url)
         raise ValueError("no such dialect")
 
-    monkeypatch.setattr(storage_mod, "RDBStorage", broken)
+    monkeypatch.setattr(storage_mod, "_ReconnectingRDBStorage", broken)
     with pytest.raises(StudyError, match=r"storage 'postgresql://me:\*\*\*@db/x': cannot open"):
         make_storage("postgresql://me:secret@db/x")
     assert len(calls) == 1

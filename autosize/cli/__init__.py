@@ -4,7 +4,8 @@ Each subcommand lives in its own module under :mod:`autosize.cli` and exposes
 ``register(subparsers)``, which adds its parser and sets ``func`` to a callable
 taking the parsed namespace and returning an exit code. ``main`` only
 dispatches and turns :class:`~autosize.errors.AutosizeError` into one line on
-stderr with exit code 2.
+stderr with exit code 2 (a database lost mid-run, :class:`~autosize.errors.StorageLost`:
+one line, exit code 3).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
-from autosize.errors import AutosizeError
+from autosize.errors import AutosizeError, StorageLost
 
 __all__ = ["entry", "main"]
 
@@ -24,11 +26,20 @@ __all__ = ["entry", "main"]
 COMMANDS: tuple[str, ...] = ("data", "run", "export", "predict", "train", "report", "dashboard")
 
 EXIT_USER_ERROR = 2
+# The study's database went away mid-run and did not come back (autosize.errors.StorageLost).
+EXIT_STORAGE_LOST = 3
 EXIT_INTERRUPTED = 130
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line like every other user error (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="autosize",
         description="Find the right size for a neural network with Optuna.",
     )
@@ -61,6 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"autosize: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except StorageLost as exc:
+        if args.debug:
+            raise
+        print(f"autosize: error: {exc}", file=sys.stderr)
+        return EXIT_STORAGE_LOST
     except KeyboardInterrupt:
         print("autosize: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -51,6 +51,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out {args.out}: exists and is not a folder")
+    if args.out.is_dir() and any(args.out.iterdir()):
+        raise ConfigError(
+            f"--out {args.out}: the folder exists and is not empty; name a new one or empty it"
+        )
     quiet_optuna()
     target = open_target(args)
     exported = export_study(

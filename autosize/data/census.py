@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.preprocessing import OneHotEncoder
 
 from autosize.data.bundle import DataBundle, Preprocessing
 from autosize.data.files import verified_path
@@ -81,6 +80,8 @@ def load_census(root: Path, *, seed: int, options: CensusOptions) -> DataBundle:
 
     train_idx, val_idx = split_validation(len(df_all), options.val_fraction, seed)
     df_train = df_all.iloc[train_idx]
+
+    from sklearn.preprocessing import OneHotEncoder  # 1-2 s to import: only when needed
 
     encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float32)
     encoder.fit(df_train[list(CATEGORICAL)])

@@ -26,7 +26,9 @@ from contextlib import contextmanager, suppress
 
 import optuna
 from optuna.exceptions import DuplicatedStudyError, ExperimentalWarning
+from optuna.storages import RDBStorage
 
+from autosize.errors import StorageLost
 from autosize.search import record
 from autosize.search.storage import grace_seconds, make_storage
 
@@ -60,6 +62,25 @@ def claim(
     yields False at once and goes on with something else.
     """
     storage = make_storage(storage_url)
+    try:
+        with _claim(storage, study_name, work, done=done, wait=wait, give_up_at=give_up_at) as mine:
+            yield mine
+    finally:  # one engine per claim: its connections must not stay open for the whole run
+        if isinstance(storage, RDBStorage):
+            storage.remove_session()
+            storage.engine.dispose()
+
+
+@contextmanager
+def _claim(
+    storage: optuna.storages.BaseStorage,
+    study_name: str,
+    work: str,
+    *,
+    done: Callable[[], bool],
+    wait: bool,
+    give_up_at: float | None,
+) -> Iterator[bool]:
     grace = grace_seconds()
     attempt = 0
     first_seen: dict[str, float] = {}
@@ -110,7 +131,7 @@ def _beat(lock: optuna.Study, stop: threading.Event, grace: int) -> None:
     while not stop.wait(max(0.5, grace / 3)):
         try:
             _write_beat(lock)
-        except Exception as exc:  # a storage hiccup: the next beat may get through
+        except (Exception, StorageLost) as exc:  # a storage hiccup: the next may get through
             logger.debug("could not write the claim's heartbeat: %s", exc)
 
 

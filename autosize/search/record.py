@@ -27,6 +27,7 @@ __all__ = [
     "WARMSTART",
     "TrialRecord",
     "claim_beat",
+    "is_blank",
     "read",
     "seed_info",
     "study_meta",
@@ -102,6 +103,12 @@ class TrialRecord:
 
 KEYS: frozenset[str] = frozenset(f.name for f in fields(TrialRecord))
 _TUPLES = {"lineage", "curve", "gain_curve"}
+
+
+def is_blank(trial: _HasUserAttrs) -> bool:
+    """Whether ``trial`` has no attribute at all: its worker stopped before writing its role
+    (the first thing every autosize trial writes)."""
+    return not trial.user_attrs
 
 
 def read(trial: _HasUserAttrs) -> TrialRecord:

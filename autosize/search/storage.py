@@ -16,28 +16,36 @@ each, see :mod:`autosize.checkpoint`) in a file-system artifact store.
 
 from __future__ import annotations
 
+import datetime
+import functools
+import json
+import logging
 import os
 import random
 import re
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 
 import optuna
 from optuna.artifacts import FileSystemArtifactStore, download_artifact, upload_artifact
-from optuna.exceptions import ExperimentalWarning
+from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.storages import BaseStorage, InMemoryStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
-from optuna.trial import FrozenTrial, Trial
+from optuna.trial import FrozenTrial, Trial, TrialState
 from torch import nn
 
 from autosize.checkpoint import load_network, save_network
-from autosize.errors import StudyError
+from autosize.errors import StorageLost, StudyError
 from autosize.models import ArchSpec, Net
+from autosize.search import record
 
 __all__ = [
     "artifact_store",
+    "check_artifact_folder",
     "download_network",
     "fail_stale",
     "forget_storage",
@@ -47,6 +55,8 @@ __all__ = [
     "upload_network",
 ]
 
+logger = logging.getLogger(__name__)
+
 # A worker that dies without telling the storage (SIGKILL, a lost machine) leaves its trial
 # RUNNING; with a heartbeat, every worker marks trials silent for GRACE_SECONDS FAIL before
 # each trial it starts, and `autosize run` does so when it opens the study (RDB storages:
@@ -54,6 +64,10 @@ __all__ = [
 # Each running trial beats every third of the grace period (20 s by default);
 # AUTOSIZE_HEARTBEAT_GRACE=S sets the grace period.
 GRACE_SECONDS = 60
+# A database server that goes away once a study is open (a restart, a fail-over, a network
+# blip): every storage call retries with backoff for RETRY_SECONDS (default: the grace
+# period; AUTOSIZE_STORAGE_RETRY=S, 0 to stop at once), then the worker stops with one line.
+RETRY_ENV = "AUTOSIZE_STORAGE_RETRY"
 # Several processes opening a fresh database at once all try to create Optuna's schema;
 # the losers get an integrity or "already exists" error and try again after a pause.
 OPEN_ATTEMPTS = 5
@@ -67,18 +81,25 @@ def make_storage(url: str) -> BaseStorage:
         return _MEMORY.setdefault(url, InMemoryStorage())
     if url.startswith("journal:") or url.endswith(".log"):
         path = Path(url.removeprefix("journal:"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
+        _make_parent(path, url)
+        _check_journal(path, url)
+        try:
+            return JournalStorage(JournalFileBackend(str(path)))
+        except Exception as exc:
+            raise StudyError(
+                f"storage {url!r}: cannot open ({type(exc).__name__}: {_first_line(exc)})"
+            ) from None
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        _make_parent(Path(url.removeprefix("sqlite:///")), url)
     sqlite = url.startswith("sqlite")
     grace = grace_seconds()
     for attempt in range(1, OPEN_ATTEMPTS + 1):
         try:
             with warnings.catch_warnings():  # the heartbeat is "experimental" since Optuna 2.9
                 warnings.simplefilter("ignore", ExperimentalWarning)
-                return RDBStorage(
+                return _ReconnectingRDBStorage(
                     url,
+                    retry_seconds=retry_seconds(default=grace),
                     heartbeat_interval=max(1, grace // 3),
                     grace_period=grace,
                     engine_kwargs={"connect_args": {"timeout": 60}}
@@ -100,6 +121,50 @@ def forget_storage(url: str) -> None:
     _MEMORY.pop(url, None)
 
 
+def _make_parent(path: Path, url: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StudyError(
+            f"storage {url!r}: cannot create its folder {path.parent} ({exc.strerror})"
+        ) from None
+
+
+def _check_journal(path: Path, url: str) -> None:
+    """Refuse a file that is not an Optuna journal before anything is appended to it."""
+    if not path.exists():
+        return
+    try:
+        with path.open("rb") as f:
+            first = f.readline(1 << 20)
+    except OSError as exc:
+        raise StudyError(f"storage {url!r}: cannot read {path} ({exc.strerror})") from None
+    if not first:
+        return
+    try:
+        ok = first.endswith(b"\n") and "op_code" in json.loads(first)
+    except (ValueError, TypeError):
+        ok = False
+    if not ok:
+        raise StudyError(
+            f"storage {url!r}: {path} is not an Optuna journal file (its first line is not a journal record)"
+        )
+
+
+def check_artifact_folder(path: str | Path, *, where: str) -> None:
+    """Refuse, before the storage is touched, an artifact folder no network can be written to
+    (creates nothing: a missing folder's nearest existing parent is checked instead)."""
+    path = Path(path)
+    probe = path
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    what = f"{where}: {path}" if probe == path else f"{where}: {path}: its parent {probe}"
+    if not probe.is_dir():
+        raise StudyError(f"{what} is not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise StudyError(f"{what} is not writable by this user")
+
+
 def grace_seconds() -> int:
     raw = os.environ.get("AUTOSIZE_HEARTBEAT_GRACE")
     if raw is None:
@@ -111,6 +176,157 @@ def grace_seconds() -> int:
     if value < 1:
         raise StudyError(f"AUTOSIZE_HEARTBEAT_GRACE: expected whole seconds >= 1, got {raw!r}")
     return value
+
+
+def retry_seconds(*, default: int) -> int:
+    raw = os.environ.get(RETRY_ENV)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise StudyError(f"{RETRY_ENV}: expected whole seconds >= 0, got {raw!r}")
+    return value
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) says the database connection is gone or refused."""
+    from sqlalchemy import exc as sa
+
+    todo: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while todo:  # the whole chain: Optuna wraps, SQLAlchemy re-raises while handling
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, sa.OperationalError | sa.InterfaceError | sa.PendingRollbackError) or (
+            isinstance(e, sa.DBAPIError) and e.connection_invalidated
+        ):
+            return True
+        todo += [x for x in (e.__cause__, e.__context__) if x is not None]
+    return False
+
+
+class _ReconnectingRDBStorage(RDBStorage):
+    """Optuna's RDBStorage that rides out a database restart.
+
+    Optuna gives up at the first lost connection: the trial loop then fails on the very
+    call that would record the failure, and the heartbeat thread dies with a traceback
+    (so another worker soon fails a trial that is still running). Here every storage
+    call that loses its connection is retried with backoff (0.5 s doubling to 8 s;
+    ``pool_pre_ping`` replaces the dead pooled connections) for ``retry_seconds``; a
+    finished trial's result is written once the server is back. After that the storage
+    is gone for this process: :class:`~autosize.errors.StorageLost`, one line, and every
+    later call fails at once. Heartbeats never raise (the main thread reports the loss).
+    """
+
+    def __init__(self, url: str, *, retry_seconds: int, **kwargs: object) -> None:
+        self.retry_seconds = retry_seconds
+        self._gone: str | None = None
+        super().__init__(url, **kwargs)  # type: ignore[arg-type]
+
+    def _retrying(self, name: str, call: Callable[[], object]) -> object:
+        if self._gone is not None:
+            raise StorageLost(self._gone)
+        lost_at: float | None = None
+        delay = 0.5
+        while True:
+            try:
+                result = call()
+            except UpdateFinishedTrialError:
+                # The first attempt was committed but its answer lost: the state is set.
+                if lost_at is not None and name == "set_trial_state_values":
+                    return True
+                raise
+            except Exception as exc:
+                if not _connection_lost(exc):
+                    raise
+                now = time.monotonic()
+                if lost_at is None:
+                    lost_at = now
+                    logger.warning(
+                        "storage %s: connection lost (%s); retrying for up to %d s",
+                        _redacted(self.url), _cause_line(exc), self.retry_seconds,
+                    )  # fmt: skip
+                if now - lost_at >= self.retry_seconds:
+                    self._gone = (
+                        f"storage {_redacted(self.url)!r}: the database went away and did not "
+                        f"come back within {self.retry_seconds} s ({_cause_line(exc)}); finished "
+                        f"trials are stored, run again to resume ({RETRY_ENV}=S waits longer)"
+                    )
+                    raise StorageLost(self._gone) from None
+                time.sleep(min(delay, max(0.0, lost_at + self.retry_seconds - now)))
+                delay = min(delay * 2, 8.0)
+                if self._gone is not None:  # another thread of this process gave up
+                    raise StorageLost(self._gone) from None
+                continue
+            if lost_at is not None:
+                logger.warning(
+                    "storage %s: reconnected after %.1f s",
+                    _redacted(self.url), time.monotonic() - lost_at,
+                )  # fmt: skip
+            return result
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        # Never raises: the trial's own next storage call stops the worker with the one line.
+        with suppress(StorageLost):
+            self._retrying("record_heartbeat", lambda: RDBStorage.record_heartbeat(self, trial_id))
+
+
+def _retried(name: str) -> Callable[..., object]:
+    method = getattr(RDBStorage, name)
+
+    @functools.wraps(method)
+    def call(self: _ReconnectingRDBStorage, *args: object, **kwargs: object) -> object:
+        return self._retrying(name, lambda: method(self, *args, **kwargs))
+
+    return call
+
+
+# Every storage operation a study, a trial or fail_stale_trials performs, and the private
+# ones Optuna's _CachedStorage calls on its backend instead of the public ones.
+for _name in (
+    "_create_new_trial",
+    "_get_best_trial_id",
+    "_get_trials",
+    "_set_trial_param",
+    "create_new_study",
+    "delete_study",
+    "set_study_user_attr",
+    "set_study_system_attr",
+    "get_study_id_from_name",
+    "get_study_name_from_id",
+    "get_study_directions",
+    "get_study_user_attrs",
+    "get_study_system_attrs",
+    "get_trial_user_attrs",
+    "get_trial_system_attrs",
+    "get_all_studies",
+    "create_new_trial",
+    "set_trial_param",
+    "get_trial_param",
+    "set_trial_state_values",
+    "set_trial_intermediate_value",
+    "set_trial_user_attr",
+    "set_trial_system_attr",
+    "get_trial_id_from_study_id_trial_number",
+    "get_trial",
+    "get_all_trials",
+    "get_best_trial",
+    "_get_stale_trial_ids",
+):
+    setattr(_ReconnectingRDBStorage, _name, _retried(_name))
+
+
+def _cause_line(exc: BaseException) -> str:
+    """The first line of the innermost error (the driver's own words)."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _schema_race(exc: Exception) -> bool:
@@ -132,10 +348,22 @@ def _redacted(url: str) -> str:
 
 def fail_stale(study: optuna.Study) -> None:
     """Mark FAIL the trials of workers that stopped without a word (no heartbeat for
-    GRACE_SECONDS); Optuna does this before each trial, this does it when a run starts."""
+    GRACE_SECONDS); Optuna does this before each trial, this does it when a run starts.
+
+    Optuna only fails trials that have a heartbeat. A worker killed in the moment between
+    creating its trial and the first beat leaves a RUNNING trial with none, for ever; every
+    autosize trial records its role first thing, so a RUNNING trial with no attributes at
+    all that started more than twice the grace period ago is such a one, and is failed too.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+    now = datetime.datetime.now()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        started = t.datetime_start
+        if record.is_blank(t) and started and (now - started).total_seconds() > 2 * grace_seconds():
+            with suppress(UpdateFinishedTrialError, RuntimeError, ValueError):  # done by another
+                study.tell(t.number, state=TrialState.FAIL)
 
 
 def load_study(storage: str | BaseStorage, study_name: str | None) -> optuna.Study:
@@ -200,6 +428,7 @@ def download_network(
         try:
             return load_network(path, device=device)
         except Exception as exc:
+            why = _first_line(exc).removeprefix(f"{path}: ")  # the temp copy's name says nothing
             raise StudyError(
-                f"{whose}artifact {artifact_id}: not a network autosize can load ({_first_line(exc)})"
+                f"{whose}artifact {artifact_id}: not a network autosize can load ({why})"
             ) from None

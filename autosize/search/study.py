@@ -32,6 +32,7 @@ import logging
 import math
 import multiprocessing
 import signal
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -43,7 +44,7 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 from torch import nn
 
-from autosize.errors import ConfigError
+from autosize.errors import ConfigError, StorageLost
 from autosize.models import ArchSpec, Net
 from autosize.search import record
 from autosize.search.baselines import run_baselines
@@ -52,7 +53,7 @@ from autosize.search.config import StudyConfig, load_config
 from autosize.search.prepare import Prepared, load_bundle, make_sampler, prepare
 from autosize.search.results import TrialResult
 from autosize.search.seed import ensure_seed, seed_key
-from autosize.search.storage import fail_stale, make_storage
+from autosize.search.storage import check_artifact_folder, fail_stale, make_storage
 from autosize.search.training import (
     RESERVE_EVALS,
     RESERVE_SECONDS,
@@ -197,10 +198,13 @@ def run_study(
         )
     if on_prepared is not None:
         on_prepared(p)
+    check_artifact_folder(config.artifacts, where=f"{config.path}: [study] artifacts")
     study = open_study(p)
-    fail_stale(study)
     meta = _study_record(p)
     existing = record.study_meta(study)
+    if existing:  # refused before anything is written, stale trials included
+        _check_same_study(p, existing, meta)
+    fail_stale(study)
     if not existing:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -208,8 +212,6 @@ def run_study(
                 [config.objective, "params"] if p.multi_objective else [config.objective]
             )
         record.write_study_meta(study, meta)
-    else:
-        _check_same_study(p, existing, meta)
     seed_model, seed_spec = ensure_seed(study, p, deadline)
     if deadline.seconds is not None:
         deadline = replace(deadline, reserve=_reserve(seed_model, p))
@@ -311,6 +313,16 @@ def _worker(
     """One worker process of ``--workers K``: same storage, trials until the target."""
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # as Ctrl-C: "interrupted"
     torch.set_num_threads(1)
+    try:
+        _work(config_path, overrides, target, deadline)
+    except StorageLost as exc:  # one line, as `autosize run` says it
+        print(f"autosize: error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(3)
+
+
+def _work(
+    config_path: str, overrides: dict[str, object], target: int | None, deadline: Deadline
+) -> None:
     config = load_config(Path(config_path), overrides=overrides)
     p = prepare(config)
     study = open_study(p)
