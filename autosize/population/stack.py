@@ -173,7 +173,9 @@ class Stack:
 
         if self.masks is not None:
             self.masks = [m.index_select(0, idx) for m in self.masks]
+        lr = torch.cat([v.reshape(-1) for v in pick(self.lr)])
         self._load(pick(self.flat), [pick(s) for s in self.state])
+        self.lr = lr
 
     def set_lr(self, lrs: Sequence[float]) -> None:
         """One learning rate per member, spread over the member's elements of every slab."""
