@@ -35,6 +35,9 @@ from autosize.optim import SGD_MOMENTUM, OptimizerName
 __all__ = ["MemberShape", "Stack", "plan_stacks"]
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # torch.optim.Adam's defaults, which make_optimizer uses
+# From this many elements (all members' parameters) a stack steps through torch's fused
+# kernels: one pass over memory instead of ~20 (measured: Airfoil's 256-wide nets).
+FUSED_MIN_ELEMENTS = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,8 @@ class Stack:
                 .unsqueeze(1)
                 for i, h in enumerate(self.sizes[1:-1])
             ]
+        self.lrs: tuple[float, ...] = (0.0,) * k
+        self._step_t = torch.zeros((), dtype=torch.float32, device=self.device)
         self._load(slabs)
         self.step_count = 0
 
@@ -154,7 +159,12 @@ class Stack:
         for p, g in zip(self.slabs, self._grads, strict=True):
             p.requires_grad_(True)
             p.grad = g
-        self.lr = torch.zeros_like(self.flat)
+        # Big stacks step through torch's fused kernels, member by member (one call per
+        # learning rate); small ones through a few element-wise ops over the flat buffer.
+        self.fused = self.flat.numel() >= FUSED_MIN_ELEMENTS
+        bufs = [self._views(b) for b in (self.flat, self.grad, *self.state)]
+        self._rows = [[[v[r] for v in views] for views in bufs] for r in range(self.k)]
+        self._lr_flat: torch.Tensor | None = None
 
     def _views(self, buf: torch.Tensor) -> list[torch.Tensor]:
         views, at = [], 0
@@ -173,16 +183,22 @@ class Stack:
 
         if self.masks is not None:
             self.masks = [m.index_select(0, idx) for m in self.masks]
-        lr = torch.cat([v.reshape(-1) for v in pick(self.lr)])
+        self.lrs = tuple(self.lrs[r] for r in rows)
         self._load(pick(self.flat), [pick(s) for s in self.state])
-        self.lr = lr
 
     def set_lr(self, lrs: Sequence[float]) -> None:
-        """One learning rate per member, spread over the member's elements of every slab."""
-        rates = torch.tensor(list(lrs), dtype=self.dtype, device=self.device)
-        self.lr = torch.cat(
-            [rates.view(-1, *[1] * (len(s) - 1)).expand(s).reshape(-1) for s in self.shapes]
-        )
+        """One learning rate per member (row)."""
+        self.lrs = tuple(float(lr) for lr in lrs)
+        self._lr_flat = None
+
+    def _lr_elements(self) -> torch.Tensor:
+        """The learning rates spread over every member's elements of every slab (flat path)."""
+        if self._lr_flat is None:
+            rates = torch.tensor(self.lrs, dtype=self.dtype, device=self.device)
+            self._lr_flat = torch.cat(
+                [rates.view(-1, *[1] * (len(s) - 1)).expand(s).reshape(-1) for s in self.shapes]
+            )
+        return self._lr_flat
 
     def layers(self, row: int) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
         """Member ``row``'s padded ``(weight [in, out], bias [out] or None)`` per layer (views)."""
@@ -211,8 +227,11 @@ class Stack:
     @torch.no_grad()
     def step(self) -> None:
         """One optimizer step for every member, from the gradients in ``self.grad``."""
-        p, g, lr, wd = self.flat, self.grad, self.lr, self.weight_decay
         self.step_count += 1
+        if self.fused:
+            self._fused_step()
+            return
+        p, g, lr, wd = self.flat, self.grad, self._lr_elements(), self.weight_decay
         if wd and self.optimizer != "adamw":
             g = g.add(p, alpha=wd)
         if self.optimizer == "sgd":
@@ -232,6 +251,42 @@ class Stack:
         bc2_sqrt = math.sqrt(1.0 - BETA2**self.step_count)
         denom = v.sqrt().div_(bc2_sqrt).add_(EPS)
         p.addcdiv_(m * lr, denom, value=-1.0 / bc1)
+
+    def _fused_step(self) -> None:
+        """torch's own fused kernels (what make_optimizer's optimizers run), per learning rate."""
+        self._step_t.fill_(float(self.step_count))
+        by_lr: dict[float, list[int]] = {}
+        for r, lr in enumerate(self.lrs):
+            by_lr.setdefault(lr, []).append(r)
+        for lr, rows in by_lr.items():
+            lists = [
+                [t for r in rows for t in self._rows[r][i]] for i in range(2 + len(self.state))
+            ]
+            if self.optimizer == "sgd":
+                torch._fused_sgd_(
+                    *lists,
+                    weight_decay=self.weight_decay,
+                    momentum=SGD_MOMENTUM,
+                    lr=lr,
+                    dampening=0.0,
+                    nesterov=False,
+                    maximize=False,
+                    is_first_step=self.step_count == 1,
+                )
+                continue
+            kernel = torch._fused_adamw_ if self.optimizer == "adamw" else torch._fused_adam_
+            kernel(
+                *lists,
+                [],
+                [self._step_t] * len(lists[0]),
+                lr=lr,
+                beta1=BETA1,
+                beta2=BETA2,
+                weight_decay=self.weight_decay,
+                eps=EPS,
+                amsgrad=False,
+                maximize=False,
+            )
 
     def zero_grad(self) -> None:
         self.grad.zero_()
