@@ -336,14 +336,16 @@ class _Loop:
                 if end - start == 1:
                     break  # a single-example tail, as in fit
                 idx = perm[:, start:end]
-                xb, yb = x[idx], y[idx]  # [seeds, B, ...]: one gather per batch for everyone
+                if shared:  # one gather for everyone
+                    xb, yb = x[idx[0]], y[idx[0]]
                 losses = []
                 with self.autocast:
                     for g in self.groups:
                         if shared:
-                            xg, yg = xb[0], yb[0].expand(g.stack.k, -1)
-                        else:
-                            xg, yg = (xb, yb) if g.rows is None else (xb[g.rows], yb[g.rows])
+                            xg, yg = xb, yb.expand(g.stack.k, -1)
+                        else:  # one gather per stack: [K, B, ...], each member its batch
+                            rows = idx if g.rows is None else idx[g.rows]
+                            xg, yg = x[rows], y[rows]
                         losses.append(_member_losses(g.forward(xg), yg, task).mean(1))
                 for g in self.groups:
                     g.stack.zero_grad()
