@@ -17,6 +17,7 @@ from autosize.errors import ConfigError
 from autosize.history import EpochRecord, History
 from autosize.models import ArchSpec, ConvLayer, DenseLayer, build_model
 from autosize.population import fit_population
+from autosize.population import stack as stack_module
 from autosize.population.stack import MemberShape, plan_stacks
 from autosize.train import fit
 
@@ -100,9 +101,16 @@ def assert_same(
 @pytest.mark.parametrize("task", ["regression", "classification"])
 @pytest.mark.parametrize(("dtype", "tol"), [(torch.float64, 1e-8), (torch.float32, 1e-4)])
 @pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+@pytest.mark.parametrize("path", ["flat", "fused"])
 def test_each_member_matches_fit_alone(
-    task: str, dtype: torch.dtype, tol: float, optimizer: str
+    task: str,
+    dtype: torch.dtype,
+    tol: float,
+    optimizer: str,
+    path: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(stack_module, "FUSED_MIN_ELEMENTS", 0 if path == "fused" else 1 << 60)
     bundle = as_dtype(linear_regression() if task == "regression" else blobs(), dtype)
     models = nets(bundle, dtype)
     refs = copy.deepcopy(models)

@@ -6,7 +6,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -24,7 +24,6 @@ from autosize.evaluation import (
     metric_name,
 )
 from autosize.history import EpochRecord, History, StopCause
-from autosize.models.net import DenseBlock, Net
 from autosize.optim import (
     OptimizerName,
     _check_batch_size,
@@ -34,7 +33,15 @@ from autosize.optim import (
     make_optimizer,
     resolve_device,
 )
-from autosize.population.stack import MemberShape, Stack, plan_stacks
+from autosize.population.member import (
+    Group,
+    Layers,
+    Member,
+    make_group,
+    member_shape,
+    write_layers,
+)
+from autosize.population.stack import plan_stacks
 from autosize.train import _CHECK_EVERY_CUDA, _defines_hook, _float32_precision
 
 __all__ = ["fit_population"]
@@ -45,54 +52,6 @@ logger = logging.getLogger(__name__)
 # per-step work, measured on this project's CPU, against its per-weight arithmetic):
 # plan_stacks splits members into several stacks only where padding would cost more.
 _STACK_OVERHEAD = {"cpu": 1.0e6, "cuda": 1.0e9}
-Layers = list[tuple[torch.Tensor, torch.Tensor | None]]
-
-
-@dataclass(eq=False)
-class _Member:
-    index: int
-    model: Net
-    shape: MemberShape
-    seed: int
-    state: TrainState
-    callbacks: list[Callback]
-    best_metric: float | None = None
-    best_epoch: int | None = None
-    best: Layers | None = None
-
-    @property
-    def lr(self) -> float:
-        return float(self.state.optimizer.param_groups[0]["lr"])
-
-
-@dataclass(eq=False)
-class _Group:
-    """A stack and the members in its rows, with their per-epoch sums."""
-
-    stack: Stack
-    members: list[_Member]
-    scale: torch.Tensor | None  # [K, 1, 1] target_scale / target_shift, None when all trivial
-    shift: torch.Tensor | None
-    loss_sum: torch.Tensor = field(init=False)
-    rows: torch.Tensor | None = None  # the batch row (seed) of each member; None: all the same
-    lrs: tuple[float, ...] = ()
-
-    def keep(self, rows: list[int]) -> None:
-        self.stack.keep(rows)
-        idx = torch.tensor(rows, dtype=torch.long, device=self.loss_sum.device)
-        self.members = [self.members[r] for r in rows]
-        self.loss_sum = self.loss_sum.index_select(0, idx)
-        if self.scale is not None and self.shift is not None:
-            self.scale, self.shift = self.scale[idx], self.shift[idx]
-        if self.rows is not None:
-            self.rows = self.rows[idx]
-        self.lrs = tuple(self.lrs[r] for r in rows)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.stack.forward(x)
-        if self.scale is not None and self.shift is not None:
-            out = out * self.scale + self.shift
-        return out
 
 
 def _per_member(name: str, value: object, k: int) -> list[object]:
@@ -101,50 +60,6 @@ def _per_member(name: str, value: object, k: int) -> list[object]:
             raise ConfigError(f"{name}: got {len(value)} values for {k} models")
         return list(value)
     return [value] * k
-
-
-def _shape(i: int, model: nn.Module, bundle: DataBundle) -> MemberShape:
-    """What a stack needs of member ``i``; refuses what population training cannot do."""
-    where = f"fit_population: model {i}"
-    if not isinstance(model, Net):
-        raise ConfigError(f"{where} is a {type(model).__name__}; expected a build_model network")
-    for j, block in enumerate(model.blocks):
-        if not isinstance(block, DenseBlock):
-            raise ConfigError(f"{where}: layer {j} is not dense (train conv networks with fit)")
-        for part, what in (("norm", "batchnorm"), ("gate", "a compress gate"), ("drop", "dropout")):
-            if not isinstance(getattr(block, part), nn.Identity):
-                raise ConfigError(f"{where}: layer {j} has {what}; train it with fit")
-    if len({repr(b.act) for b in model.blocks}) > 1:
-        raise ConfigError(f"{where}: its layers have different activations")
-    if len(bundle.input_shape) != 1:
-        raise ConfigError(f"fit_population: {bundle.name!r} is not a table of features")
-    linears = [b.linear for b in model.blocks] + [model.head]
-    if linears[0].in_features != bundle.input_shape[0]:
-        raise ConfigError(
-            f"{where} takes {linears[0].in_features} inputs, not {bundle.input_shape[0]}"
-        )
-    dtypes = {p.dtype for p in model.parameters()}
-    if len(dtypes) != 1 or not all(p.requires_grad for p in model.parameters()):
-        raise ConfigError(f"{where}: parameters must all be trainable and of one dtype")
-    return MemberShape(
-        sizes=(linears[0].in_features, *(lin.out_features for lin in linears)),
-        bias=tuple(lin.bias is not None for lin in linears),
-        act=model.blocks[0].act if len(model.blocks) else nn.Identity(),
-        dtype=dtypes.pop(),
-    )
-
-
-def _weights(model: Net) -> Layers:
-    return [(lin.weight, lin.bias) for lin in [*(b.linear for b in model.blocks), model.head]]
-
-
-@torch.no_grad()
-def _write(model: Net, layers: Layers) -> None:
-    """Padded ``(weight [in, out], bias)`` slabs back into the member's own modules."""
-    for lin, (w, b) in zip([*(b.linear for b in model.blocks), model.head], layers, strict=True):
-        lin.weight.copy_(w[: lin.in_features, : lin.out_features].T)
-        if b is not None:
-            lin.bias.copy_(b[: lin.out_features])
 
 
 def fit_population(
@@ -215,7 +130,7 @@ def fit_population(
         raise ConfigError(f"unknown task {bundle.task!r} in dataset {bundle.name!r}")
     if bundle.train[0].shape[0] < 2 or bundle.val[0].shape[0] == 0:
         raise ConfigError(f"dataset {bundle.name!r} needs 2 training and 1 validation examples")
-    shapes = [_shape(i, m, bundle) for i, m in enumerate(models)]
+    shapes = [member_shape(i, m, bundle) for i, m in enumerate(models)]
 
     dev = resolve_device(device)
     members = []
@@ -235,10 +150,10 @@ def fit_population(
             optimizer_name=optimizer,
             seed=int(seeds[i]),  # type: ignore[call-overload]
         )
-        members.append(_Member(i, model, shapes[i], state.seed, state, per_member[i]))  # type: ignore[arg-type]
+        members.append(Member(i, model, shapes[i], state.seed, state, per_member[i]))  # type: ignore[arg-type]
     overhead = _STACK_OVERHEAD.get(dev.type, _STACK_OVERHEAD["cuda"]) / batch_size
     groups = [
-        _group([members[i] for i in rows], optimizer, weight_decay)
+        make_group([members[i] for i in rows], optimizer, weight_decay)
         for rows in plan_stacks(shapes, overhead)
     ]
     with _float32_precision(dev, allow_tf32):
@@ -252,26 +167,6 @@ def fit_population(
         ", ".join(f"{h.stopped} after {len(h)}" for h in done),
     )
     return done
-
-
-def _group(members: list[_Member], optimizer: OptimizerName, weight_decay: float) -> _Group:
-    stack = Stack(
-        [_weights(m.model) for m in members],
-        [m.shape for m in members],
-        optimizer=optimizer,
-        weight_decay=float(weight_decay),
-    )
-    nets = [m.model for m in members]
-    scale = shift = None
-    if any(n.target_scale != 1.0 or n.target_shift != 0.0 for n in nets):
-        as_tensor = lambda v: torch.tensor(v, dtype=stack.dtype, device=stack.device).view(-1, 1, 1)  # noqa: E731
-        scale, shift = (
-            as_tensor([n.target_scale for n in nets]),
-            as_tensor([n.target_shift for n in nets]),
-        )
-    group = _Group(stack, members, scale, shift)
-    group.loss_sum = torch.zeros(len(members), dtype=_acc_dtype(stack.device), device=stack.device)
-    return group
 
 
 def _member_losses(out: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
@@ -294,7 +189,7 @@ class _Loop:
     epochs: int | None
     max_seconds: float | None
 
-    def run(self, groups: list[_Group], members: list[_Member]) -> None:
+    def run(self, groups: list[Group], members: list[Member]) -> None:
         dev, task, bs = self.dev, self.bundle.task, self.batch_size
         x, y = (t.to(dev) for t in self.bundle.train)
         self.vx, self.vy = (t.to(dev) for t in self.bundle.val)
@@ -386,7 +281,7 @@ class _Loop:
 
     # -- one epoch's end -----------------------------------------------------------------
 
-    def _record(self, m: _Member, train_loss: float, val: dict[str, float]) -> EpochRecord:
+    def _record(self, m: Member, train_loss: float, val: dict[str, float]) -> EpochRecord:
         t_now = time.perf_counter()
         history = m.state.history
         record = EpochRecord(
@@ -441,7 +336,7 @@ class _Loop:
                 stay.append(row)
             self._keep(g, stay)
 
-    def _keep(self, g: _Group, rows: list[int]) -> None:
+    def _keep(self, g: Group, rows: list[int]) -> None:
         if not rows:
             self.groups.remove(g)
         elif len(rows) < len(g.members):
@@ -481,7 +376,7 @@ class _Loop:
                 if not bad[row]:
                     continue
                 layers = g.stack.layers(row)
-                _write(m.model, layers)
+                write_layers(m.model, layers)
                 val = _evaluate_tensors(
                     m.model, self.vx, self.vy, self.bundle.task,
                     batch_size=EVAL_BATCH_SIZE, autocast=self.autocast,
@@ -495,13 +390,13 @@ class _Loop:
                 self._finish(m, layers, "diverged", reason)
             self._keep(g, [r for r, b in enumerate(bad) if not b])
 
-    def _finish(self, m: _Member, layers: Layers, cause: StopCause, reason: str) -> None:
+    def _finish(self, m: Member, layers: Layers, cause: StopCause, reason: str) -> None:
         """A member stops: its weights go back into its model, then restore_best, on_train_end."""
         history = m.state.history
         history.stopped, history.stop_reason = cause, reason
-        _write(m.model, layers)
+        write_layers(m.model, layers)
         if self.restore_best and m.best is not None:
-            _write(m.model, m.best)
+            write_layers(m.model, m.best)
             history.restored_epoch = m.best_epoch
         m.model.eval()
         for cb in m.callbacks:

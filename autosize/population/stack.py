@@ -14,10 +14,13 @@ Every member's layer ``l`` is padded to the stack's widest ``l`` and stored as o
 
 All slabs live in one flat buffer, each slab a contiguous piece of it, with a flat
 gradient buffer of the same layout that autograd accumulates into (each slab's
-``.grad`` is a view of it). The optimizer is then a handful of element-wise ops over
-the whole buffer; a per-member learning rate is a per-element tensor. SGD (momentum
-0.9), Adam and AdamW follow ``torch.optim``'s formulas, one update per member exactly
-as ``make_optimizer``'s would be, up to float rounding.
+``.grad`` is a view of it), and so do the optimizer's moments. A stack of at least
+``FUSED_MIN_ELEMENTS`` steps through torch's own fused kernels (the ones
+``make_optimizer``'s optimizers run), one call per distinct learning rate over the
+members' rows of every slab; a smaller one with a few element-wise ops over the whole
+buffer, the learning rate spread per element (the fused calls' fixed cost would
+dominate there). Either way each member gets ``torch.optim``'s SGD (momentum 0.9),
+Adam or AdamW update, as ``fit`` would give it, up to float rounding.
 """
 
 from __future__ import annotations
