@@ -16,7 +16,16 @@ from autosize.models.net import DenseBlock, Net
 from autosize.optim import OptimizerName
 from autosize.population.stack import MemberShape, Stack
 
-__all__ = ["Group", "Layers", "Member", "make_group", "member_shape", "net_layers", "write_layers"]
+__all__ = [
+    "Group",
+    "Layers",
+    "Member",
+    "can_stack",
+    "make_group",
+    "member_shape",
+    "net_layers",
+    "write_layers",
+]
 
 Layers = list[tuple[torch.Tensor, torch.Tensor | None]]
 
@@ -132,3 +141,12 @@ def make_group(members: list[Member], optimizer: OptimizerName, weight_decay: fl
     group = Group(stack, members, scale, shift)
     group.loss_sum = torch.zeros(len(members), dtype=_acc_dtype(stack.device), device=stack.device)
     return group
+
+
+def can_stack(model: nn.Module, bundle: DataBundle) -> bool:
+    """Whether :func:`~autosize.population.fit_population` can train ``model`` on ``bundle``."""
+    try:
+        member_shape(0, model, bundle)
+    except ConfigError:
+        return False
+    return True

@@ -210,6 +210,9 @@ class StudyConfig:
     baselines: BaselineConfig
     sampler: Component
     pruner: Component
+    # Warm-started trials trained together, K at a time, in one fit_population (1: one by
+    # one). The trials are the same either way; K of them cost about one on small nets.
+    cohort: int = 1
     # The [study] keys given on the command line (what worker processes re-apply).
     overrides: Mapping[str, object] = field(default_factory=dict)
 
@@ -324,6 +327,7 @@ def load_config(path: str | Path, *, overrides: Mapping[str, object] | None = No
     objective = study.str("objective", "val_accuracy", choices=get_args(Objective))
     second = study.str("second_objective", None, choices=("params",))
     device = study.str("device", "auto")
+    cohort = study.int("cohort", 1, low=1)
     study.close()
 
     data_t = top.table("data")
@@ -446,5 +450,6 @@ def load_config(path: str | Path, *, overrides: Mapping[str, object] | None = No
         baselines=baselines,
         sampler=sampler,
         pruner=pruner,
+        cohort=cohort,  # type: ignore[arg-type]
         overrides={k: v for k, v in (overrides or {}).items() if v is not None},
     )

@@ -86,6 +86,8 @@ class TrialRecord:
     fail_reason: str | None = None
     pruned_at: int | None = None
     pruned_reason: str | None = None
+    # [study] cohort: the trial numbers trained together in one fit_population (this one's too).
+    cohort: tuple[int, ...] = ()
 
     @property
     def is_baseline(self) -> bool:
@@ -101,7 +103,7 @@ class TrialRecord:
 
 
 KEYS: frozenset[str] = frozenset(f.name for f in fields(TrialRecord))
-_TUPLES = {"lineage", "curve", "gain_curve"}
+_TUPLES = {"lineage", "curve", "gain_curve", "cohort"}
 
 
 def read(trial: _HasUserAttrs) -> TrialRecord:
