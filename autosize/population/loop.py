@@ -232,15 +232,16 @@ class _Loop:
                     break  # a single-example tail, as in fit
                 idx = perm[:, start:end]
                 if shared:  # one gather for everyone
-                    xb, yb = x[idx[0]], y[idx[0]]
+                    xb, yb = x.index_select(0, idx[0]), y.index_select(0, idx[0])
                 losses = []
                 with self.autocast:
                     for g in self.groups:
                         if shared:
                             xg, yg = xb, yb.expand(g.stack.k, -1)
                         else:  # one gather per stack: [K, B, ...], each member its batch
-                            rows = idx if g.rows is None else idx[g.rows]
-                            xg, yg = x[rows], y[rows]
+                            rows = (idx if g.rows is None else idx[g.rows]).reshape(-1)
+                            xg = x.index_select(0, rows).view(g.stack.k, -1, *x.shape[1:])
+                            yg = y.index_select(0, rows).view(g.stack.k, -1)
                         losses.append(_member_losses(g.forward(xg), yg, task).mean(1))
                 for g in self.groups:
                     g.stack.zero_grad()
