@@ -9,8 +9,9 @@ import pytest
 from optuna.trial import TrialState
 
 from autosize.errors import ConfigError
-from autosize.search import load_config, run_study
+from autosize.search import load_config, prepare, run_study
 from autosize.search.storage import artifact_store, download_network
+from autosize.train import evaluate
 from studies import tiny_config
 
 pytestmark = [
@@ -42,9 +43,13 @@ def test_a_cohort_runs_the_trials_one_at_a_time_would(tmp_path: Path) -> None:
         assert y.user_attrs["curve"] == pytest.approx(x.user_attrs["curve"], rel=1e-4)
         assert y.user_attrs["cohort"] == numbers and "cohort" not in x.user_attrs
         assert y.user_attrs["epochs"] == x.user_attrs["epochs"] == 2
-    store = artifact_store(load_config(config).artifacts)
-    model, spec = download_network(store, b[0].user_attrs["network_artifact"], owner="t")
+    # The stored network is the one the trial recorded (its validation RMSE, its spec).
+    p = prepare(load_config(config))
+    model, spec = download_network(
+        artifact_store(p.config.artifacts), b[0].user_attrs["network_artifact"], owner="t"
+    )
     assert spec.to_dict() == b[0].user_attrs["spec"]
+    assert evaluate(model, p.bundle, "val", device="cpu")["rmse"] == pytest.approx(b[0].value)
 
 
 def test_compress_trains_alone_and_the_rest_together(tmp_path: Path) -> None:

@@ -245,6 +245,11 @@ def test_refuses_other_modules_conv_nets_and_bad_arguments() -> None:
         fit_population(nets(bundle), bundle, epochs=1, lr=[1e-3, 1e-3], device="cpu")
     with pytest.raises(ConfigError, match="budget"):
         fit_population(nets(bundle), bundle, device="cpu")
+    twice = nets(bundle)[:1] * 2
+    with pytest.raises(ConfigError, match="more than once"):
+        fit_population(twice, bundle, epochs=1, device="cpu")
+    with pytest.raises(ConfigError, match="one sequence"):
+        fit_population(nets(bundle)[:1], bundle, epochs=1, callbacks=[EarlyStopping(2)])  # type: ignore[list-item]
 
     class Penalty(Callback):
         def penalty(self, state: TrainState) -> torch.Tensor:

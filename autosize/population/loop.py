@@ -117,6 +117,10 @@ def fit_population(
     if not all(_is_int(s) for s in seeds):
         raise ConfigError(f"seed must be an integer or one per model, got {seed!r}")
     batch_size = _check_batch_size(batch_size)
+    if len({id(m) for m in models}) != k:
+        raise ConfigError("fit_population: the same model object appears more than once")
+    if any(isinstance(c, Callback) for c in callbacks):
+        raise ConfigError("callbacks: one sequence of Callback instances per model, e.g. [[cb]]")
     per_member = [list(c) for c in callbacks] if callbacks else [[] for _ in models]
     if len(per_member) != k:
         raise ConfigError(f"callbacks: got {len(per_member)} sequences for {k} models")
@@ -139,7 +143,12 @@ def fit_population(
         history = History(task=bundle.task, metric=metric_name(bundle.task), device=str(dev))
         state = TrainState(
             model=model,
-            optimizer=make_optimizer(optimizer, model.parameters(), lr=float(lrs[i])),  # type: ignore[arg-type]
+            optimizer=make_optimizer(
+                optimizer,
+                model.parameters(),
+                lr=float(lrs[i]),  # type: ignore[arg-type]
+                weight_decay=float(weight_decay),
+            ),
             bundle=bundle,
             device=dev,
             history=history,
