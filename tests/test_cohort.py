@@ -101,3 +101,17 @@ def test_an_interrupted_cohort_fails_as_interrupted_and_is_redone(
     assert all(t.user_attrs["fail_reason"] == "interrupted" for t in trials)
     study = run_study(load_config(config))  # resumes: the interrupted trials do not count
     assert [t.state for t in warm(study)][3:] == [TrialState.COMPLETE] * 3
+
+
+def test_the_cli_flag_sets_the_cohort(tmp_path: Path) -> None:
+    import contextlib
+    import io
+
+    from autosize.cli import main
+
+    config = tiny_config(tmp_path, n_trials=2)
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        assert main(["run", str(config), "--cohort", "2"]) == 0
+    assert out.getvalue().count("warmstart") == 2  # one line per finished trial
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 's.db'}")
+    assert [t.user_attrs["cohort"] for t in warm(study)] == [[2, 3], [2, 3]]

@@ -31,6 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--workers", type=positive_int, default=1, help="worker processes on the same storage"
     )
     p.add_argument(
+        "--cohort",
+        type=positive_int,
+        help="warm-started trials trained together, K at a time (overrides [study] cohort)",
+    )
+    p.add_argument(
         "--threads",
         type=positive_int,
         help="CPU threads for torch (default: torch's choice; 1 is often faster for small "
@@ -54,7 +59,12 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    overrides = {"n_trials": args.n_trials, "storage": args.storage, "name": args.study_name}
+    overrides = {
+        "n_trials": args.n_trials,
+        "storage": args.storage,
+        "name": args.study_name,
+        "cohort": args.cohort,
+    }
     config = load_config(args.config, overrides=overrides)
     bar = tqdm(
         total=config.n_trials,
