@@ -24,6 +24,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 
 import optuna
 from optuna.storages._heartbeat import get_heartbeat_thread
@@ -176,7 +177,8 @@ def _train_together(
     deadline: Deadline,
 ) -> None:
     budget = p.config.train
-    max_seconds = deadline.clip(budget.max_seconds)
+    # K trials end one after another (validation, test, upload): keep K trials' reserve.
+    max_seconds = replace(deadline, reserve=deadline.reserve * len(steps)).clip(budget.max_seconds)
     numbers = [s.trial.number for s in steps]
     for s in steps:
         record.write(s.trial, cohort=numbers)
