@@ -6,10 +6,13 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 from optuna.trial import TrialState
 
 from autosize.errors import ConfigError
+from autosize.models import ArchSpec, DenseLayer
 from autosize.search import load_config, prepare, run_study
+from autosize.search.cohort import auto_size
 from autosize.search.storage import artifact_store, download_network
 from autosize.train import evaluate
 from studies import tiny_config
@@ -76,9 +79,29 @@ def test_pruning_in_a_cohort_and_resume(tmp_path: Path) -> None:
     assert len(warm(study)) == 5
 
 
-def test_cohort_must_be_positive(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cohort"):
-        load_config(tiny_config(tmp_path, study="cohort = 0"))
+@pytest.mark.parametrize("value", ["0", '"big"', "true", "2.5"])
+def test_cohort_must_be_positive_or_auto(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ConfigError, match=r'study.cohort.*an integer >= 1 or "auto"'):
+        load_config(tiny_config(tmp_path, study=f"cohort = {value}"))
+    assert load_config(tiny_config(tmp_path, study='cohort = "auto"')).cohort == "auto"
+
+
+def test_auto_picks_many_for_small_seeds_and_one_for_wide_ones_on_a_cpu() -> None:
+    def seed(*widths: int) -> ArchSpec:
+        return ArchSpec(input_shape=(10,), n_outputs=1, layers=tuple(DenseLayer(w) for w in widths))
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert auto_size(seed(16, 16), cpu) == 16  # Add10's seed
+    assert auto_size(seed(256, 256, 256), cpu) == 1  # Airfoil's seed: compute-bound on a CPU
+    assert auto_size(seed(128), cpu) == 16
+    assert auto_size(seed(150, 150), cpu) == 4
+    assert auto_size(seed(256, 256), cuda) == 32
+
+
+def test_an_auto_cohort_study(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path, n_trials=3, study='cohort = "auto"')
+    trials = warm(run_study(load_config(config)))
+    assert [t.user_attrs["cohort"] for t in trials] == [[2, 3, 4]] * 3  # 16, capped by n_trials
 
 
 def test_an_interrupted_cohort_fails_as_interrupted_and_is_redone(

@@ -32,8 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--cohort",
-        type=positive_int,
-        help="warm-started trials trained together, K at a time (overrides [study] cohort)",
+        type=_cohort,
+        help='warm-started trials trained together, K at a time, or "auto" '
+        "(overrides [study] cohort)",
     )
     p.add_argument(
         "--threads",
@@ -42,6 +43,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "networks on a busy machine; workers always use 1)",
     )
     p.set_defaults(func=run)
+
+
+def _cohort(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f'expected a positive integer or "auto", got {text!r}'
+        ) from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -27,10 +27,12 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
 import optuna
+import torch
 from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import FrozenTrial, TrialState
 
 from autosize.callbacks import schedule_callbacks
+from autosize.models import ArchSpec
 from autosize.population import can_stack, fit_population
 from autosize.search import record, training
 from autosize.search.clock import Deadline
@@ -38,11 +40,26 @@ from autosize.search.prepare import Prepared
 from autosize.search.storage import fail_stale
 from autosize.search.warmstart import Step, StepObjective
 
-__all__ = ["run_cohorts"]
+__all__ = ["auto_size", "run_cohorts"]
 
 logger = logging.getLogger(__name__)
 
 TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
+
+# ``cohort = "auto"``. On a CPU a small net's step is per-step overhead (~0.25 ms for
+# fit), so K of them cost about one; a net whose step is arithmetic (Airfoil's 256-wide,
+# Poker's 512-wide seeds) gains nothing there (development runs, reports/population.md).
+# A GPU has room for many.
+AUTO_CPU = ((20_000, 16), (100_000, 4))  # (seed parameters at most, K)
+AUTO_CUDA = 32
+
+
+def auto_size(seed: ArchSpec, device: torch.device) -> int:
+    """The cohort size ``"auto"`` stands for, from the seed network's size and the device."""
+    if device.type == "cuda":
+        return AUTO_CUDA
+    params = seed.param_count()
+    return next((k for limit, k in AUTO_CPU if params <= limit), 1)
 
 
 def run_cohorts(

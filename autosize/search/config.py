@@ -211,8 +211,9 @@ class StudyConfig:
     sampler: Component
     pruner: Component
     # Warm-started trials trained together, K at a time, in one fit_population (1: one by
-    # one). The trials are the same either way; K of them cost about one on small nets.
-    cohort: int = 1
+    # one; "auto": K from the seed's size and the device, see search.cohort.auto_size).
+    # The trials are the same either way; K of them cost about one on small nets.
+    cohort: int | Literal["auto"] = 1
     # The [study] keys given on the command line (what worker processes re-apply).
     overrides: Mapping[str, object] = field(default_factory=dict)
 
@@ -327,7 +328,13 @@ def load_config(path: str | Path, *, overrides: Mapping[str, object] | None = No
     objective = study.str("objective", "val_accuracy", choices=get_args(Objective))
     second = study.str("second_objective", None, choices=("params",))
     device = study.str("device", "auto")
-    cohort = study.int("cohort", 1, low=1)
+    cohort = study.get("cohort")
+    if cohort is None:
+        cohort = 1
+    elif cohort != "auto" and (
+        isinstance(cohort, bool) or not isinstance(cohort, int) or cohort < 1
+    ):
+        study.fail("cohort", cohort, 'an integer >= 1 or "auto"')
     study.close()
 
     data_t = top.table("data")

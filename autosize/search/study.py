@@ -48,7 +48,7 @@ from autosize.models import ArchSpec
 from autosize.search import record
 from autosize.search.baselines import run_baselines
 from autosize.search.clock import Deadline
-from autosize.search.cohort import run_cohorts
+from autosize.search.cohort import auto_size, run_cohorts
 from autosize.search.config import StudyConfig, load_config
 from autosize.search.prepare import Prepared, load_bundle, make_sampler, prepare
 from autosize.search.results import TrialResult
@@ -61,6 +61,7 @@ from autosize.search.training import (
     metrics,
 )
 from autosize.search.warmstart import StepObjective
+from autosize.train import resolve_device
 
 __all__ = ["TrialFailed", "load_bundle", "make_sampler", "open_study", "prepare", "run_study"]
 
@@ -269,11 +270,15 @@ def _optimize(
     if left <= 0:
         return
     objective = StepObjective(study, p, seed_model, seed_spec, deadline)
-    if p.config.cohort > 1:
+    size = p.config.cohort
+    if size == "auto":
+        size = auto_size(seed_spec, resolve_device(p.config.device))
+        logger.info("study %r: cohort = %d (auto)", p.config.name, size)
+    if size > 1:
         run_cohorts(
             study,
             objective,
-            size=p.config.cohort,
+            size=size,
             n_trials=n_trials,
             deadline=deadline,
             should_stop=lambda: target is not None and _counted(study) >= target,
