@@ -16,7 +16,7 @@ of ``--rounds`` interleaved rounds (other processes only ever slow a cell down).
 sides start from the same weights, so the run also checks that every member's final
 validation metric matches its sequential twin (max |difference| in the table).
 
-    .venv/bin/python benchmarks/population.py                  # the full run (see the report)
+    .venv/bin/python benchmarks/population.py                  # the full run, about 5 minutes
     .venv/bin/python benchmarks/population.py --quick          # smoke run, well under a minute
     .venv/bin/python benchmarks/population.py --device cuda    # the same on a GPU
 
