@@ -80,6 +80,11 @@ def _evaluate_tensors(
             total, hits = torch.stack([loss_sum, correct.to(loss_sum.dtype)]).tolist()
     finally:
         model.train(was_training)
+    return _split_result(total, hits, n, task)
+
+
+def _split_result(total: float, hits: float, n: int, task: Task) -> dict[str, float]:
+    """The metrics of a split from its summed loss and (classification) correct count."""
     loss = total / n
     if task == "classification":
         return {"loss": loss, "accuracy": hits / n}

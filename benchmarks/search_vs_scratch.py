@@ -213,7 +213,7 @@ def _side_scratch(dataset: str, budget: float, seed: int, work: Path) -> dict[st
     return data
 
 
-def _side_autosize(dataset: str, budget: float, work: Path) -> dict[str, object]:
+def _side_autosize(dataset: str, budget: float, work: Path, cohort: int = 1) -> dict[str, object]:
     import optuna
 
     config = work / f"{dataset}.toml"  # a copy, so its state (.state/) lives in the temp folder
@@ -222,6 +222,8 @@ def _side_autosize(dataset: str, budget: float, work: Path) -> dict[str, object]
     start = datetime.fromtimestamp(t0)  # Optuna's trial times are naive local datetimes
     cmd = [str(Path(sys.executable).with_name("autosize")), "-q", "run", str(config)]
     cmd += ["--timeout", str(budget), "--n-trials", "100000"]
+    if cohort > 1:  # trials trained together (autosize.population), K at a time
+        cmd += ["--cohort", str(cohort)]
     # autosize should end by itself within 5% of B; its overrun is measured, up to 25%.
     wall, code = _run_until(cmd, t0 + budget * 1.25 + 10)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -303,10 +305,13 @@ def _earlier_scratch(path: Path, budget: float) -> dict[str, object]:
     }
 
 
-def run_dataset(dataset: str, budget: float, seed: int, sides: tuple[str, ...]) -> dict:
+def run_dataset(
+    dataset: str, budget: float, seed: int, sides: tuple[str, ...], cohort: int = 1
+) -> dict:
     result: dict[str, object] = {
         "dataset": dataset,
         "budget": budget,
+        "cohort": cohort,
         "load_before": os.getloadavg(),
         "started": datetime.now().isoformat(timespec="seconds"),
     }
@@ -314,7 +319,7 @@ def run_dataset(dataset: str, budget: float, seed: int, sides: tuple[str, ...]) 
         with tempfile.TemporaryDirectory(prefix=f"svs-{dataset}-{side}-") as tmp:
             print(f"[{dataset}] {side}: {budget:.0f} s ...", file=sys.stderr, flush=True)
             data = (
-                _side_autosize(dataset, budget, Path(tmp))
+                _side_autosize(dataset, budget, Path(tmp), cohort)
                 if side == "autosize"
                 else _side_scratch(dataset, budget, seed, Path(tmp))
             )
@@ -453,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sides", default=",".join(SIDES))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--cohort", type=int, default=1, help="autosize side: --cohort K (trials trained together)"
+    )
+    parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "out" / "search_vs_scratch"
     )
     parser.add_argument("--from-json", action="store_true", help="only re-render from <out>/*.json")
@@ -483,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.scratch_from is not None:
             earlier = _earlier_scratch(args.scratch_from / f"{ds}.json", args.budget)
             sides = tuple(side for side in sides if side != "scratch")
-        result = run_dataset(ds, args.budget, args.seed, sides)
+        result = run_dataset(ds, args.budget, args.seed, sides, args.cohort)
         if earlier is not None:
             result.update(earlier)
         path.write_text(json.dumps(result, indent=1))

@@ -51,12 +51,29 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--workers", type=positive_int, default=1, help="worker processes on the same storage"
     )
     p.add_argument(
+        "--cohort",
+        type=_cohort,
+        help='warm-started trials trained together, K at a time, or "auto" '
+        "(overrides [study] cohort)",
+    )
+    p.add_argument(
         "--threads",
         type=positive_int,
         help="CPU threads for torch (default: torch's choice; 1 is often faster for small "
         "networks on a busy machine; workers always use 1)",
     )
     p.set_defaults(func=run)
+
+
+def _cohort(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f'expected a positive integer or "auto", got {text!r}'
+        ) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,7 +92,12 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    overrides = {"n_trials": args.n_trials, "storage": args.storage, "name": args.study_name}
+    overrides = {
+        "n_trials": args.n_trials,
+        "storage": args.storage,
+        "name": args.study_name,
+        "cohort": args.cohort,
+    }
     config = _config(args, overrides)
     chosen: list[Prepared] = []
 

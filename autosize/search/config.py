@@ -187,6 +187,10 @@ class StudyConfig:
     baselines: BaselineConfig
     sampler: Component
     pruner: Component
+    # Warm-started trials trained together, K at a time, in one fit_population (1: one by
+    # one; "auto": K from the seed's size and the device, see search.cohort.auto_size).
+    # The trials are the same either way; K of them cost about one on small nets.
+    cohort: int | Literal["auto"] = 1
     # The [study] keys given on the command line (what worker processes re-apply).
     overrides: Mapping[str, object] = field(default_factory=dict)
     # What the config left out, to be chosen from the data by autosize.search.defaults:
@@ -373,6 +377,13 @@ def config_from_dict(
     objective: Objective = study.str("objective", "val_accuracy", choices=get_args(Objective))
     second = study.str("second_objective", None, choices=("params",))
     device = study.str("device", "auto")
+    cohort = study.get("cohort")
+    if cohort is None:
+        cohort = 1
+    elif cohort != "auto" and (
+        isinstance(cohort, bool) or not isinstance(cohort, int) or cohort < 1
+    ):
+        study.fail("cohort", cohort, 'an integer >= 1 or "auto"')
     study.close()
 
     data_t = top.table("data")
@@ -514,6 +525,7 @@ def config_from_dict(
         baselines=baselines,
         sampler=sampler,
         pruner=pruner,
+        cohort=cohort,  # type: ignore[arg-type]
         overrides={k: v for k, v in (overrides or {}).items() if v is not None},
         auto=frozenset(auto),
     )

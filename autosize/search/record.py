@@ -87,6 +87,8 @@ class TrialRecord:
     fail_reason: str | None = None
     pruned_at: int | None = None
     pruned_reason: str | None = None
+    # [study] cohort: the trial numbers trained together in one fit_population (this one's too).
+    cohort: tuple[int, ...] = ()
 
     @property
     def is_baseline(self) -> bool:
@@ -102,7 +104,7 @@ class TrialRecord:
 
 
 KEYS: frozenset[str] = frozenset(f.name for f in fields(TrialRecord))
-_TUPLES = {"lineage", "curve", "gain_curve"}
+_TUPLES = {"lineage", "curve", "gain_curve", "cohort"}
 
 
 def is_blank(trial: _HasUserAttrs) -> bool:

@@ -49,6 +49,7 @@ from autosize.models import ArchSpec, Net
 from autosize.search import record
 from autosize.search.baselines import run_baselines
 from autosize.search.clock import Deadline
+from autosize.search.cohort import auto_size, run_cohorts
 from autosize.search.config import StudyConfig, load_config
 from autosize.search.prepare import Prepared, load_bundle, make_sampler, prepare
 from autosize.search.results import TrialResult
@@ -61,6 +62,7 @@ from autosize.search.training import (
     metrics,
 )
 from autosize.search.warmstart import StepObjective
+from autosize.train import resolve_device
 
 __all__ = ["TrialFailed", "load_bundle", "make_sampler", "open_study", "prepare", "run_study"]
 
@@ -278,14 +280,31 @@ def _optimize(
     deadline: Deadline,
     on_trial: Callable[[TrialResult], None] | None,
 ) -> None:
-    callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = [_StopAtTarget(target)]
+    reports: list[Callable[[optuna.Study, FrozenTrial], None]] = []
     if on_trial is not None:
-        callbacks.append(lambda _study, trial: on_trial(TrialResult.from_trial(trial)))
+        reports.append(lambda _study, trial: on_trial(TrialResult.from_trial(trial)))
     left = deadline.training_left()
     if left <= 0:
         return
+    objective = StepObjective(study, p, seed_model, seed_spec, deadline)
+    size = p.config.cohort
+    if size == "auto":
+        size = auto_size(seed_spec, resolve_device(p.config.device))
+        logger.info("study %r: cohort = %d (auto)", p.config.name, size)
+    if size > 1:
+        run_cohorts(
+            study,
+            objective,
+            size=size,
+            n_trials=n_trials,
+            deadline=deadline,
+            should_stop=lambda: target is not None and _counted(study) >= target,
+            callbacks=reports,
+        )
+        return
+    callbacks = [_StopAtTarget(target), *reports]
     study.optimize(
-        StepObjective(study, p, seed_model, seed_spec, deadline),
+        objective,
         n_trials=n_trials,
         timeout=None if math.isinf(left) else left,
         catch=(TrialFailed,),

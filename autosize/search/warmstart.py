@@ -25,7 +25,7 @@ from autosize.search.training import (
 )
 from autosize.seeds import derive_seed
 
-__all__ = ["Parent", "StepObjective"]
+__all__ = ["Parent", "Step", "StepObjective"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,19 @@ class Parent:
     lineage: tuple[str, ...]
     # Epochs of training already behind this network (the seed's plus every ancestor's).
     epochs: int
+
+
+@dataclass(eq=False)
+class Step:
+    """A warm-started trial ready to train: its grown network, plan, lr, reporter and seed."""
+
+    trial: optuna.Trial
+    model: Net
+    spec: ArchSpec
+    plan: Plan
+    lr: float | None  # None: [train] lr
+    reporter: TrialReporter
+    seed: int
 
 
 class StepObjective:
@@ -83,61 +96,70 @@ class StepObjective:
         return Parent(model, spec, t.number, rec.lineage, int(rec.lineage_epochs or 0))
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
-        p, space = self.p, self.p.config.search
         record.write(trial, role=record.WARMSTART, worker=record.this_worker())
         with training.recorded_failures(trial):
-            parent = self._parent(trial)
-            try:
-                model, spec, plan = plan_and_grow(
-                    trial,
-                    parent.model,
-                    parent.spec,
-                    space,
-                    seed=derive_seed(p.config.seed, "grow", trial.number),
-                )
-            except Infeasible as exc:
-                record.write(trial, operation=f"none ({exc})", pruned_reason=str(exc))
-                raise optuna.TrialPruned(str(exc)) from None
-            lr = trial.suggest_float("train/lr", *space.lr, log=True) if space.lr else None
-            curves = baseline_curves(
-                self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            )
-            baseline = pick_baseline(
-                curves,
-                params=spec.param_count(),
-                reference=p.config.baselines.reference,
-                maximize=p.maximize,
-            )
-            record.write(
-                trial,
-                operation=plan.describe(),
-                op_kind=plan.kind,
-                parent="seed" if parent.number is None else parent.number,
-                lineage=[*parent.lineage, _lineage_step(plan, parent.number)],
-                inherited_epochs=parent.epochs,
-                baseline_trial=None if baseline is None else baseline.number,
-                **describe(spec),
-            )
-            reporter = TrialReporter(
-                trial,
-                p.config.objective,
-                maximize=p.maximize,
-                prune=True,
-                report=not p.multi_objective,
-                baseline=baseline,
-            )
+            step = self.prepare(trial)
             model, spec, history, seconds = training.train_step(
-                model,
-                spec,
-                p,
-                p.config.train,
-                seed=derive_seed(p.config.seed, "trial", trial.number),
+                step.model,
+                step.spec,
+                self.p,
+                self.p.config.train,
+                seed=step.seed,
                 deadline=self.deadline,
-                lr=lr,
-                callbacks=[reporter],
-                compress_plan=plan.compress,
+                lr=step.lr,
+                callbacks=[step.reporter],
+                compress_plan=step.plan.compress,
             )
-            return finish_trial(trial, p, model, spec, history, seconds, reporter)
+            return finish_trial(trial, self.p, model, spec, history, seconds, step.reporter)
+
+    def prepare(self, trial: optuna.Trial) -> Step:
+        """Everything before training: the parent, the operations, lr, baseline, reporter.
+
+        Raises ``TrialPruned`` when the operation cannot apply (e.g. deepen at max_depth).
+        """
+        p, space = self.p, self.p.config.search
+        parent = self._parent(trial)
+        try:
+            model, spec, plan = plan_and_grow(
+                trial,
+                parent.model,
+                parent.spec,
+                space,
+                seed=derive_seed(p.config.seed, "grow", trial.number),
+            )
+        except Infeasible as exc:
+            record.write(trial, operation=f"none ({exc})", pruned_reason=str(exc))
+            raise optuna.TrialPruned(str(exc)) from None
+        lr = trial.suggest_float("train/lr", *space.lr, log=True) if space.lr else None
+        curves = baseline_curves(
+            self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        )
+        baseline = pick_baseline(
+            curves,
+            params=spec.param_count(),
+            reference=p.config.baselines.reference,
+            maximize=p.maximize,
+        )
+        record.write(
+            trial,
+            operation=plan.describe(),
+            op_kind=plan.kind,
+            parent="seed" if parent.number is None else parent.number,
+            lineage=[*parent.lineage, _lineage_step(plan, parent.number)],
+            inherited_epochs=parent.epochs,
+            baseline_trial=None if baseline is None else baseline.number,
+            **describe(spec),
+        )
+        reporter = TrialReporter(
+            trial,
+            p.config.objective,
+            maximize=p.maximize,
+            prune=True,
+            report=not p.multi_objective,
+            baseline=baseline,
+        )
+        seed = derive_seed(p.config.seed, "trial", trial.number)
+        return Step(trial, model, spec, plan, lr, reporter, seed)
 
 
 def _lineage_step(plan: Plan, parent: int | None) -> str:

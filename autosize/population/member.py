@@ -1,0 +1,152 @@
+"""The members of a population: each model's :class:`Member` record, the checks that it
+can be stacked, and a :class:`Group` (a stack with its members and their per-epoch sums)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from autosize.callbacks import Callback, TrainState
+from autosize.data.bundle import DataBundle
+from autosize.errors import ConfigError
+from autosize.evaluation import _acc_dtype
+from autosize.models.net import DenseBlock, Net
+from autosize.optim import OptimizerName
+from autosize.population.stack import MemberShape, Stack
+
+__all__ = [
+    "Group",
+    "Layers",
+    "Member",
+    "can_stack",
+    "make_group",
+    "member_shape",
+    "net_layers",
+    "write_layers",
+]
+
+Layers = list[tuple[torch.Tensor, torch.Tensor | None]]
+
+
+@dataclass(eq=False)
+class Member:
+    """One model of the population: its shape, seed, per-model TrainState and callbacks."""
+
+    index: int
+    model: Net
+    shape: MemberShape
+    seed: int
+    state: TrainState
+    callbacks: list[Callback]
+    best_metric: float | None = None
+    best_epoch: int | None = None
+    best: Layers | None = None
+
+    @property
+    def lr(self) -> float:
+        return float(self.state.optimizer.param_groups[0]["lr"])
+
+
+@dataclass(eq=False)
+class Group:
+    """A stack and the members in its rows, with their per-epoch sums."""
+
+    stack: Stack
+    members: list[Member]
+    scale: torch.Tensor | None  # [K, 1, 1] target_scale / target_shift, None when all trivial
+    shift: torch.Tensor | None
+    loss_sum: torch.Tensor = field(init=False)
+    rows: torch.Tensor | None = None  # the batch row (seed) of each member; None: all the same
+    lrs: tuple[float, ...] = ()
+
+    def keep(self, rows: list[int]) -> None:
+        self.stack.keep(rows)
+        idx = torch.tensor(rows, dtype=torch.long, device=self.loss_sum.device)
+        self.members = [self.members[r] for r in rows]
+        self.loss_sum = self.loss_sum.index_select(0, idx)
+        if self.scale is not None and self.shift is not None:
+            self.scale, self.shift = self.scale[idx], self.shift[idx]
+        if self.rows is not None:
+            self.rows = self.rows[idx]
+        self.lrs = tuple(self.lrs[r] for r in rows)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.stack.forward(x)
+        if self.scale is not None and self.shift is not None:
+            out = out * self.scale + self.shift
+        return out
+
+
+def member_shape(i: int, model: nn.Module, bundle: DataBundle) -> MemberShape:
+    """What a stack needs of member ``i``; refuses what population training cannot do."""
+    where = f"fit_population: model {i}"
+    if not isinstance(model, Net):
+        raise ConfigError(f"{where} is a {type(model).__name__}; expected a build_model network")
+    for j, block in enumerate(model.blocks):
+        if not isinstance(block, DenseBlock):
+            raise ConfigError(f"{where}: layer {j} is not dense (train conv networks with fit)")
+        for part, what in (("norm", "batchnorm"), ("gate", "a compress gate"), ("drop", "dropout")):
+            if not isinstance(getattr(block, part), nn.Identity):
+                raise ConfigError(f"{where}: layer {j} has {what}; train it with fit")
+    if len({repr(b.act) for b in model.blocks}) > 1:
+        raise ConfigError(f"{where}: its layers have different activations")
+    if len(bundle.input_shape) != 1:
+        raise ConfigError(f"fit_population: {bundle.name!r} is not a table of features")
+    linears = [b.linear for b in model.blocks] + [model.head]
+    if linears[0].in_features != bundle.input_shape[0]:
+        raise ConfigError(
+            f"{where} takes {linears[0].in_features} inputs, not {bundle.input_shape[0]}"
+        )
+    dtypes = {p.dtype for p in model.parameters()}
+    if len(dtypes) != 1 or not all(p.requires_grad for p in model.parameters()):
+        raise ConfigError(f"{where}: parameters must all be trainable and of one dtype")
+    return MemberShape(
+        sizes=(linears[0].in_features, *(lin.out_features for lin in linears)),
+        bias=tuple(lin.bias is not None for lin in linears),
+        act=model.blocks[0].act if len(model.blocks) else nn.Identity(),
+        dtype=dtypes.pop(),
+    )
+
+
+def net_layers(model: Net) -> Layers:
+    return [(lin.weight, lin.bias) for lin in [*(b.linear for b in model.blocks), model.head]]
+
+
+@torch.no_grad()
+def write_layers(model: Net, layers: Layers) -> None:
+    """Padded ``(weight [in, out], bias)`` slabs back into the member's own modules."""
+    for lin, (w, b) in zip([*(b.linear for b in model.blocks), model.head], layers, strict=True):
+        lin.weight.copy_(w[: lin.in_features, : lin.out_features].T)
+        if b is not None:
+            lin.bias.copy_(b[: lin.out_features])
+
+
+def make_group(members: list[Member], optimizer: OptimizerName, weight_decay: float) -> Group:
+    stack = Stack(
+        [net_layers(m.model) for m in members],
+        [m.shape for m in members],
+        optimizer=optimizer,
+        weight_decay=float(weight_decay),
+    )
+    nets = [m.model for m in members]
+    scale = shift = None
+    if any(n.target_scale != 1.0 or n.target_shift != 0.0 for n in nets):
+        as_tensor = lambda v: torch.tensor(v, dtype=stack.dtype, device=stack.device).view(-1, 1, 1)  # noqa: E731
+        scale, shift = (
+            as_tensor([n.target_scale for n in nets]),
+            as_tensor([n.target_shift for n in nets]),
+        )
+    group = Group(stack, members, scale, shift)
+    group.loss_sum = torch.zeros(len(members), dtype=_acc_dtype(stack.device), device=stack.device)
+    return group
+
+
+def can_stack(model: nn.Module, bundle: DataBundle) -> bool:
+    """Whether :func:`~autosize.population.fit_population` can train ``model`` on ``bundle``."""
+    try:
+        member_shape(0, model, bundle)
+    except ConfigError:
+        return False
+    return True

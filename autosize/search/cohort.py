@@ -1,0 +1,236 @@
+"""Warm-started trials trained together (``[study] cohort = K``): K asks, one
+:func:`~autosize.population.fit_population`, a report and a pruning decision per trial
+and epoch, K tells.
+
+Each trial of a cohort is the trial :class:`~autosize.search.warmstart.StepObjective`
+would run alone: the same parent, operations, lr, seed (so the same batches) and budget,
+and the same ending (:func:`~autosize.search.training.finish_trial`: attributes, the
+network artifact); its record's ``cohort`` names the trials trained with it and its
+``seconds`` is the cohort's wall time. A trial whose network cannot be stacked (compress
+trains with gates, regularize adds dropout) trains alone, with ``fit``, after the others.
+A trial the pruner stops leaves the cohort at once and costs no more compute.
+
+Optuna's ``optimize`` runs one trial at a time, so a cohort uses ask and tell; what
+``optimize`` does around a trial is done here too: stale trials are failed first, every
+running trial sends the storage's heartbeat (so a killed worker's trials are failed and
+redone), and the study's callbacks see each finished trial.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+
+import optuna
+import torch
+from optuna.storages._heartbeat import get_heartbeat_thread
+from optuna.trial import FrozenTrial, TrialState
+
+from autosize.callbacks import schedule_callbacks
+from autosize.models import ArchSpec
+from autosize.population import can_stack, fit_population
+from autosize.search import record, training
+from autosize.search.clock import Deadline
+from autosize.search.prepare import Prepared
+from autosize.search.storage import fail_stale
+from autosize.search.warmstart import Step, StepObjective
+
+__all__ = ["auto_size", "run_cohorts"]
+
+logger = logging.getLogger(__name__)
+
+TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
+
+# ``cohort = "auto"``. On a CPU a small net's step is per-step overhead (~0.25 ms for
+# fit), so K of them cost about one; a net whose step is arithmetic (Airfoil's 256-wide,
+# Poker's 512-wide seeds) gains nothing there (development runs, reports/population.md).
+# A GPU has room for many.
+AUTO_CPU = ((20_000, 16), (100_000, 4))  # (seed parameters at most, K)
+AUTO_CUDA = 32
+
+
+def auto_size(seed: ArchSpec, device: torch.device) -> int:
+    """The cohort size ``"auto"`` stands for, from the seed network's size and the device."""
+    if device.type == "cuda":
+        return AUTO_CUDA
+    params = seed.param_count()
+    return next((k for limit, k in AUTO_CPU if params <= limit), 1)
+
+
+def run_cohorts(
+    study: optuna.Study,
+    objective: StepObjective,
+    *,
+    size: int,
+    n_trials: int | None,
+    deadline: Deadline,
+    should_stop: Callable[[], bool] = lambda: False,
+    callbacks: Sequence[TrialCallback] = (),
+) -> None:
+    """Cohorts of ``size`` trials until ``n_trials``, the deadline or ``should_stop()``."""
+    done = 0
+    while (n_trials is None or done < n_trials) and deadline.training_left() > 0:
+        if should_stop():
+            break
+        k = size if n_trials is None else min(size, n_trials - done)
+        run_cohort(study, objective, k, deadline=deadline, callbacks=callbacks)
+        done += k
+
+
+@contextlib.contextmanager
+def _heartbeats(study: optuna.Study, trials: Sequence[optuna.Trial]) -> Iterator[None]:
+    threads = [get_heartbeat_thread(t._trial_id, study._storage) for t in trials]
+    for thread in threads:
+        thread.start()
+    try:
+        yield
+    finally:
+        for thread in threads:
+            thread.join()
+
+
+def run_cohort(
+    study: optuna.Study,
+    objective: StepObjective,
+    k: int,
+    *,
+    deadline: Deadline,
+    callbacks: Sequence[TrialCallback] = (),
+) -> None:
+    """One cohort: ``k`` warm-started trials, trained together where they can be."""
+    fail_stale(study)
+    trials = [study.ask() for _ in range(k)]
+    told: set[int] = set()
+
+    def tell(trial: optuna.Trial, run: Callable[[], float | tuple[float, float]]) -> None:
+        """Run ``run`` under the trial's failure records and tell its outcome, as optimize would."""
+        try:
+            with training.recorded_failures(trial):
+                values = run()
+        except optuna.TrialPruned:
+            frozen = study.tell(trial, state=TrialState.PRUNED)
+        except training.TrialFailed as exc:
+            logger.warning("trial %d failed: %s", trial.number, exc)
+            frozen = study.tell(trial, state=TrialState.FAIL)
+        except BaseException:
+            told.add(trial.number)
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+        else:
+            frozen = study.tell(trial, values)  # type: ignore[arg-type]
+        told.add(trial.number)
+        for callback in callbacks:
+            callback(study, frozen)
+
+    with warnings.catch_warnings(), _heartbeats(study, trials):
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        try:
+            _run(objective, trials, tell, deadline)
+        except BaseException as exc:  # an interrupt or an error: the rest of the cohort fails
+            reason = (
+                "interrupted" if isinstance(exc, KeyboardInterrupt) else f"cohort stopped: {exc!r}"
+            )
+            for trial in trials:
+                if trial.number not in told:
+                    if record.read(trial).fail_reason is None:
+                        record.write(trial, fail_reason=reason)
+                    study.tell(trial, state=TrialState.FAIL)
+            raise
+
+
+def _run(
+    objective: StepObjective,
+    trials: list[optuna.Trial],
+    tell: Callable[[optuna.Trial, Callable[[], float | tuple[float, float]]], None],
+    deadline: Deadline,
+) -> None:
+    p = objective.p
+    steps: list[Step] = []
+    for trial in trials:
+        record.write(trial, role=record.WARMSTART, worker=record.this_worker())
+        try:
+            with training.recorded_failures(trial):
+                steps.append(objective.prepare(trial))
+        except optuna.TrialPruned as exc:  # the operation cannot apply: told now
+            tell(trial, functools.partial(_raise, exc))
+    together = [s for s in steps if s.plan.compress is None and can_stack(s.model, p.bundle)]
+    alone = [s for s in steps if s not in together]
+    if together:
+        _train_together(p, together, tell, deadline)
+    for step in alone:
+        tell(step.trial, functools.partial(_train_alone, objective, step))
+
+
+def _raise(exc: BaseException) -> float:
+    """What a trial's run does when its outcome is already known: raise it."""
+    raise exc
+
+
+def _train_alone(objective: StepObjective, step: Step) -> float | tuple[float, float]:
+    p = objective.p
+    model, spec, history, seconds = training.train_step(
+        step.model,
+        step.spec,
+        p,
+        p.config.train,
+        seed=step.seed,
+        deadline=objective.deadline,
+        lr=step.lr,
+        callbacks=[step.reporter],
+        compress_plan=step.plan.compress,
+    )
+    return training.finish_trial(step.trial, p, model, spec, history, seconds, step.reporter)
+
+
+def _train_together(
+    p: Prepared,
+    steps: list[Step],
+    tell: Callable[[optuna.Trial, Callable[[], float | tuple[float, float]]], None],
+    deadline: Deadline,
+) -> None:
+    budget = p.config.train
+    # K trials end one after another (validation, test, upload): keep K trials' reserve.
+    max_seconds = replace(deadline, reserve=deadline.reserve * len(steps)).clip(budget.max_seconds)
+    numbers = [s.trial.number for s in steps]
+    for s in steps:
+        record.write(s.trial, cohort=numbers)
+    start = time.perf_counter()
+    try:
+        histories = fit_population(
+            [s.model for s in steps],
+            p.bundle,
+            epochs=budget.epochs,
+            max_seconds=max_seconds,
+            optimizer=budget.optimizer,
+            lr=[budget.lr if s.lr is None else s.lr for s in steps],
+            weight_decay=budget.weight_decay,
+            batch_size=budget.batch_size,
+            device=p.config.device,
+            callbacks=[
+                [
+                    s.reporter,
+                    *schedule_callbacks(
+                        budget.schedule, epochs=budget.epochs, max_seconds=max_seconds
+                    ),
+                ]
+                for s in steps
+            ],
+            seed=[s.seed for s in steps],
+            restore_best=budget.restore_best,
+        )
+    except BaseException as exc:  # out of memory (FAIL, the study goes on) or worse (raised)
+        for s in steps:
+            tell(s.trial, functools.partial(_raise, exc))
+        return
+    seconds = time.perf_counter() - start
+    logger.info("cohort of %d trials %s trained together in %.1f s", len(steps), numbers, seconds)
+    for s, history in zip(steps, histories, strict=True):
+        finish = functools.partial(
+            training.finish_trial, s.trial, p, s.model, s.spec, history, seconds, s.reporter
+        )
+        tell(s.trial, finish)

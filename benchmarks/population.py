@@ -1,0 +1,267 @@
+"""Population training against one ``fit`` after another: trials/s and examples/s.
+
+For each dataset (Add10, Airfoil, Census, Poker) the networks are the sizes its shipped
+study (``studies/<name>.toml``) actually tries: the seed architecture, one layer widened
+by the smallest and the largest widen factor, a layer inserted (deepen), both, and
+compressed sizes (half and three quarters of every width). K = 1, 4, 16, 64 networks
+cycle through those shapes, each with its own seed and learning rate (as the trials of
+a search have), and train for the same number of epochs two ways in one run:
+
+  sequential   fit(model_k, seed=k, lr=lr_k) for k = 1..K, one after another
+  population   fit_population(models, seed=[...], lr=[...]) once
+
+A trial is one network trained for ``epochs`` epochs; trials/s is K over the wall time,
+examples/s is K x epochs x training examples over the wall time. Each cell is the best
+of ``--rounds`` interleaved rounds (other processes only ever slow a cell down). Both
+sides start from the same weights, so the run also checks that every member's final
+validation metric matches its sequential twin (max |difference| in the table).
+
+    .venv/bin/python benchmarks/population.py                  # the full run, about 5 minutes
+    .venv/bin/python benchmarks/population.py --quick          # smoke run, well under a minute
+    .venv/bin/python benchmarks/population.py --device cuda    # the same on a GPU
+
+Writes benchmarks/out/population.json and the markdown report (default
+reports/population.md; --quick writes benchmarks/out/population_quick.md instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from autosize.data import load_dataset
+from autosize.data.bundle import DataBundle
+from autosize.models import ArchSpec, DenseLayer, build_model
+from autosize.population import fit_population
+from autosize.search.config import load_config
+from autosize.train import fit, resolve_device
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = ("add10", "airfoil", "census", "poker")
+# Epochs per trial: each trial a fraction of a second to a few seconds on this CPU.
+EPOCHS = {"add10": 3, "airfoil": 10, "census": 1, "poker": 1}
+KS = (1, 4, 16, 64)
+GOALS = {"add10": 5.0, "airfoil": 5.0, "census": 2.0, "poker": 2.0}  # x at K=16 on a CPU
+
+
+def search_shapes(name: str) -> tuple[list[tuple[int, ...]], str, int]:
+    """The hidden widths a study's search tries, its activation and batch size."""
+    config = load_config(ROOT / "studies" / f"{name}.toml")
+    seed = tuple(layer.width for layer in config.seed_net.layers)  # type: ignore[union-attr]
+    space = config.search
+    lo, hi = space.min_widen_factor, space.max_widen_factor
+
+    def widen(w: tuple[int, ...], i: int, f: float) -> tuple[int, ...]:
+        return (*w[:i], min(space.max_width, max(w[i] + 1, round(w[i] * f))), *w[i + 1 :])
+
+    shapes = [seed]
+    for f in (lo, hi):
+        shapes += [widen(seed, 0, f), widen(seed, len(seed) - 1, f)]
+    if len(seed) < space.max_depth:
+        deeper = (*seed, seed[-1])
+        shapes += [deeper, widen(deeper, 0, lo)]
+    shapes += [tuple(max(1, w // 2) for w in seed), tuple(max(1, w * 3 // 4) for w in seed)]
+    unique = list(dict.fromkeys(shapes))
+    return unique, config.seed_net.activation, config.train.batch_size
+
+
+def models_for(
+    bundle: DataBundle, shapes: list[tuple[int, ...]], activation: str, k: int
+) -> list[torch.nn.Module]:
+    out = []
+    for i in range(k):
+        spec = ArchSpec(
+            input_shape=bundle.input_shape,
+            n_outputs=bundle.n_outputs,
+            layers=tuple(DenseLayer(w) for w in shapes[i % len(shapes)]),
+            activation=activation,  # type: ignore[arg-type]
+            target_shift=bundle.target_mean if bundle.task == "regression" else 0.0,
+            target_scale=bundle.target_std if bundle.task == "regression" else 1.0,
+        )
+        out.append(build_model(spec, seed=1000 + i))
+    return out
+
+
+def lrs_for(k: int) -> list[float]:
+    """Distinct learning rates, log-spaced in [3e-4, 3e-3] (a search's lr range)."""
+    return [3e-4 * 10 ** (i / max(k - 1, 1)) for i in range(k)]
+
+
+def time_both(
+    bundle: DataBundle, models: list[torch.nn.Module], epochs: int, batch: int, device: str
+) -> dict[str, float]:
+    k = len(models)
+    seeds, lrs = list(range(k)), lrs_for(k)
+    kw = {"epochs": epochs, "batch_size": batch, "device": device}
+    solo = copy.deepcopy(models)
+    start = time.perf_counter()
+    want = [fit(m, bundle, seed=seeds[i], lr=lrs[i], **kw) for i, m in enumerate(solo)]  # type: ignore[arg-type]
+    sequential = time.perf_counter() - start
+    pop = copy.deepcopy(models)
+    start = time.perf_counter()
+    got = fit_population(pop, bundle, seed=seeds, lr=lrs, **kw)  # type: ignore[arg-type]
+    population = time.perf_counter() - start
+    diff = max(
+        abs(g.epochs[-1].val_metric - w.epochs[-1].val_metric)
+        for g, w in zip(got, want, strict=True)
+    )
+    return {"sequential": sequential, "population": population, "max_val_diff": diff}
+
+
+def run(args: argparse.Namespace) -> dict[str, object]:
+    device = str(resolve_device(args.device))
+    rows = []
+    for name in args.datasets:
+        options = {"split": "chord"} if name == "airfoil" else {}
+        bundle = load_dataset(name, **options)  # type: ignore[arg-type]
+        if args.quick:
+            bundle = bundle.subset(train=min(2000, bundle.sizes["train"]), val=500)
+        shapes, activation, batch = search_shapes(name)
+        epochs = 1 if args.quick else EPOCHS[name]
+        # Warm-up: the first call in a process pays one-off costs (allocator, MKL).
+        warm = models_for(bundle, shapes, activation, 2)
+        fit(copy.deepcopy(warm[0]), bundle.subset(train=512), epochs=1, device=device)
+        fit_population(warm, bundle.subset(train=512), epochs=1, device=device)
+        for k in args.ks:
+            models = models_for(bundle, shapes, activation, k)
+            rounds = [time_both(bundle, models, epochs, batch, device) for _ in range(args.rounds)]
+            seq = min(r["sequential"] for r in rounds)
+            pop = min(r["population"] for r in rounds)
+            examples = k * epochs * bundle.sizes["train"]
+            row = {
+                "dataset": name,
+                "k": k,
+                "epochs": epochs,
+                "batch_size": batch,
+                "train_examples": bundle.sizes["train"],
+                "shapes": [list(s) for s in shapes[: min(k, len(shapes))]],
+                "sequential_s": seq,
+                "population_s": pop,
+                "sequential_trials_per_s": k / seq,
+                "population_trials_per_s": k / pop,
+                "sequential_examples_per_s": examples / seq,
+                "population_examples_per_s": examples / pop,
+                "speedup": seq / pop,
+                "max_val_diff": max(r["max_val_diff"] for r in rounds),
+            }
+            rows.append(row)
+            print(
+                f"{name:8s} K={k:3d}  sequential {seq:7.2f} s  population {pop:7.2f} s  "
+                f"x{row['speedup']:.2f}  (max |val diff| {row['max_val_diff']:.1e})",
+                flush=True,
+            )
+    return {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "device": device,
+        "device_name": torch.cuda.get_device_name()
+        if device.startswith("cuda")
+        else platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "load_before": os.getloadavg(),
+        "quick": args.quick,
+        "rounds": args.rounds,
+        "rows": rows,
+    }
+
+
+def render(result: dict[str, object]) -> str:
+    rows = result["rows"]
+    lines = [
+        "**Command** (one run; every number below comes from it):",
+        "",
+        "```",
+        str(result["command"]),
+        "```",
+        "",
+        f"**Machine**: {result['cpus']} CPUs, device {result['device']} ({result['device_name']}), "
+        f"{result['threads']} torch thread(s), torch {result['torch']}, Python {result['python']}; "
+        f"load average before {', '.join(f'{x:.2f}' for x in result['load_before'])}, "  # type: ignore[union-attr]
+        f"after {', '.join(f'{x:.2f}' for x in result['load_after'])}; {result['seconds']:.0f} s in all."
+        + (" **Smoke run (--quick): not a measurement.**" if result["quick"] else ""),
+        "",
+        "| dataset | K | epochs | trials/s fit | trials/s population | examples/s fit | examples/s population | speedup | max abs val diff |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:  # type: ignore[union-attr]
+        lines.append(
+            f"| {r['dataset']} | {r['k']} | {r['epochs']} | {r['sequential_trials_per_s']:.2f} | "
+            f"{r['population_trials_per_s']:.2f} | {r['sequential_examples_per_s']:,.0f} | "
+            f"{r['population_examples_per_s']:,.0f} | {r['speedup']:.2f} | {r['max_val_diff']:.1e} |"
+        )
+    lines += ["", "## Against the goals (K = 16)", ""]
+    for name, goal in GOALS.items():
+        hit = [r for r in rows if r["dataset"] == name and r["k"] == 16]  # type: ignore[union-attr]
+        if not hit:
+            lines.append(f"- {name}: K = 16 not run")
+            continue
+        x = hit[0]["speedup"]
+        lines.append(
+            f"- {name}: x{x:.2f} (goal >= {goal:g}x on a CPU): {'met' if x >= goal else 'missed'}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+BEGIN, END = "<!-- results: written by benchmarks/population.py -->", "<!-- end of results -->"
+
+
+def write_report(path: Path, results: str) -> None:
+    """Replace the results block of an existing report (its prose stays), or write a new one."""
+    block = f"{BEGIN}\n{results}{END}"
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + block + rest.split(END, 1)[1]
+    else:
+        text = (
+            f"# Population training: K networks at once against one fit after another\n\n{block}\n"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    parser.add_argument("--ks", nargs="+", type=int, default=list(KS))
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: K = 1, 4, 1 epoch, 2,000 rows"
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "population.json")
+    parser.add_argument("--report", type=Path, default=None)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.ks, args.rounds = [k for k in args.ks if k <= 4] or [1, 4], 1
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    result = run(args)
+    result["seconds"] = time.perf_counter() - start
+    result["load_after"] = os.getloadavg()
+    out = args.out.with_name(args.out.stem + "_quick.json") if args.quick else args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    report = args.report or (
+        ROOT / "benchmarks" / "out" / "population_quick.md"
+        if args.quick
+        else ROOT / "reports" / "population.md"
+    )
+    write_report(report, render(result))
+    print(f"wrote {out} and {report}")
+
+
+if __name__ == "__main__":
+    main()

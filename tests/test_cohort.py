@@ -1,0 +1,140 @@
+"""[study] cohort = K: warm-started trials trained together, each as it would be alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+from autosize.errors import ConfigError
+from autosize.models import ArchSpec, DenseLayer
+from autosize.search import load_config, prepare, run_study
+from autosize.search.cohort import auto_size
+from autosize.search.storage import artifact_store, download_network
+from autosize.train import evaluate
+from studies import tiny_config
+
+pytestmark = [
+    pytest.mark.filterwarnings(
+        "ignore::optuna.exceptions.ExperimentalWarning",
+        "ignore:Heartbeat of storage:UserWarning",
+    ),
+    pytest.mark.usefixtures("one_torch_thread"),
+]
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def warm(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.get_trials() if t.user_attrs.get("role") == "warmstart"]
+
+
+def test_a_cohort_runs_the_trials_one_at_a_time_would(tmp_path: Path) -> None:
+    search = 'operations = ["widen", "deepen", "train"]\nlr = [1e-3, 1e-2]'
+    alone = run_study(load_config(tiny_config(tmp_path / "alone", n_trials=4, search=search)))
+    config = tiny_config(tmp_path / "cohort", n_trials=4, search=search, study="cohort = 4")
+    together = run_study(load_config(config))
+    a, b = warm(alone), warm(together)
+    assert [t.number for t in a] == [t.number for t in b]
+    numbers = [t.number for t in b]
+    for x, y in zip(a, b, strict=True):
+        assert x.params == y.params  # same parents, operations and learning rates
+        assert (x.state, y.state) == (TrialState.COMPLETE, TrialState.COMPLETE)
+        assert y.value == pytest.approx(x.value, rel=1e-4)
+        assert y.user_attrs["curve"] == pytest.approx(x.user_attrs["curve"], rel=1e-4)
+        assert y.user_attrs["cohort"] == numbers and "cohort" not in x.user_attrs
+        assert y.user_attrs["epochs"] == x.user_attrs["epochs"] == 2
+    # The stored network is the one the trial recorded (its validation RMSE, its spec).
+    p = prepare(load_config(config))
+    model, spec = download_network(
+        artifact_store(p.config.artifacts), b[0].user_attrs["network_artifact"], owner="t"
+    )
+    assert spec.to_dict() == b[0].user_attrs["spec"]
+    assert evaluate(model, p.bundle, "val", device="cpu")["rmse"] == pytest.approx(b[0].value)
+
+
+def test_compress_trains_alone_and_the_rest_together(tmp_path: Path) -> None:
+    search = 'operations = ["compress", "widen"]\nlam = [1e-4, 1e-3]'
+    config = tiny_config(tmp_path, n_trials=6, search=search, study="cohort = 6")
+    trials = warm(run_study(load_config(config)))
+    assert len(trials) == 6 and all(t.state == TrialState.COMPLETE for t in trials)
+    kinds = {t.number: t.user_attrs["op_kind"] for t in trials}
+    together = [t.number for t in trials if kinds[t.number] != "compress"]
+    assert "compress" in kinds.values() and together
+    for t in trials:
+        assert t.user_attrs.get("cohort", []) == ([] if kinds[t.number] == "compress" else together)
+
+
+def test_pruning_in_a_cohort_and_resume(tmp_path: Path) -> None:
+    config = tiny_config(
+        tmp_path, n_trials=3, study="cohort = 2", pruner='name = "threshold"\nupper = 0.0'
+    )
+    study = run_study(load_config(config))
+    trials = warm(study)
+    assert [t.state for t in trials] == [TrialState.PRUNED] * 3  # a cohort of 2, then of 1
+    assert all(t.user_attrs["pruned_at"] == 1 and t.user_attrs["epochs"] == 1 for t in trials)
+    study = run_study(load_config(config, overrides={"n_trials": 5}))
+    assert len(warm(study)) == 5
+
+
+@pytest.mark.parametrize("value", ["0", '"big"', "true", "2.5"])
+def test_cohort_must_be_positive_or_auto(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ConfigError, match=r'study.cohort.*an integer >= 1 or "auto"'):
+        load_config(tiny_config(tmp_path, study=f"cohort = {value}"))
+    assert load_config(tiny_config(tmp_path, study='cohort = "auto"')).cohort == "auto"
+
+
+def test_auto_picks_many_for_small_seeds_and_one_for_wide_ones_on_a_cpu() -> None:
+    def seed(*widths: int) -> ArchSpec:
+        return ArchSpec(input_shape=(10,), n_outputs=1, layers=tuple(DenseLayer(w) for w in widths))
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert auto_size(seed(16, 16), cpu) == 16  # Add10's seed
+    assert auto_size(seed(256, 256, 256), cpu) == 1  # Airfoil's seed: compute-bound on a CPU
+    assert auto_size(seed(128), cpu) == 16
+    assert auto_size(seed(150, 150), cpu) == 4
+    assert auto_size(seed(256, 256), cuda) == 32
+
+
+def test_an_auto_cohort_study(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path, n_trials=3, study='cohort = "auto"')
+    trials = warm(run_study(load_config(config)))
+    assert [t.user_attrs["cohort"] for t in trials] == [[2, 3, 4]] * 3  # 16, capped by n_trials
+
+
+def test_an_interrupted_cohort_fails_as_interrupted_and_is_redone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import autosize.search.cohort as cohort_mod
+
+    config = tiny_config(tmp_path, n_trials=3, study="cohort = 3")
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(cohort_mod, "fit_population", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run_study(load_config(config))
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 's.db'}")
+    trials = warm(study)
+    assert [t.state for t in trials] == [TrialState.FAIL] * 3
+    assert all(t.user_attrs["fail_reason"] == "interrupted" for t in trials)
+    study = run_study(load_config(config))  # resumes: the interrupted trials do not count
+    assert [t.state for t in warm(study)][3:] == [TrialState.COMPLETE] * 3
+
+
+def test_the_cli_flag_sets_the_cohort(tmp_path: Path) -> None:
+    import contextlib
+    import io
+
+    from autosize.cli import main
+
+    config = tiny_config(tmp_path, n_trials=2)
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        assert main(["run", str(config), "--cohort", "2"]) == 0
+    assert out.getvalue().count("warmstart") == 2  # one line per finished trial
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 's.db'}")
+    assert [t.user_attrs["cohort"] for t in warm(study)] == [[2, 3], [2, 3]]

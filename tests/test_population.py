@@ -1,0 +1,282 @@
+"""Population training: every member of fit_population against fit alone (CPU, seconds)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import replace
+
+import pytest
+import torch
+from test_train import blobs, linear_regression
+from torch import nn
+
+from autosize.callbacks import Callback, CosineSchedule, EarlyStopping, TrainState
+from autosize.data.bundle import DataBundle
+from autosize.errors import ConfigError
+from autosize.history import EpochRecord, History
+from autosize.models import ArchSpec, ConvLayer, DenseLayer, build_model
+from autosize.population import fit_population
+from autosize.population import stack as stack_module
+from autosize.population.stack import MemberShape, plan_stacks
+from autosize.train import fit
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+# widths, activation: depths 0 to 3, shared and distinct shapes, act(0) != 0 (sigmoid).
+SHAPES: list[tuple[tuple[int, ...], str]] = [
+    ((16,), "relu"),
+    ((5, 7), "relu"),
+    ((9, 3), "relu"),
+    ((), "relu"),
+    ((12,), "sigmoid"),
+    ((4,), "sigmoid"),
+    ((6, 6, 6), "tanh"),
+]
+SEEDS = [0, 0, 1, 2, 0, 3, 1]  # some members share a seed (and so their batches)
+LRS = [1e-2, 3e-3, 1e-2, 1e-2, 5e-3, 1e-2, 2e-3]
+
+
+def as_dtype(bundle: DataBundle, dtype: torch.dtype) -> DataBundle:
+    def cast(split: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = split
+        return x.to(dtype), (y.to(dtype) if y.is_floating_point() else y)
+
+    return replace(bundle, train=cast(bundle.train), val=cast(bundle.val), test=cast(bundle.test))
+
+
+def nets(bundle: DataBundle, dtype: torch.dtype = torch.float32, **spec: object) -> list[nn.Module]:
+    regression = bundle.task == "regression"
+    out = []
+    for i, (widths, act) in enumerate(SHAPES):
+        arch = ArchSpec(
+            input_shape=bundle.input_shape,
+            n_outputs=bundle.n_outputs,
+            layers=tuple(DenseLayer(w, **spec) for w in widths),  # type: ignore[arg-type]
+            activation=act,  # type: ignore[arg-type]
+            target_scale=2.0 if regression else 1.0,
+            target_shift=0.5 if regression else 0.0,
+        )
+        out.append(build_model(arch, seed=i).to(dtype))
+    return out
+
+
+def alone(
+    models: Sequence[nn.Module],
+    bundle: DataBundle,
+    callbacks: Sequence[Sequence[Callback]] = (),
+    lrs: Sequence[float] = LRS,
+    **kw: object,
+) -> list[History]:
+    """Each model through fit, one after another, with its own seed and lr."""
+    return [
+        fit(m, bundle, seed=SEEDS[i], lr=lrs[i], callbacks=callbacks[i] if callbacks else (), **kw)  # type: ignore[arg-type]
+        for i, m in enumerate(models)
+    ]
+
+
+def assert_same(
+    got: Sequence[History],
+    want: Sequence[History],
+    models: Sequence[nn.Module],
+    refs: Sequence[nn.Module],
+    tol: float,
+) -> None:
+    for i, (h, r) in enumerate(zip(got, want, strict=True)):
+        assert (h.stopped, len(h), h.restored_epoch) == (r.stopped, len(r), r.restored_epoch), i
+        assert h.stop_reason.split(" (")[0] == r.stop_reason.split(" (")[0], i  # floats in (...)
+        for a, b in zip(h.epochs, r.epochs, strict=True):
+            assert (a.epoch, a.train_examples, a.lr) == (b.epoch, b.train_examples, b.lr)
+            for name in ("train_loss", "val_loss", "val_metric"):
+                assert getattr(a, name) == pytest.approx(getattr(b, name), rel=tol, abs=tol, nan_ok=True), (i, a.epoch, name)  # fmt: skip
+    for m, ref in zip(models, refs, strict=True):
+        assert not m.training
+        for p, q in zip(m.parameters(), ref.parameters(), strict=True):
+            torch.testing.assert_close(p, q, rtol=tol, atol=tol)
+
+
+# ---------------------------------------------------------------- exactness against fit
+
+
+@pytest.mark.parametrize("task", ["regression", "classification"])
+@pytest.mark.parametrize(("dtype", "tol"), [(torch.float64, 1e-8), (torch.float32, 1e-4)])
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+@pytest.mark.parametrize("path", ["flat", "fused"])
+def test_each_member_matches_fit_alone(
+    task: str,
+    dtype: torch.dtype,
+    tol: float,
+    optimizer: str,
+    path: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stack_module, "FUSED_MIN_ELEMENTS", 0 if path == "fused" else 1 << 60)
+    bundle = as_dtype(linear_regression() if task == "regression" else blobs(), dtype)
+    models = nets(bundle, dtype)
+    refs = copy.deepcopy(models)
+    kw = {
+        "epochs": 4,
+        "batch_size": 32,
+        "device": "cpu",
+        "optimizer": optimizer,
+        "weight_decay": 0.0 if optimizer == "adam" else 1e-2,
+    }
+    got = fit_population(models, bundle, seed=SEEDS, lr=LRS, **kw)  # type: ignore[arg-type]
+    assert_same(got, alone(refs, bundle, **kw), models, refs, tol)
+    assert all(h.stopped == "epochs" and len(h) == 4 for h in got)
+
+
+def test_restore_best_and_early_stopping_per_member() -> None:
+    bundle = as_dtype(blobs(n=256), torch.float64)  # a high lr: float32 rounding would grow
+    models = nets(bundle, torch.float64)
+    refs = copy.deepcopy(models)
+    calls = [[EarlyStopping(patience=2, monitor="val_loss")] for _ in models]
+    ref_calls = copy.deepcopy(calls)
+    kw = {"epochs": 30, "batch_size": 16, "device": "cpu", "restore_best": True}
+    lrs = [10 * lr for lr in LRS]  # high enough to overfit early
+    got = fit_population(models, bundle, seed=SEEDS, lr=lrs, callbacks=calls, **kw)  # type: ignore[arg-type]
+    want = alone(refs, bundle, callbacks=ref_calls, lrs=lrs, **kw)
+    assert_same(got, want, models, refs, 1e-8)
+    assert "callback" in {h.stopped for h in got}
+    assert all(h.restored_epoch == h.best_epoch for h in got)
+    assert len({len(h) for h in got}) > 1  # members stopped at different epochs
+
+
+def test_a_cosine_schedule_per_member_sets_its_lr() -> None:
+    bundle = linear_regression()
+    models = nets(bundle)
+    refs = copy.deepcopy(models)
+    calls = [[CosineSchedule(epochs=5)] for _ in models]
+    kw = {"epochs": 5, "batch_size": 32, "device": "cpu"}
+    got = fit_population(models, bundle, seed=SEEDS, lr=LRS, callbacks=calls, **kw)  # type: ignore[arg-type]
+    want = alone(refs, bundle, callbacks=[[CosineSchedule(epochs=5)] for _ in refs], **kw)
+    assert_same(got, want, models, refs, 1e-4)
+    assert got[0].epochs[-1].lr < got[0].epochs[0].lr
+
+
+class StopAfter(Callback):
+    """Prunes its member after ``epoch`` epochs (what the search's reporter does)."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.ended = False
+
+    def on_epoch_end(self, state: TrainState, record: EpochRecord) -> bool:
+        if record.epoch >= self.epoch:
+            state.stop_reason = f"pruned at {record.epoch}"
+            return True
+        return False
+
+    def on_train_end(self, state: TrainState) -> None:
+        self.ended = True
+
+
+def test_a_stopped_member_leaves_the_others_as_fit_would() -> None:
+    bundle = blobs()
+    models = nets(bundle)
+    refs = copy.deepcopy(models)
+    calls = [[StopAfter(e)] for e in (1, 2, 9, 1, 3, 9, 2)]
+    kw = {"epochs": 4, "batch_size": 32, "device": "cpu"}
+    got = fit_population(models, bundle, seed=SEEDS, lr=LRS, callbacks=calls, **kw)  # type: ignore[arg-type]
+    want = alone(refs, bundle, callbacks=[[StopAfter(e)] for e in (1, 2, 9, 1, 3, 9, 2)], **kw)
+    assert_same(got, want, models, refs, 1e-4)
+    assert [len(h) for h in got] == [1, 2, 4, 1, 3, 4, 2]
+    assert got[0].stopped == "callback" and got[0].stop_reason == "pruned at 1"
+    assert all(c[0].ended for c in calls)
+
+
+def test_divergence_ends_that_member_only() -> None:
+    bundle = linear_regression()
+    models = nets(bundle)
+    refs = copy.deepcopy(models)
+    with torch.no_grad():  # member 2 blows up at its first step, as a too-high lr would
+        models[2].head.weight.fill_(1e38)
+        refs[2].head.weight.fill_(1e38)
+    kw = {"epochs": 3, "batch_size": 32, "device": "cpu"}
+    got = fit_population(models, bundle, seed=SEEDS, lr=LRS, **kw)  # type: ignore[arg-type]
+    want = alone(refs, bundle, **kw)
+    assert got[2].stopped == want[2].stopped == "diverged"
+    assert len(got[2]) == len(want[2]) == 1
+    assert got[2].epochs[0].train_examples == want[2].epochs[0].train_examples == 32
+    keep = [i for i in range(len(models)) if i != 2]
+    assert_same(*(([x[i] for i in keep]) for x in (got, want, models, refs)), 1e-4)  # type: ignore[arg-type]
+
+
+def test_time_budget_stops_the_population() -> None:
+    bundle = blobs(n=4000)
+    got = fit_population(nets(bundle), bundle, max_seconds=0.3, epochs=10_000, device="cpu")
+    assert all(h.stopped == "time" and "max_seconds" in h.stop_reason for h in got)
+    assert len({len(h) for h in got}) == 1
+
+
+def test_layers_without_bias() -> None:
+    bundle = as_dtype(blobs(), torch.float64)
+    models = nets(bundle, torch.float64, bias=False)
+    refs = copy.deepcopy(models)
+    kw = {"epochs": 2, "batch_size": 64, "device": "cpu"}
+    got = fit_population(models, bundle, seed=SEEDS, lr=LRS, **kw)  # type: ignore[arg-type]
+    assert_same(got, alone(refs, bundle, **kw), models, refs, 1e-8)
+
+
+# ---------------------------------------------------------------- what it refuses
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        ({"dropout": 0.2}, "dropout"),
+        ({"batchnorm": True}, "batchnorm"),
+    ],
+)
+def test_refuses_dropout_and_batchnorm(spec: dict[str, object], match: str) -> None:
+    bundle = blobs()
+    with pytest.raises(ConfigError, match=match):
+        fit_population(nets(bundle, **spec), bundle, epochs=1, device="cpu")
+
+
+def test_refuses_other_modules_conv_nets_and_bad_arguments() -> None:
+    bundle = blobs()
+    with pytest.raises(ConfigError, match="Sequential"):
+        fit_population([nn.Sequential(nn.Linear(8, 3))], bundle, epochs=1, device="cpu")
+    conv = build_model(ArchSpec(input_shape=(1, 4, 4), n_outputs=3, layers=(ConvLayer(2),)))
+    with pytest.raises(ConfigError, match="not dense"):
+        fit_population([conv], bundle, epochs=1, device="cpu")
+    with pytest.raises(ConfigError, match="2 values for 7 models"):
+        fit_population(nets(bundle), bundle, epochs=1, lr=[1e-3, 1e-3], device="cpu")
+    with pytest.raises(ConfigError, match="budget"):
+        fit_population(nets(bundle), bundle, device="cpu")
+    twice = nets(bundle)[:1] * 2
+    with pytest.raises(ConfigError, match="more than once"):
+        fit_population(twice, bundle, epochs=1, device="cpu")
+    with pytest.raises(ConfigError, match="one sequence"):
+        fit_population(nets(bundle)[:1], bundle, epochs=1, callbacks=[EarlyStopping(2)])  # type: ignore[list-item]
+
+    class Penalty(Callback):
+        def penalty(self, state: TrainState) -> torch.Tensor:
+            return torch.zeros(())
+
+    with pytest.raises(ConfigError, match="penalty"):
+        fit_population(nets(bundle)[:1], bundle, epochs=1, callbacks=[[Penalty()]], device="cpu")
+
+
+# ---------------------------------------------------------------- layout
+
+
+def test_plan_stacks_pads_only_where_it_pays() -> None:
+    def shape(*sizes: int) -> MemberShape:
+        return MemberShape(sizes, (True,) * (len(sizes) - 1), nn.ReLU(), torch.float32)
+
+    shapes = [shape(10, 16, 1), shape(10, 1024, 1), shape(10, 20, 1), shape(10, 8, 8, 1)]
+    assert plan_stacks(shapes, overhead=1e9) == [[0, 2, 1], [3]]  # one stack per depth
+    assert plan_stacks(shapes, overhead=100.0) == [[0, 2], [1], [3]]  # the wide one alone
+
+
+@pytest.mark.gpu
+def test_each_member_matches_fit_alone_on_cuda() -> None:
+    bundle = blobs()
+    models = nets(bundle)
+    refs = copy.deepcopy(models)
+    kw = {"epochs": 3, "batch_size": 32, "device": "cuda"}
+    got = fit_population(models, bundle, seed=SEEDS, lr=LRS, **kw)  # type: ignore[arg-type]
+    assert_same(got, alone(refs, bundle, **kw), models, refs, 1e-4)
+    assert all(h.device.startswith("cuda") for h in got)
