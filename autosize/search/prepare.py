@@ -16,6 +16,7 @@ from autosize.models import ArchSpec
 from autosize.search.components import SAMPLER_CLASSES, component_class
 from autosize.search.config import StudyConfig
 from autosize.search.pruner import make_pruner
+from autosize.search.sampling import TrialSeeded
 
 __all__ = ["Prepared", "load_bundle", "make_sampler", "prepare"]
 
@@ -63,7 +64,11 @@ def make_sampler(config: StudyConfig) -> BaseSampler:
         sampler = component_class(SAMPLER_CLASSES, config.sampler.name)(**kwargs)
     except (TypeError, ValueError, ConfigError) as exc:
         raise ConfigError(f"{config.path}: [sampler] {config.sampler.name}: {exc}") from None
-    return sampler
+    seed = kwargs["seed"]
+    if config.sampler.name == "population" or not isinstance(seed, int):
+        return sampler  # population draws per (seed, trial number); unseeded: no lockstep
+    # Optuna's samplers: one stream per trial number, so workers do not draw in lockstep.
+    return TrialSeeded(sampler, seed)
 
 
 def load_bundle(config: StudyConfig) -> DataBundle:
