@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ import torch
 from torch import nn
 
 from autosize.callbacks import Callback, TrainState
-from autosize.data.bundle import DataBundle
+from autosize.data.bundle import DataBundle, Task
 from autosize.errors import ConfigError
 from autosize.evaluation import (
     EVAL_BATCH_SIZE,
@@ -24,6 +25,7 @@ from autosize.evaluation import (
     metric_name,
 )
 from autosize.history import EpochRecord, History, StopCause
+from autosize.models.net import Net
 from autosize.optim import (
     OptimizerName,
     _check_batch_size,
@@ -111,11 +113,15 @@ def fit_population(
     k = len(models)
     if k == 0:
         raise ConfigError("fit_population needs at least one model")
-    lrs, seeds = _per_member("lr", lr, k), _per_member("seed", seed, k)
-    for rate in lrs:
+    lr_values, seed_values = _per_member("lr", lr, k), _per_member("seed", seed, k)
+    lrs: list[float] = []
+    for rate in lr_values:
         _check_optimizer_args(optimizer, rate, weight_decay)
-    if not all(_is_int(s) for s in seeds):
+        assert isinstance(rate, numbers.Real)  # _check_optimizer_args refuses anything else
+        lrs.append(float(rate))
+    if not all(_is_int(s) for s in seed_values):
         raise ConfigError(f"seed must be an integer or one per model, got {seed!r}")
+    seeds = [int(s) for s in seed_values if isinstance(s, numbers.Integral)]  # all are (_is_int)
     batch_size = _check_batch_size(batch_size)
     if len({id(m) for m in models}) != k:
         raise ConfigError("fit_population: the same model object appears more than once")
@@ -139,6 +145,7 @@ def fit_population(
     dev = resolve_device(device)
     members = []
     for i, model in enumerate(models):
+        assert isinstance(model, Net)  # member_shape refuses anything else
         model.to(dev)
         history = History(task=bundle.task, metric=metric_name(bundle.task), device=str(dev))
         state = TrainState(
@@ -146,7 +153,7 @@ def fit_population(
             optimizer=make_optimizer(
                 optimizer,
                 model.parameters(),
-                lr=float(lrs[i]),  # type: ignore[arg-type]
+                lr=lrs[i],
                 weight_decay=float(weight_decay),
             ),
             bundle=bundle,
@@ -154,12 +161,12 @@ def fit_population(
             history=history,
             epoch=0,
             batch_size=batch_size,
-            lr=float(lrs[i]),  # type: ignore[arg-type]
+            lr=lrs[i],
             weight_decay=float(weight_decay),
             optimizer_name=optimizer,
-            seed=int(seeds[i]),  # type: ignore[call-overload]
+            seed=seeds[i],
         )
-        members.append(Member(i, model, shapes[i], state.seed, state, per_member[i]))  # type: ignore[arg-type]
+        members.append(Member(i, model, shapes[i], state.seed, state, per_member[i]))
     overhead = _STACK_OVERHEAD.get(dev.type, _STACK_OVERHEAD["cuda"]) / batch_size
     groups = [
         make_group([members[i] for i in rows], optimizer, weight_decay)
@@ -178,12 +185,12 @@ def fit_population(
     return done
 
 
-def _member_losses(out: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
+def _member_losses(out: torch.Tensor, y: torch.Tensor, task: Task) -> torch.Tensor:
     """``fit``'s loss of each member's examples: ``[K, B]`` from outputs ``[K, B, out]``."""
     k, b = y.shape
     return _task_loss(
         out.reshape(k * b, out.shape[-1]), y.reshape(-1), task, reduction="none"
-    ).view(k, b)  # type: ignore[arg-type]
+    ).view(k, b)
 
 
 @dataclass(eq=False)
@@ -240,17 +247,17 @@ class _Loop:
                 if end - start == 1:
                     break  # a single-example tail, as in fit
                 idx = perm[:, start:end]
-                if shared:  # one gather for everyone
-                    xb, yb = x.index_select(0, idx[0]), y.index_select(0, idx[0])
+                # shared: one gather for everyone
+                batch = (x.index_select(0, idx[0]), y.index_select(0, idx[0])) if shared else None
                 losses = []
                 with self.autocast:
                     for g in self.groups:
-                        if shared:
-                            xg, yg = xb, yb.expand(g.stack.k, -1)
+                        if batch is not None:
+                            xg, yg = batch[0], batch[1].expand(g.stack.k, -1)
                         else:  # one gather per stack: [K, B, ...], each member its batch
-                            rows = (idx if g.rows is None else idx[g.rows]).reshape(-1)
-                            xg = x.index_select(0, rows).view(g.stack.k, -1, *x.shape[1:])
-                            yg = y.index_select(0, rows).view(g.stack.k, -1)
+                            picks = (idx if g.rows is None else idx[g.rows]).reshape(-1)
+                            xg = x.index_select(0, picks).view(g.stack.k, -1, *x.shape[1:])
+                            yg = y.index_select(0, picks).view(g.stack.k, -1)
                         losses.append(_member_losses(g.forward(xg), yg, task).mean(1))
                 for g in self.groups:
                     g.stack.zero_grad()
@@ -270,7 +277,8 @@ class _Loop:
                     break
             self._end_epoch(epoch)
             epoch += 1
-            cause, reason = None, ""
+            cause: StopCause | None = None
+            reason = ""
             if cut_by_time:
                 cause, reason = (
                     "time",
@@ -286,7 +294,7 @@ class _Loop:
             if cause is not None:
                 for g in self.groups:
                     for row, m in enumerate(g.members):
-                        self._finish(m, g.stack.layers(row), cause, reason)  # type: ignore[arg-type]
+                        self._finish(m, g.stack.layers(row), cause, reason)
                 self.groups = []
 
     # -- one epoch's end -----------------------------------------------------------------

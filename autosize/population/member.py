@@ -94,7 +94,7 @@ def member_shape(i: int, model: nn.Module, bundle: DataBundle) -> MemberShape:
         raise ConfigError(f"{where}: its layers have different activations")
     if len(bundle.input_shape) != 1:
         raise ConfigError(f"fit_population: {bundle.name!r} is not a table of features")
-    linears = [b.linear for b in model.blocks] + [model.head]
+    linears = _linears(model)
     if linears[0].in_features != bundle.input_shape[0]:
         raise ConfigError(
             f"{where} takes {linears[0].in_features} inputs, not {bundle.input_shape[0]}"
@@ -110,14 +110,24 @@ def member_shape(i: int, model: nn.Module, bundle: DataBundle) -> MemberShape:
     )
 
 
+def _linears(model: Net) -> list[nn.Linear]:
+    """The member's weight layers in order: its blocks' linears, then the head."""
+    out = []
+    for block in model.blocks:
+        # member_shape refuses a net with any other block, so a member's blocks are dense.
+        assert isinstance(block, DenseBlock)
+        out.append(block.linear)
+    return [*out, model.head]
+
+
 def net_layers(model: Net) -> Layers:
-    return [(lin.weight, lin.bias) for lin in [*(b.linear for b in model.blocks), model.head]]
+    return [(lin.weight, lin.bias) for lin in _linears(model)]
 
 
 @torch.no_grad()
 def write_layers(model: Net, layers: Layers) -> None:
     """Padded ``(weight [in, out], bias)`` slabs back into the member's own modules."""
-    for lin, (w, b) in zip([*(b.linear for b in model.blocks), model.head], layers, strict=True):
+    for lin, (w, b) in zip(_linears(model), layers, strict=True):
         lin.weight.copy_(w[: lin.in_features, : lin.out_features].T)
         if b is not None:
             lin.bias.copy_(b[: lin.out_features])

@@ -130,7 +130,9 @@ class Stack:
                 bias = torch.zeros(k, 1, b, dtype=self.dtype, device=self.device)
                 for m, layers in enumerate(weights):
                     bt = layers[i][1]
-                    bias[m, 0, : bt.shape[0]] = bt.detach()  # type: ignore[union-attr]
+                    # self.bias is shapes[0].bias; a stack's members share it (MemberShape.key)
+                    assert bt is not None
+                    bias[m, 0, : bt.shape[0]] = bt.detach()
                 slabs.append(bias)
         self.masks: list[torch.Tensor] | None = None
         if masked:
@@ -277,11 +279,15 @@ class Stack:
                     is_first_step=self.step_count == 1,
                 )
                 continue
+            params, grads, exp_avgs, exp_avg_sqs = lists  # Adam(W) keeps two moments
             kernel = torch._fused_adamw_ if self.optimizer == "adamw" else torch._fused_adam_
             kernel(
-                *lists,
+                params,
+                grads,
+                exp_avgs,
+                exp_avg_sqs,
                 [],
-                [self._step_t] * len(lists[0]),
+                [self._step_t] * len(params),
                 lr=lr,
                 beta1=BETA1,
                 beta2=BETA2,

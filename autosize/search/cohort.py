@@ -122,7 +122,7 @@ def run_cohort(
             study.tell(trial, state=TrialState.FAIL)
             raise
         else:
-            frozen = study.tell(trial, values)  # type: ignore[arg-type]
+            frozen = study.tell(trial, values)
         told.add(trial.number)
         for callback in callbacks:
             callback(study, frozen)

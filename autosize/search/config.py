@@ -525,7 +525,7 @@ def config_from_dict(
         baselines=baselines,
         sampler=sampler,
         pruner=pruner,
-        cohort=cohort,  # type: ignore[arg-type]
+        cohort=cohort,
         overrides={k: v for k, v in (overrides or {}).items() if v is not None},
         auto=frozenset(auto),
     )

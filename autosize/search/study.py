@@ -302,7 +302,7 @@ def _optimize(
             callbacks=reports,
         )
         return
-    callbacks = [_StopAtTarget(target), *reports]
+    callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = [_StopAtTarget(target), *reports]
     study.optimize(
         objective,
         n_trials=n_trials,
