@@ -29,6 +29,7 @@ import warnings
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.artifacts import FileSystemArtifactStore, download_artifact, upload_artifact
@@ -223,10 +224,10 @@ class _ReconnectingRDBStorage(RDBStorage):
     later call fails at once. Heartbeats never raise (the main thread reports the loss).
     """
 
-    def __init__(self, url: str, *, retry_seconds: int, **kwargs: object) -> None:
+    def __init__(self, url: str, *, retry_seconds: int, **kwargs: Any) -> None:
         self.retry_seconds = retry_seconds
         self._gone: str | None = None
-        super().__init__(url, **kwargs)  # type: ignore[arg-type]
+        super().__init__(url, **kwargs)  # RDBStorage's own keywords, passed through
 
     def _retrying(self, name: str, call: Callable[[], object]) -> object:
         if self._gone is not None:
