@@ -27,6 +27,11 @@ pytestmark = [
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
+# Operations a cohort stacks (compress and regularize train alone, so a draw of them would
+# leave a trial out of its cohort: which trials draw what is the sampler's business).
+STACKABLE = 'operations = ["widen", "deepen", "train"]'
+
+
 def warm(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return [t for t in study.get_trials() if t.user_attrs.get("role") == "warmstart"]
 
@@ -99,7 +104,7 @@ def test_auto_picks_many_for_small_seeds_and_one_for_wide_ones_on_a_cpu() -> Non
 
 
 def test_an_auto_cohort_study(tmp_path: Path) -> None:
-    config = tiny_config(tmp_path, n_trials=3, study='cohort = "auto"')
+    config = tiny_config(tmp_path, n_trials=3, study='cohort = "auto"', search=STACKABLE)
     trials = warm(run_study(load_config(config)))
     assert [t.user_attrs["cohort"] for t in trials] == [[2, 3, 4]] * 3  # 16, capped by n_trials
 
@@ -109,7 +114,7 @@ def test_an_interrupted_cohort_fails_as_interrupted_and_is_redone(
 ) -> None:
     import autosize.search.cohort as cohort_mod
 
-    config = tiny_config(tmp_path, n_trials=3, study="cohort = 3")
+    config = tiny_config(tmp_path, n_trials=3, study="cohort = 3", search=STACKABLE)
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
@@ -132,7 +137,7 @@ def test_the_cli_flag_sets_the_cohort(tmp_path: Path) -> None:
 
     from autosize.cli import main
 
-    config = tiny_config(tmp_path, n_trials=2)
+    config = tiny_config(tmp_path, n_trials=2, search=STACKABLE)
     with contextlib.redirect_stdout(io.StringIO()) as out:
         assert main(["run", str(config), "--cohort", "2"]) == 0
     assert out.getvalue().count("warmstart") == 2  # one line per finished trial

@@ -6,8 +6,8 @@ study asked for the same parameters at the same moment (seen with TPE's random s
 trials: three workers ran ``widen(L0:8->31)`` together). Optuna's documentation warns
 about seeded samplers in distributed studies for this reason.
 
-:class:`TrialSeeded` wraps a sampler and, before each trial, reseeds every random state
-the sampler holds from ``(seed, trial number)``. Concurrent trials have different
+:class:`TrialSeeded` wraps a sampler and, before each draw, reseeds every random state
+the sampler holds from ``(seed, trial number, parameter name)``. Concurrent trials have different
 numbers, so they get different streams; one process is still reproducible from the
 seed, and a resumed study draws what it would have drawn without the interruption (for
 the random parts; a model-based sampler still sees the history it sees). autosize's
@@ -34,7 +34,7 @@ __all__ = ["TrialSeeded", "random_states"]
 
 
 class TrialSeeded(BaseSampler):
-    """``inner``, with its random states reseeded from ``(seed, trial.number)`` per trial."""
+    """``inner``, its random states reseeded from ``(seed, trial.number, name)`` at each draw."""
 
     def __init__(self, inner: BaseSampler, seed: int) -> None:
         self.inner = inner
@@ -51,6 +51,7 @@ class TrialSeeded(BaseSampler):
     def sample_relative(
         self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
+        self._reseed(trial, "relative")
         return self.inner.sample_relative(study, trial, search_space)
 
     def sample_independent(
@@ -60,12 +61,17 @@ class TrialSeeded(BaseSampler):
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
+        self._reseed(trial, f"param/{param_name}")
         return self.inner.sample_independent(study, trial, param_name, param_distribution)
 
-    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        value = derive_seed(self.seed, "sampler", trial.number)
+    def _reseed(self, trial: FrozenTrial, what: str) -> None:
+        # At every draw, not once per trial: a trial's parameters are drawn when the
+        # objective suggests them, which may be after later trials were asked (a cohort).
+        value = derive_seed(self.seed, f"sampler/{what}", trial.number)
         for state in random_states(self.inner):
             state.rng.seed(value)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.inner.before_trial(study, trial)
 
     def after_trial(
