@@ -4,7 +4,7 @@
 raw outputs out, exactly as before), plus ``predict`` / ``predict_proba`` on raw
 data: for an export of ``[data] name = "table"`` a DataFrame (or a CSV / Parquet file)
 with the training file's columns, the target absent or ignored, turned into inputs by
-the recorded :class:`~autosize.data.table.TableTransform` (plain JSON, no pickle,
+the recorded :class:`~autosize.data.table_transform.TableTransform` (plain JSON, no pickle,
 no data needed). Predictions are the original class labels or values in the target's
 own unit. For the six benchmark datasets ``predict`` takes preprocessed tensors.
 """
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from autosize.data.image_files import ImageTransform
-    from autosize.data.table import TableTransform
+    from autosize.data.table_transform import TableTransform
     from autosize.export import ExportRecord
 
 __all__ = ["Predictor"]
@@ -46,7 +46,7 @@ class Predictor(nn.Module):
         self._images: ImageTransform | None = None
         steps = {k: v for k, v in record.preprocessing.items() if k != "kind"}
         if record.preprocessing.get("kind") == "table":
-            from autosize.data.table import TableTransform
+            from autosize.data.table_transform import TableTransform
 
             self._table = TableTransform.from_dict(steps)
         elif record.preprocessing.get("kind") == "images":

@@ -33,7 +33,8 @@ import torch
 
 from autosize.data.bundle import DataBundle, Preprocessing, Task
 from autosize.data.options import check_choice, check_fraction
-from autosize.data.table import TEST_SEED, as_text, holdout, infer_task
+from autosize.data.table import TEST_SEED, holdout, infer_task
+from autosize.data.table_transform import as_text
 from autosize.errors import DataError
 
 __all__ = [

@@ -1,0 +1,266 @@
+"""The fitted preprocessing of a table, as plain data (JSON, no pickle).
+
+:class:`TableTransform` is what :func:`autosize.data.table.load_table` fits on the
+training rows (scikit-learn's imputer, one-hot encoder and scaler, their fitted
+statistics kept as lists) and what ``predict`` replays on raw rows with numpy alone;
+the study records it, export carries it. See :mod:`autosize.data.table` for the
+columns and splits.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+from autosize.data.bundle import Task
+from autosize.errors import DataError
+
+__all__ = ["FORMAT", "MISSING", "TableTransform", "as_text", "label"]
+
+log = logging.getLogger(__name__)
+
+# The level a missing categorical value is imputed with (a category of its own).
+MISSING = "<missing>"
+FORMAT = "autosize-table/1"
+
+
+def as_text(values: pd.Series) -> np.ndarray:
+    """One text form per value, the same whichever way a file stored it (an object array,
+    None where missing): 3, 3.0 and "3" are all "3"; True is "True"."""
+    missing = values.isna().to_numpy()
+    out = np.empty(len(values), dtype=object)
+    if is_bool_dtype(values.dtype):
+        out[:] = [str(bool(v)) for v in values.to_numpy()]
+    elif is_numeric_dtype(values.dtype):
+        v = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        for i, x in enumerate(v):
+            if math.isfinite(x) and x == round(x) and abs(x) < 2**53:
+                out[i] = str(int(x))
+            else:
+                out[i] = repr(float(x))
+    else:
+        out[:] = [str(v) for v in values.astype(object).to_numpy()]
+    out[missing] = None
+    return out
+
+
+def label(text: str, integral: bool) -> str | int:
+    """A class label as the file wrote it: an integer for integer classes, else text."""
+    return int(text) if integral else text
+
+
+# --------------------------------------------------------------------------- the transform
+
+
+@dataclass(frozen=True)
+class TableTransform:
+    """The fitted preprocessing of a table, as plain data (see the module docstring).
+
+    ``transform`` turns raw rows into the network's float32 inputs: numeric columns
+    (median-imputed, then the missing indicators, all standardised), then one 0/1
+    column per (categorical column, level). ``classes`` are the original class
+    labels (index = network output), or ``None`` for regression.
+    """
+
+    target: str
+    task: Task
+    columns: tuple[str, ...]  # every input column the training file had, in its order
+    numeric: tuple[str, ...]
+    median: tuple[float, ...]
+    indicator: tuple[str, ...]  # numeric columns that get a missing-value flag
+    mean: tuple[float, ...]  # len(numeric) + len(indicator)
+    scale: tuple[float, ...]
+    categorical: tuple[str, ...]
+    categories: tuple[tuple[str, ...], ...]
+    classes: tuple[str | int, ...] | None = None
+    drop: tuple[str, ...] = ()
+    source: str = ""  # the training file (for messages)
+
+    @property
+    def n_features(self) -> int:
+        return len(self.mean) + sum(len(c) for c in self.categories)
+
+    def feature_names(self) -> list[str]:
+        names = [*self.numeric, *(f"{c}_missing" for c in self.indicator)]
+        for col, levels in zip(self.categorical, self.categories, strict=True):
+            names.extend(f"{col}={level}" for level in levels)
+        return names
+
+    @classmethod
+    def fit(
+        cls,
+        df: pd.DataFrame,
+        *,
+        target: str,
+        task: Task,
+        classes: tuple[str | int, ...] | None,
+        categorical: Sequence[str],
+        drop: Sequence[str],
+        source: str,
+    ) -> TableTransform:
+        """Fit scikit-learn's imputers, scaler and encoder on ``df`` (the training rows)."""
+        from sklearn.impute import SimpleImputer
+        from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+        columns = tuple(c for c in df.columns if c != target and c not in drop)
+        cats = tuple(
+            c
+            for c in columns
+            if c in categorical or is_bool_dtype(df[c].dtype) or not is_numeric_dtype(df[c].dtype)
+        )
+        nums = tuple(c for c in columns if c not in cats)
+        median: tuple[float, ...] = ()
+        indicator: tuple[str, ...] = ()
+        mean: tuple[float, ...] = ()
+        scale: tuple[float, ...] = ()
+        if nums:
+            x = df[list(nums)].to_numpy(dtype=np.float64, na_value=np.nan)
+            imputer = SimpleImputer(strategy="median", add_indicator=True).fit(x)
+            scaler = StandardScaler().fit(imputer.transform(x))
+            median = tuple(float(v) for v in imputer.statistics_)
+            if imputer.indicator_ is not None:
+                indicator = tuple(nums[i] for i in imputer.indicator_.features_)
+            mean = tuple(float(v) for v in scaler.mean_)
+            scale = tuple(float(v) for v in scaler.scale_)
+        categories: tuple[tuple[str, ...], ...] = ()
+        if cats:
+            text = _text_frame(df, cats)
+            imputer = SimpleImputer(strategy="constant", fill_value=MISSING, missing_values=None)
+            encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+            encoder.fit(imputer.fit_transform(text))
+            categories = tuple(tuple(str(v) for v in levels) for levels in encoder.categories_)
+            for col, levels in zip(cats, categories, strict=True):
+                if len(levels) > 1000:
+                    log.warning(
+                        "%s: categorical column %r has %d levels (an identifier? drop it)",
+                        source,
+                        col,
+                        len(levels),
+                    )
+        return cls(
+            target=target,
+            task=task,
+            columns=columns,
+            numeric=nums,
+            median=median,
+            indicator=indicator,
+            mean=mean,
+            scale=scale,
+            categorical=cats,
+            categories=categories,
+            classes=classes,
+            drop=tuple(drop),
+            source=source,
+        )
+
+    def transform(self, df: pd.DataFrame, *, source: str = "input") -> np.ndarray:
+        """The network's inputs for raw rows ``df`` (float32, one row per row)."""
+        missing = [c for c in self.columns if c not in df.columns]
+        if missing:
+            raise DataError(
+                f"{source}: no column {missing[0]!r} (the training file {self.source} has it)"
+                + (f"; {len(missing) - 1} more missing" if len(missing) > 1 else "")
+            )
+        parts: list[np.ndarray] = []
+        if self.numeric:
+            x = np.column_stack([self._numbers(df[c], c, source) for c in self.numeric])
+            gaps = np.isnan(x)
+            x = np.where(gaps, np.asarray(self.median), x)
+            flags = [gaps[:, self.numeric.index(c)].astype(np.float64) for c in self.indicator]
+            z = np.column_stack([x, *flags]) if flags else x
+            parts.append((z - np.asarray(self.mean)) / np.asarray(self.scale))
+        if self.categorical:
+            text = _text_frame(df, self.categorical)
+            for j, levels in enumerate(self.categories):
+                col = np.where(pd.isna(text[:, j]), MISSING, text[:, j])
+                parts.append(col[:, None] == np.asarray(levels, dtype=object)[None, :])
+        if not parts:
+            return np.zeros((len(df), 0), dtype=np.float32)
+        return np.hstack([p.astype(np.float64) for p in parts]).astype(np.float32)
+
+    @staticmethod
+    def _numbers(values: pd.Series, column: str, source: str) -> np.ndarray:
+        if is_numeric_dtype(values.dtype) and not is_bool_dtype(values.dtype):
+            return values.to_numpy(dtype=np.float64, na_value=np.nan)
+        parsed = pd.to_numeric(values, errors="coerce")
+        bad = parsed.isna() & values.notna()
+        if bad.any():
+            raise DataError(
+                f"{source}: column {column!r}: value {values[bad].iloc[0]!r} is not a number "
+                "(the column is numeric in training)"
+            )
+        return parsed.to_numpy(dtype=np.float64, na_value=np.nan)
+
+    def encode_target(self, values: pd.Series, *, source: str) -> np.ndarray:
+        """Class indices (int64) or values (float32) of a target column."""
+        if self.task == "regression":
+            return self._numbers(values, self.target, source).astype(np.float32)
+        assert self.classes is not None
+        index = {str(c): i for i, c in enumerate(self.classes)}
+        text = as_text(values)
+        out = np.empty(len(text), dtype=np.int64)
+        for i, t in enumerate(text):
+            if t not in index:
+                raise DataError(
+                    f"{source}: column {self.target!r}: class {t!r} does not occur in {self.source}"
+                )
+            out[i] = index[t]
+        return out
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "format": FORMAT,
+            "target": self.target,
+            "task": self.task,
+            "columns": list(self.columns),
+            "numeric": list(self.numeric),
+            "median": list(self.median),
+            "indicator": list(self.indicator),
+            "mean": list(self.mean),
+            "scale": list(self.scale),
+            "categorical": list(self.categorical),
+            "categories": [list(c) for c in self.categories],
+            "classes": None if self.classes is None else list(self.classes),
+            "drop": list(self.drop),
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TableTransform:
+        if data.get("format") != FORMAT:
+            raise DataError(f"not a table preprocessing record (format {data.get('format')!r})")
+        try:
+            classes = data.get("classes")
+            # ``data`` is a parsed JSON record (hence Any): its fields are taken as written,
+            # a malformed one failing below as a TypeError that becomes a DataError.
+            return cls(
+                target=str(data["target"]),
+                task=data["task"],
+                columns=tuple(data["columns"]),
+                numeric=tuple(data["numeric"]),
+                median=tuple(data["median"]),
+                indicator=tuple(data["indicator"]),
+                mean=tuple(data["mean"]),
+                scale=tuple(data["scale"]),
+                categorical=tuple(data["categorical"]),
+                categories=tuple(tuple(c) for c in data["categories"]),
+                classes=None if classes is None else tuple(classes),
+                drop=tuple(data.get("drop") or ()),
+                source=str(data.get("source", "")),
+            )
+        except (KeyError, TypeError) as exc:
+            raise DataError(f"malformed table preprocessing record ({exc})") from None
+
+
+def _text_frame(df: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    return np.column_stack([as_text(df[c]) for c in columns])
+
+
+# --------------------------------------------------------------------------- splitting
