@@ -6,7 +6,31 @@ Import it from a test module as ``from studies import tiny_config`` (pytest puts
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
+
+import pytest
+
+# The marks of a module of study-running tests: Optuna's heartbeat and experimental
+# warnings are expected there, and one torch thread keeps them quick on two cores.
+STUDY_MARKS = [
+    pytest.mark.filterwarnings(
+        "ignore::optuna.exceptions.ExperimentalWarning",
+        "ignore:Heartbeat of storage:UserWarning",
+    ),
+    pytest.mark.usefixtures("one_torch_thread"),
+]
+
+
+def run_main(*argv: str) -> tuple[int, str, str]:
+    """``autosize`` in this process: its exit code, stdout and stderr."""
+    from autosize.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(list(argv))
+    return rc, out.getvalue(), err.getvalue()
 
 
 def _section(name: str, body: str) -> str:

@@ -29,15 +29,9 @@ import optuna
 import pytest
 
 from autosize.search import load_config, run_study
-from studies import tiny_config
+from studies import STUDY_MARKS, tiny_config
 
-pytestmark = [
-    pytest.mark.filterwarnings(
-        "ignore::optuna.exceptions.ExperimentalWarning",
-        "ignore:Heartbeat of storage:UserWarning",
-    ),
-    pytest.mark.usefixtures("one_torch_thread"),
-]
+pytestmark = STUDY_MARKS
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 BIN = Path(sys.executable).parent
 DROP_DAC = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]

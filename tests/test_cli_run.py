@@ -6,8 +6,6 @@ change a study run their own, each a few seconds on add10.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import subprocess
@@ -20,17 +18,10 @@ import pytest
 from optuna.trial import TrialState
 
 import autosize.search.training as training_mod
-from autosize.cli import main
 from autosize.models import ArchSpec
-from studies import tiny_config
+from studies import STUDY_MARKS, run_main, tiny_config
 
-pytestmark = [
-    pytest.mark.filterwarnings(
-        "ignore::optuna.exceptions.ExperimentalWarning",
-        "ignore:Heartbeat of storage:UserWarning",
-    ),
-    pytest.mark.usefixtures("one_torch_thread"),
-]
+pytestmark = STUDY_MARKS
 
 BIN = Path(sys.executable).parent
 DOCUMENTED_ATTRS = (
@@ -46,13 +37,6 @@ DOCUMENTED_ATTRS = (
     "network_artifact",
     "lineage",
 )
-
-
-def run_main(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(list(argv))
-    return rc, out.getvalue(), err.getvalue()
 
 
 def load(tmp: Path, name: str = "tiny") -> optuna.Study:

@@ -21,15 +21,9 @@ from autosize.search import load_config, run_study
 from autosize.search import storage as storage_mod
 from autosize.search.storage import make_storage
 from autosize.search.study import _counted
-from studies import tiny_config
+from studies import STUDY_MARKS, tiny_config
 
-pytestmark = [
-    pytest.mark.filterwarnings(
-        "ignore::optuna.exceptions.ExperimentalWarning",
-        "ignore:Heartbeat of storage:UserWarning",
-    ),
-    pytest.mark.usefixtures("one_torch_thread"),
-]
+pytestmark = STUDY_MARKS
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 BIN = Path(sys.executable).parent
 

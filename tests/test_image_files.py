@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
 import numpy as np
@@ -12,30 +10,17 @@ import pytest
 import torch
 
 import autosize
-from autosize.cli import main
 from autosize.data import load_dataset
 from autosize.errors import DataError
+from studies import STUDY_MARKS, run_main
 
-pytestmark = [
-    pytest.mark.filterwarnings(
-        "ignore::optuna.exceptions.ExperimentalWarning",
-        "ignore:Heartbeat of storage:UserWarning",
-    ),
-    pytest.mark.usefixtures("one_torch_thread"),
-]
+pytestmark = STUDY_MARKS
 
 
 @pytest.fixture(autouse=True)
 def _in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """`run --data` keeps its state in ./.state/: never the repository's."""
     monkeypatch.chdir(tmp_path)
-
-
-def run_main(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(list(argv))
-    return rc, out.getvalue(), err.getvalue()
 
 
 def image_folder(root: Path, n: int = 12) -> Path:

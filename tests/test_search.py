@@ -17,15 +17,9 @@ from autosize.models import ArchSpec
 from autosize.search import load_config, prepare, run_study
 from autosize.search.storage import artifact_store, download_network
 from autosize.train import evaluate
-from studies import tiny_config
+from studies import STUDY_MARKS, tiny_config
 
-pytestmark = [
-    pytest.mark.filterwarnings(
-        "ignore::optuna.exceptions.ExperimentalWarning",
-        "ignore:Heartbeat of storage:UserWarning",
-    ),
-    pytest.mark.usefixtures("one_torch_thread"),
-]
+pytestmark = STUDY_MARKS
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 

@@ -4,7 +4,6 @@ splits, the [data] keys, and the CLI from a CSV to predictions, bad input includ
 from __future__ import annotations
 
 import contextlib
-import io
 import itertools
 import json
 import subprocess
@@ -17,19 +16,13 @@ import pytest
 import torch
 
 import autosize
-from autosize.cli import main
 from autosize.data import load_dataset
 from autosize.data.table import MISSING, TableTransform, infer_task
 from autosize.errors import ConfigError, DataError
 from autosize.search.config import load_config
+from studies import STUDY_MARKS, run_main
 
-pytestmark = [
-    pytest.mark.filterwarnings(
-        "ignore::optuna.exceptions.ExperimentalWarning",
-        "ignore:Heartbeat of storage:UserWarning",
-    ),
-    pytest.mark.usefixtures("one_torch_thread"),
-]
+pytestmark = STUDY_MARKS
 
 
 @pytest.fixture(autouse=True)
@@ -56,13 +49,6 @@ def frame(n: int = 120, seed: int = 0) -> pd.DataFrame:
     df.loc[::7, "x"] = np.nan
     df.loc[::11, "colour"] = None
     return df
-
-
-def run_main(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(list(argv))
-    return rc, out.getvalue(), err.getvalue()
 
 
 # --------------------------------------------------------------------------- the transform

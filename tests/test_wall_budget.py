@@ -18,15 +18,9 @@ from autosize.search import load_config, prepare, run_study
 from autosize.search.clock import Deadline, process_start
 from autosize.search.policy import PopulationSampler, ranked_parents
 from autosize.train import fit
-from studies import tiny_config
+from studies import STUDY_MARKS, tiny_config
 
-pytestmark = [
-    pytest.mark.filterwarnings(
-        "ignore::optuna.exceptions.ExperimentalWarning",
-        "ignore:Heartbeat of storage:UserWarning",
-    ),
-    pytest.mark.usefixtures("one_torch_thread"),
-]
+pytestmark = STUDY_MARKS
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 SHIPPED = sorted((Path(__file__).resolve().parents[1] / "studies").glob("*.toml"))
 

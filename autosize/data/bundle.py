@@ -13,7 +13,7 @@ from typing import Literal
 
 import torch
 
-__all__ = ["DataBundle", "Preprocessing", "Split", "Task"]
+__all__ = ["DataBundle", "Preprocessing", "Split", "Task", "target_scaling"]
 
 Task = Literal["classification", "regression"]
 Split = tuple[torch.Tensor, torch.Tensor]
@@ -98,3 +98,13 @@ class DataBundle:
             f"{self.name}: {self.task}, input {shape}, {self.n_outputs} outputs, "
             f"train {s['train']} / val {s['val']} / test {s['test']}"
         )
+
+
+def target_scaling(y_train: torch.Tensor, task: Task) -> tuple[float, float]:
+    """``(target_mean, target_std)`` for a bundle: the training targets' mean and population
+    standard deviation for regression (a constant target gets 1.0), ``(0.0, 1.0)`` else."""
+    if task != "regression":
+        return 0.0, 1.0
+    y = y_train.double()
+    std = float(y.std(unbiased=False))
+    return float(y.mean()), std if std > 0 else 1.0

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from autosize.data.bundle import DataBundle, Preprocessing, Task
+from autosize.data.bundle import DataBundle, Preprocessing, Task, target_scaling
 from autosize.data.options import check_choice, check_fraction
 from autosize.data.table import TEST_SEED, holdout, infer_task
 from autosize.data.table_transform import as_text
@@ -350,9 +350,7 @@ def load_image_files(root: Path, *, seed: int, options: ImageFilesOptions) -> Da
         )
     else:
         test = split(main.x[test_rows], y_all[test_rows], str(path))
-    y_train = train[1].double()
-    regression = task == "regression"
-    target_std = float(y_train.std(unbiased=False)) if regression else 1.0
+    target_mean, target_std = target_scaling(train[1], task)
     return DataBundle(
         name=path.stem,
         task=task,
@@ -362,7 +360,7 @@ def load_image_files(root: Path, *, seed: int, options: ImageFilesOptions) -> Da
         input_shape=shape,
         n_outputs=len(classes) if classes is not None else 1,
         preprocessing=Preprocessing(kind="images", steps=transform.to_dict()),
-        target_mean=float(y_train.mean()) if regression else 0.0,
-        target_std=target_std if target_std > 0 else 1.0,
+        target_mean=target_mean,
+        target_std=target_std,
         notes=notes,
     )

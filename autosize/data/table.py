@@ -47,7 +47,7 @@ import pandas as pd
 import torch
 from pandas.api.types import is_bool_dtype, is_integer_dtype, is_numeric_dtype
 
-from autosize.data.bundle import DataBundle, Preprocessing, Task
+from autosize.data.bundle import DataBundle, Preprocessing, Task, target_scaling
 from autosize.data.options import check_choice, check_fraction
 from autosize.data.table_transform import MISSING, TableTransform, as_text, label
 from autosize.errors import DataError
@@ -376,9 +376,7 @@ def load_table(root: Path, *, seed: int, options: TableOptions) -> DataBundle:
         if p is not None:
             digest.update(file_digest(p).encode())
     notes["sha256"] = digest.hexdigest()
-    y_train = train[1].double()
-    target_mean = float(y_train.mean()) if task == "regression" else 0.0
-    target_std = float(y_train.std(unbiased=False)) if task == "regression" else 1.0
+    target_mean, target_std = target_scaling(train[1], task)
     return DataBundle(
         name=path.stem,
         task=task,
@@ -389,7 +387,7 @@ def load_table(root: Path, *, seed: int, options: TableOptions) -> DataBundle:
         n_outputs=len(classes) if classes is not None else 1,
         preprocessing=Preprocessing(kind="table", steps=transform.to_dict()),
         target_mean=target_mean,
-        target_std=target_std if target_std > 0 else 1.0,
+        target_std=target_std,
         notes=notes,
     )
 

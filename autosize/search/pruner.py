@@ -59,9 +59,10 @@ def baseline_curves(trials: Sequence[FrozenTrial]) -> list[BaselineCurve]:
     """
     out = []
     for t in trials:
-        rec = record.read(t)
-        if t.state != TrialState.COMPLETE or not rec.is_baseline or t.values is None:
+        # Called at every report of every trial: only baselines' records are read in full.
+        if t.state != TrialState.COMPLETE or record.role(t) != record.BASELINE or t.values is None:
             continue
+        rec = record.read(t)
         curve = {i + 1: float(v) for i, v in enumerate(rec.curve) if v is not None}
         curve = curve or dict(t.intermediate_values)
         if not curve:

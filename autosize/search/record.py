@@ -113,6 +113,12 @@ def is_blank(trial: _HasUserAttrs) -> bool:
     return not trial.user_attrs
 
 
+def role(trial: _HasUserAttrs) -> str | None:
+    """``read(trial).role`` without reading the rest (scans over every trial use it)."""
+    value = trial.user_attrs.get("role")
+    return value if isinstance(value, str) else None
+
+
 def read(trial: _HasUserAttrs) -> TrialRecord:
     """The record of ``trial`` (an ``optuna.Trial`` or ``FrozenTrial``); unknown keys are ignored."""
     attrs = trial.user_attrs
