@@ -305,13 +305,21 @@ def _earlier_scratch(path: Path, budget: float) -> dict[str, object]:
     }
 
 
+def _shipped_cohort(dataset: str) -> int | str:
+    import tomllib
+
+    with open(ROOT / "studies" / f"{dataset}.toml", "rb") as f:
+        return tomllib.load(f).get("study", {}).get("cohort", 1)
+
+
 def run_dataset(
     dataset: str, budget: float, seed: int, sides: tuple[str, ...], cohort: int = 1
 ) -> dict:
     result: dict[str, object] = {
         "dataset": dataset,
         "budget": budget,
-        "cohort": cohort,
+        # --cohort K, else what the shipped config asks for ([study] cohort, default 1)
+        "cohort": cohort if cohort > 1 else _shipped_cohort(dataset),
         "load_before": os.getloadavg(),
         "started": datetime.now().isoformat(timespec="seconds"),
     }

@@ -137,3 +137,16 @@ def test_the_cli_flag_sets_the_cohort(tmp_path: Path) -> None:
     assert out.getvalue().count("warmstart") == 2  # one line per finished trial
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 's.db'}")
     assert [t.user_attrs["cohort"] for t in warm(study)] == [[2, 3], [2, 3]]
+
+
+def test_a_cohort_study_does_not_warn_about_heartbeats(tmp_path: Path) -> None:
+    # A cohort asks its trials outside Study.optimize and runs their heartbeats itself;
+    # Optuna's "Heartbeat of storage is supposed to be used with Study.optimize" on every
+    # ask was noise on the user's terminal.
+    import warnings
+
+    config = tiny_config(tmp_path, n_trials=2, study="cohort = 2", search=STACKABLE)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_study(load_config(config))
+    assert not [w for w in caught if "Heartbeat" in str(w.message)]

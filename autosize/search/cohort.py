@@ -104,7 +104,11 @@ def run_cohort(
 ) -> None:
     """One cohort: ``k`` warm-started trials, trained together where they can be."""
     fail_stale(study)
-    trials = [study.ask() for _ in range(k)]
+    with warnings.catch_warnings():
+        # Optuna warns that heartbeats are meant for Study.optimize; a cohort runs each
+        # trial's heartbeat itself (_heartbeats below), so the warning says nothing here.
+        warnings.filterwarnings("ignore", "Heartbeat of storage is supposed", UserWarning)
+        trials = [study.ask() for _ in range(k)]
     told: set[int] = set()
 
     def tell(trial: optuna.Trial, run: Callable[[], float | tuple[float, float]]) -> None:
