@@ -172,6 +172,21 @@ def _a_trial(w: World) -> tuple[int, Path]:
     return number, w.art / artifact
 
 
+S3_URL = "s3://autosize-nets/tiny"
+# Nothing listens there; no credentials file, no instance metadata server (never asked).
+S3_ENDPOINT = f"http://127.0.0.1:{_free_port()}"
+S3_ENV = {
+    "AWS_ENDPOINT_URL": S3_ENDPOINT,
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+
+
+def _s3(w: World) -> Path:
+    return w.edit(f'artifacts = "{w.art}"', f'artifacts = "{S3_URL}"', to="s3.toml")
+
+
 def _export(w: World, *extra: str) -> list[str]:
     return ["export", str(w.config), *extra]
 
@@ -349,6 +364,32 @@ CASES: list[Case] = [
         lambda w: (_chmod(w.art, 0o555), _run(w, "--n-trials", "2"))[1],
         lambda w: str(w.art),
         unprivileged=True,
+    ),
+    # --- artifacts in S3 (boto3 reads the AWS_* variables; no metadata server is asked) ---
+    Case(
+        "artifacts-s3-unreachable",
+        lambda w: _run(w, config=_s3(w)),
+        lambda w: f"[study] artifacts: {S3_URL}: cannot reach the bucket at {S3_ENDPOINT}",
+        env={**S3_ENV, "AWS_ACCESS_KEY_ID": "someone", "AWS_SECRET_ACCESS_KEY": "secret"},
+    ),
+    Case(
+        "artifacts-s3-no-credentials",
+        lambda w: _run(w, config=_s3(w)),
+        lambda w: f"[study] artifacts: {S3_URL}: no AWS credentials",
+        env={**S3_ENV, "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""},
+    ),
+    Case(
+        "artifacts-s3-unreachable-on-export",
+        lambda w: _export(w, "--artifacts", S3_URL, "--out", str(w.root / "out")),
+        lambda w: f"--artifacts: {S3_URL}: cannot reach the bucket",
+        env={**S3_ENV, "AWS_ACCESS_KEY_ID": "someone", "AWS_SECRET_ACCESS_KEY": "secret"},
+    ),
+    Case(
+        "artifacts-unsupported-url",
+        lambda w: _run(
+            w, config=w.edit(f'artifacts = "{w.art}"', 'artifacts = "gs://b/x"', to="g.toml")
+        ),
+        lambda w: "[study] artifacts: 'gs://b/x'",
     ),
     # --- export, report, train ---
     Case(
