@@ -124,7 +124,7 @@ def test_second_objective_params(tmp_path: Path) -> None:
         ("[train]\n", "[train]\nlr = -1.0\n", "train.lr"),
         ("[train]\n", "[train]\nrestore_best = 1\n", "train.restore_best"),
         ('name = "add10"', "name = 10", "data.name"),
-        ("[study]\n", '[study]\nartifacts = 3\n', "study.artifacts"),
+        ("[study]\n", "[study]\nartifacts = 3\n", "study.artifacts"),
         # the artifact store: a folder or s3://BUCKET/PREFIX
         ("[study]\n", '[study]\nartifacts = "gs://bucket/x"\n', "[study] artifacts: 'gs://"),
         ("[study]\n", '[study]\nartifacts = "s3://"\n', "[study] artifacts: 's3://'"),
