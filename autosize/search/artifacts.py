@@ -81,7 +81,7 @@ class FolderLocation(ArtifactLocation):
     def __str__(self) -> str:
         return str(self.path)
 
-    def __fspath__(self) -> str:
+    def __fspath__(self) -> str:  # a folder is path-like: Path(location) is the folder
         return str(self.path)
 
     def store(self) -> ArtifactStore:
