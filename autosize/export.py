@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # optuna is imported only when a study is exported, not by lo
     from optuna.trial import FrozenTrial
 
     from autosize.predictor import Predictor
+    from autosize.search.artifacts import ArtifactLocation
 
 __all__ = [
     "ARCHITECTURE_FILE",
@@ -310,9 +311,10 @@ class Exported:
 
 
 def _download(
-    study: optuna.Study, trial: FrozenTrial, artifacts: Path | None
+    study: optuna.Study, trial: FrozenTrial, artifacts: ArtifactLocation | str | Path | None
 ) -> tuple[nn.Module, ArchSpec]:
     from autosize.search import record
+    from autosize.search.artifacts import artifact_location
     from autosize.search.storage import download_network
 
     artifact_id = record.read(trial).network_artifact
@@ -322,20 +324,16 @@ def _download(
         )
     if artifacts is None:
         raise StudyError("the study records no artifact store; pass --artifacts DIR")
-    if not Path(artifacts).is_dir():
-        raise StudyError(f"artifact store {artifacts} does not exist (pass --artifacts DIR)")
-    from optuna.artifacts import FileSystemArtifactStore
-
-    return download_network(
-        FileSystemArtifactStore(str(artifacts)), str(artifact_id), owner=f"trial {trial.number}"
-    )
+    location = artifact_location(artifacts)
+    location.check_readable()
+    return download_network(location.store(), str(artifact_id), owner=f"trial {trial.number}")
 
 
 def export_trial(
     study: optuna.Study,
     trial: FrozenTrial,
     *,
-    artifacts: Path | None,
+    artifacts: ArtifactLocation | str | Path | None,
     out: str | Path,
     onnx: bool = False,
 ) -> Exported:
@@ -396,7 +394,7 @@ def write_onnx(model: nn.Module, spec: ArchSpec, path: Path) -> Path:
 def export_study(
     study: optuna.Study,
     *,
-    artifacts: Path | None,
+    artifacts: ArtifactLocation | str | Path | None,
     out: str | Path,
     trial: TrialChoice = None,
     onnx: bool = False,

@@ -5,7 +5,8 @@ storage and the artifact folder byte for byte as they were.
 Each case gets its own copy of one finished tiny study (an SQLite file and its
 artifact folder, made once per module); every file under the case's folder is hashed
 before and after the run, so a storage or artifact that changes, or one that appears,
-fails the case. PostgreSQL cases compare a digest of every table's rows. The cases are
+fails the case. PostgreSQL cases compare a digest of every table's rows, S3 cases (moto's
+server) every object's key and ETag. The cases are
 the README's troubleshooting table (keep the two in step).
 
 Permission cases (a config nobody may read, an artifact folder nobody may write) need
@@ -21,9 +22,10 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -53,6 +55,7 @@ class World:
     root: Path
     template: Template
     pg_url: str | None = None
+    s3: Any = None  # a boto3 client of moto's S3 server, for the cases that need it
 
     @property
     def config(self) -> Path:
@@ -156,6 +159,8 @@ class Case:
     names: Callable[[World], str]
     unprivileged: bool = False
     postgres: bool = False
+    # Needs moto's S3 server (S3_MOTO, with the bucket S3_BUCKET).
+    s3: bool = False
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -170,6 +175,81 @@ def _seed_file(w: World) -> Path:
 def _a_trial(w: World) -> tuple[int, Path]:
     number, artifact = sorted(w.template.trial_artifacts.items())[-1]
     return number, w.art / artifact
+
+
+S3_BUCKET = "autosize-nets"
+S3_URL = f"s3://{S3_BUCKET}/tiny"
+# Nothing listens at the first; moto's S3 server (the moto_s3 fixture) at the second.
+S3_DOWN = f"http://127.0.0.1:{_free_port()}"
+S3_MOTO = f"http://127.0.0.1:{_free_port()}"
+
+
+def _aws(endpoint: str, *, login: bool = True) -> dict[str, str]:
+    """boto3's environment: an endpoint, a login or none; no credentials file is read and
+    no instance metadata server is ever asked."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "someone" if login else "",
+        "AWS_SECRET_ACCESS_KEY": "secret" if login else "",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    }
+
+
+@pytest.fixture(scope="module")
+def moto_s3() -> Iterator[Any]:
+    """moto's S3 server on 127.0.0.1 with the bucket S3_BUCKET; a client of it."""
+    moto_server = pytest.importorskip("moto.server")
+    import boto3
+
+    host, port = S3_MOTO.removeprefix("http://").split(":")
+    server = moto_server.ThreadedMotoServer(ip_address=host, port=int(port), verbose=False)
+    server.start()
+    try:
+        env = _aws(S3_MOTO)
+        client = boto3.client(
+            "s3",
+            endpoint_url=S3_MOTO,
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+            region_name=env["AWS_DEFAULT_REGION"],
+        )
+        client.create_bucket(Bucket=S3_BUCKET)
+        yield client
+    finally:
+        server.stop()
+
+
+def _s3(w: World, url: str = S3_URL) -> Path:
+    return w.edit(f'artifacts = "{w.art}"', f'artifacts = "{url}"', to="s3.toml")
+
+
+def _in_s3(w: World) -> str:
+    """The world's artifact folder copied to the bucket, under a prefix of its own (as
+    `aws s3 sync ART s3://BUCKET/PREFIX/` moves a study's folder); returns the URL."""
+    assert w.s3 is not None
+    prefix = f"{w.root.name}/art"
+    for path in w.art.iterdir():
+        w.s3.upload_file(str(path), S3_BUCKET, f"{prefix}/{path.name}")
+    return f"s3://{S3_BUCKET}/{prefix}"
+
+
+def _truncate_in_s3(w: World, artifact: str) -> None:
+    assert w.s3 is not None
+    key = f"{w.root.name}/art/{artifact}"
+    body = w.s3.get_object(Bucket=S3_BUCKET, Key=key)["Body"].read()
+    w.s3.put_object(Bucket=S3_BUCKET, Key=key, Body=body[: len(body) // 2])
+
+
+def _without_boto3(w: World) -> Path:
+    """A ``boto3`` that cannot be imported, first on the process's PYTHONPATH (no-boto3/,
+    relative to the folder the case runs in)."""
+    shim = w.root / "no-boto3" / "boto3"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text('raise ImportError("no boto3 here")\n', encoding="utf-8")
+    return _s3(w)
 
 
 def _export(w: World, *extra: str) -> list[str]:
@@ -350,6 +430,71 @@ CASES: list[Case] = [
         lambda w: str(w.art),
         unprivileged=True,
     ),
+    # --- artifacts in S3 (boto3 reads the AWS_* variables; see _aws) ---
+    Case(
+        "artifacts-s3-unreachable",
+        lambda w: _run(w, config=_s3(w)),
+        lambda w: f"[study] artifacts: {S3_URL}: cannot reach the bucket at {S3_DOWN}",
+        env=_aws(S3_DOWN),
+    ),
+    Case(
+        "artifacts-s3-no-credentials",
+        lambda w: _run(w, config=_s3(w)),
+        lambda w: f"[study] artifacts: {S3_URL}: no AWS credentials",
+        env=_aws(S3_DOWN, login=False),
+    ),
+    Case(
+        "artifacts-s3-unreachable-on-export",
+        lambda w: _export(w, "--artifacts", S3_URL, "--out", str(w.root / "out")),
+        lambda w: f"--artifacts: {S3_URL}: cannot reach the bucket",
+        env=_aws(S3_DOWN),
+    ),
+    Case(
+        "artifacts-s3-no-such-bucket",
+        lambda w: _run(w, config=_s3(w, "s3://no-such-bucket/x")),
+        lambda w: (
+            f"[study] artifacts: s3://no-such-bucket/x: no bucket 'no-such-bucket' at {S3_MOTO}"
+        ),
+        env=_aws(S3_MOTO),
+        s3=True,
+    ),
+    Case(
+        "seed-artifact-truncated-in-s3",
+        lambda w: (
+            url := _in_s3(w),
+            _truncate_in_s3(w, w.template.seed_artifact),
+            _run(w, "--n-trials", "2", config=_s3(w, url)),
+        )[2],
+        lambda w: f"the seed network: artifact {w.template.seed_artifact}: not a network",
+        env=_aws(S3_MOTO),
+        s3=True,
+    ),
+    Case(
+        "trial-artifact-truncated-in-s3-on-export",
+        lambda w: (
+            url := _in_s3(w),
+            _truncate_in_s3(w, _a_trial(w)[1].name),
+            _export(
+                w, "--trial", str(_a_trial(w)[0]), "--artifacts", url, "--out", str(w.root / "o")
+            ),
+        )[2],
+        lambda w: f"trial {_a_trial(w)[0]}: artifact {_a_trial(w)[1].name}: not a network",
+        env=_aws(S3_MOTO),
+        s3=True,
+    ),
+    Case(
+        "artifacts-s3-without-boto3",
+        lambda w: _run(w, config=_without_boto3(w)),
+        lambda w: f"[study] artifacts: {S3_URL} needs boto3: pip install 'autosize[s3]'",
+        env={"PYTHONPATH": "no-boto3"},
+    ),
+    Case(
+        "artifacts-unsupported-url",
+        lambda w: _run(
+            w, config=w.edit(f'artifacts = "{w.art}"', 'artifacts = "gs://b/x"', to="g.toml")
+        ),
+        lambda w: "[study] artifacts: 'gs://b/x'",
+    ),
     # --- export, report, train ---
     Case(
         "export-folder-exists",
@@ -435,6 +580,12 @@ def _pg_digest(url: str) -> dict[str, str]:
     return digest
 
 
+def _bucket_digest(client: Any) -> dict[str, str]:
+    """Every object in the bucket: key -> ETag."""
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=S3_BUCKET)
+    return {o["Key"]: o["ETag"] for page in pages for o in page.get("Contents", [])}
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_is_one_line_exit_2_and_changes_nothing(
     case: Case, template: Template, tmp_path: Path, request: pytest.FixtureRequest
@@ -442,6 +593,8 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(
     w = _world(template, tmp_path)
     if case.postgres:
         w.pg_url = request.getfixturevalue("postgres_url")
+    if case.s3:
+        w.s3 = request.getfixturevalue("moto_s3")
     prefix: list[str] = []
     if case.unprivileged and os.geteuid() == 0:
         if shutil.which("setpriv") is None:
@@ -450,6 +603,7 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(
     argv = case.argv(w)
     before = _tree(tmp_path)
     pg_before = _pg_digest(w.pg_url) if w.pg_url else None
+    s3_before = _bucket_digest(w.s3) if w.s3 else None
     env = {**os.environ, "OMP_NUM_THREADS": "1", **case.env}
     proc = subprocess.run(
         [*prefix, str(BIN / "autosize"), *argv],
@@ -471,3 +625,5 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(
     assert after == before, "the run changed files"
     if pg_before is not None:
         assert _pg_digest(str(w.pg_url)) == pg_before, "the run changed the database"
+    if s3_before is not None:
+        assert _bucket_digest(w.s3) == s3_before, "the run changed the bucket"

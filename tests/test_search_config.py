@@ -8,6 +8,7 @@ import pytest
 
 from autosize.errors import ConfigError
 from autosize.models import DenseLayer
+from autosize.search.artifacts import FolderLocation
 from autosize.search.config import load_config
 
 MINIMAL = """\
@@ -38,7 +39,7 @@ def test_minimal_config_and_defaults(tmp_path: Path) -> None:
     cfg = load_config(path)
     assert cfg.name == "study"  # the file's stem
     assert cfg.storage == f"sqlite:///{tmp_path / '.state' / 'study.db'}"
-    assert cfg.artifacts == tmp_path / ".state" / "study-artifacts"
+    assert cfg.artifacts == FolderLocation(tmp_path / ".state" / "study-artifacts")
     assert (cfg.n_trials, cfg.timeout, cfg.seed) == (3, None, 0)
     assert cfg.direction == "minimize" and cfg.directions == ["minimize"]
     assert cfg.seed_net.layers == (DenseLayer(width=4),)
@@ -89,7 +90,7 @@ n_startup_trials = 2
 def test_relative_paths_are_next_to_the_config(tmp_path: Path) -> None:
     text = MINIMAL.replace("[study]", '[study]\nartifacts = "art"')
     cfg = load_config(write(tmp_path, text))
-    assert cfg.artifacts == tmp_path / "art"
+    assert cfg.artifacts == FolderLocation(tmp_path / "art")
 
 
 def test_overrides_replace_study_keys(tmp_path: Path) -> None:
@@ -123,6 +124,11 @@ def test_second_objective_params(tmp_path: Path) -> None:
         ("[train]\n", "[train]\nlr = -1.0\n", "train.lr"),
         ("[train]\n", "[train]\nrestore_best = 1\n", "train.restore_best"),
         ('name = "add10"', "name = 10", "data.name"),
+        ("[study]\n", "[study]\nartifacts = 3\n", "study.artifacts"),
+        # the artifact store: a folder or s3://BUCKET/PREFIX
+        ("[study]\n", '[study]\nartifacts = "gs://bucket/x"\n', "[study] artifacts: 'gs://"),
+        ("[study]\n", '[study]\nartifacts = "s3://"\n', "[study] artifacts: 's3://'"),
+        ("[study]\n", '[study]\nartifacts = "s3:///runs"\n', "[study] artifacts: 's3:///runs'"),
         ("[study]", "study = 3\n[x]", "study"),
         # choices
         ('objective = "val_rmse"', 'objective = "rmse"', "study.objective"),

@@ -8,6 +8,7 @@ empty database there.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,9 +18,12 @@ from autosize.errors import ConfigError, StudyError
 if TYPE_CHECKING:  # optuna is imported only by the commands that open a study
     import optuna
 
+    from autosize.search.artifacts import ArtifactLocation
+
 __all__ = [
     "StudyTarget",
     "add_target_arguments",
+    "artifacts_of",
     "check_exists",
     "open_target",
     "quiet_optuna",
@@ -32,7 +36,7 @@ class StudyTarget:
     study: optuna.Study
     storage: str
     # The study's artifact store (trained networks), or None when nothing says where it is.
-    artifacts: Path | None
+    artifacts: ArtifactLocation | None
 
 
 def add_target_arguments(p: argparse.ArgumentParser, *, study_name: bool = True) -> None:
@@ -47,13 +51,14 @@ def add_target_arguments(p: argparse.ArgumentParser, *, study_name: bool = True)
             help="study name (default: CONFIG's, or the storage's only study)",
         )
     p.add_argument(
-        "--artifacts", metavar="DIR", type=Path,
-        help="artifact store folder (default: CONFIG's, else the one the study recorded)",
+        "--artifacts", metavar="DIR",
+        help="artifact store: a folder or s3://BUCKET/PREFIX "
+        "(default: CONFIG's, else the one the study recorded)",
     )  # fmt: skip
 
 
-def storage_url(args: argparse.Namespace) -> tuple[str, str | None, Path | None]:
-    """(storage URL, study name or None, artifact folder from the config or None)."""
+def storage_url(args: argparse.Namespace) -> tuple[str, str | None, ArtifactLocation | None]:
+    """(storage URL, study name or None, artifact location from the config or None)."""
     name = getattr(args, "study_name", None)
     if args.config:
         from autosize.search.config import load_config
@@ -83,14 +88,32 @@ def open_target(args: argparse.Namespace) -> StudyTarget:
     url, name, config_artifacts = storage_url(args)
     check_exists(url)
     study = load_study(url, name)
-    artifacts = args.artifacts or config_artifacts
-    if artifacts is None:
-        from autosize.search import record
+    return StudyTarget(
+        study=study, storage=url, artifacts=artifacts_of(args, config_artifacts, [study])
+    )
 
-        recorded = record.study_meta(study)
-        if recorded.get("artifacts"):
-            artifacts = Path(str(recorded["artifacts"]))
-    return StudyTarget(study=study, storage=url, artifacts=artifacts)
+
+def artifacts_of(
+    args: argparse.Namespace,
+    config_artifacts: ArtifactLocation | None,
+    studies: Iterable[optuna.Study | optuna.study.StudySummary],
+) -> ArtifactLocation | None:
+    """The artifact store: ``--artifacts``, else CONFIG's, else the first one the studies
+    recorded; None when nothing says."""
+    from autosize.search import record
+    from autosize.search.artifacts import artifact_location
+
+    if args.artifacts:
+        return artifact_location(args.artifacts, where="--artifacts")
+    if config_artifacts is not None:
+        return config_artifacts
+    for study in studies:
+        recorded = record.study_meta(study).get("artifacts")
+        if recorded:
+            return artifact_location(
+                str(recorded), where=f"the artifact store study {study.study_name!r} recorded"
+            )
+    return None
 
 
 def quiet_optuna() -> None:

@@ -15,11 +15,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from autosize.cli._common import positive_int
-from autosize.cli._target import add_target_arguments, quiet_optuna, storage_url
-from autosize.errors import ConfigError, StudyError
+from autosize.cli._target import add_target_arguments, artifacts_of, quiet_optuna, storage_url
+from autosize.errors import ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from wsgiref.simple_server import WSGIServer
+
+    import optuna
+
+    from autosize.search.artifacts import ArtifactLocation
 
 __all__ = ["make_server", "register"]
 
@@ -38,7 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def make_server(
-    storage: str, *, artifacts: Path | None, host: str = "127.0.0.1", port: int = 8080
+    storage: str,
+    *,
+    artifacts: ArtifactLocation | str | Path | None,
+    host: str = "127.0.0.1",
+    port: int = 8080,
 ) -> WSGIServer:
     """optuna-dashboard's WSGI app (``optuna_dashboard.wsgi``, what ``run_server`` serves)
     behind a wsgiref server that the caller runs and can shut down."""
@@ -51,15 +60,14 @@ def make_server(
         raise ConfigError(
             "the dashboard needs optuna-dashboard: pip install 'autosize[dashboard]'"
         ) from None
+    from autosize.search.artifacts import artifact_location
     from autosize.search.storage import make_storage
 
     store = None
     if artifacts is not None:
-        if not Path(artifacts).is_dir():
-            raise StudyError(f"artifact store {artifacts} does not exist (pass --artifacts DIR)")
-        from optuna.artifacts import FileSystemArtifactStore
-
-        store = FileSystemArtifactStore(str(artifacts))
+        location = artifact_location(artifacts)
+        location.check_readable()
+        store = location.store()
     app = optuna_dashboard.wsgi(make_storage(storage), artifact_store=store)
 
     class QuietHandler(WSGIRequestHandler):
@@ -78,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     quiet_optuna()
     url, _, config_artifacts = storage_url(args)
     check_exists(url)
-    artifacts = args.artifacts or config_artifacts or _recorded_artifacts(url)
+    artifacts = artifacts_of(args, config_artifacts, _summaries(url))
     server = make_server(url, artifacts=artifacts, host=args.host, port=args.port)
     host, port = server.server_address[:2]
     assert isinstance(host, str)  # typeshed allows bytes; an IP server's host is a str
@@ -92,15 +100,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _recorded_artifacts(url: str) -> Path | None:
-    """The artifact store the storage's studies recorded (the first one found)."""
+def _summaries(url: str) -> Iterator[optuna.study.StudySummary]:
+    """The storage's studies, read only when ``--artifacts`` and CONFIG say nothing."""
     import optuna
 
-    from autosize.search import record
     from autosize.search.storage import make_storage
 
-    for summary in optuna.get_all_study_summaries(make_storage(url), include_best_trial=False):
-        meta = record.study_meta(summary)
-        if meta.get("artifacts"):
-            return Path(str(meta["artifacts"]))
-    return None
+    yield from optuna.get_all_study_summaries(make_storage(url), include_best_trial=False)

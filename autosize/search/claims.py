@@ -143,7 +143,10 @@ def _stale(
         lock = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         return False  # released in the meantime: claim it again (done() is checked first)
-    beat = record.claim_beat(lock)
+    try:
+        beat = record.claim_beat(lock)
+    except KeyError:
+        return False  # released between loading it and reading its beat: the same
     now = time.time()
     if beat is None:
         # Created but no beat yet: the holder writes one right after creating the lock.

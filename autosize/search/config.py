@@ -43,6 +43,7 @@ from typing import get_args
 
 from autosize.errors import ConfigError, SpecError
 from autosize.models import ACTIVATIONS, Activation, DenseLayer, Layer, layer_from_dict
+from autosize.search.artifacts import artifact_location
 from autosize.search.components import (
     PRUNER_CLASSES,
     PRUNERS,
@@ -215,10 +216,12 @@ def config_from_dict(
     assert name is not None
     state_dir = path.resolve().parent / ".state"
     storage = study.str("storage", None) or f"sqlite:///{state_dir / (name + '.db')}"
-    artifacts_raw = study.str("artifacts", None)
-    artifacts = Path(artifacts_raw) if artifacts_raw else state_dir / f"{name}-artifacts"
-    if not artifacts.is_absolute():
-        artifacts = path.resolve().parent / artifacts
+    # A folder (relative to the config's) or s3://BUCKET/PREFIX.
+    artifacts = artifact_location(
+        study.str("artifacts", None) or state_dir / f"{name}-artifacts",
+        where=f"{path}: [study] artifacts",
+        base=path.resolve().parent,
+    )
     n_trials = study.int("n_trials", None, low=1)
     timeout = study.float("timeout", None, strict=True)
     if n_trials is None and timeout is None:

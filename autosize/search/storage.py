@@ -11,7 +11,8 @@ Storage URLs:
   the process ends (the scikit-learn estimator's default; one worker only).
 
 Networks are stored as Optuna artifacts (one self-describing safetensors file
-each, see :mod:`autosize.checkpoint`) in a file-system artifact store.
+each, see :mod:`autosize.checkpoint`) in a folder or an S3 bucket
+(:mod:`autosize.search.artifacts`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.artifacts import FileSystemArtifactStore, download_artifact, upload_artifact
+from optuna.artifacts import download_artifact, upload_artifact
 from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.storages import BaseStorage, InMemoryStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
@@ -43,10 +44,10 @@ from autosize.checkpoint import load_network, save_network
 from autosize.errors import StorageLost, StudyError
 from autosize.models import ArchSpec, Net
 from autosize.search import record
+from autosize.search.artifacts import ArtifactLocation, ArtifactStore, artifact_location
 
 __all__ = [
     "artifact_store",
-    "check_artifact_folder",
     "download_network",
     "fail_stale",
     "forget_storage",
@@ -150,20 +151,6 @@ def _check_journal(path: Path, url: str) -> None:
         raise StudyError(
             f"storage {url!r}: {path} is not an Optuna journal file (its first line is not a journal record)"
         )
-
-
-def check_artifact_folder(path: str | Path, *, where: str) -> None:
-    """Refuse, before the storage is touched, an artifact folder no network can be written to
-    (creates nothing: a missing folder's nearest existing parent is checked instead)."""
-    path = Path(path)
-    probe = path
-    while not probe.exists() and probe.parent != probe:
-        probe = probe.parent
-    what = f"{where}: {path}" if probe == path else f"{where}: {path}: its parent {probe}"
-    if not probe.is_dir():
-        raise StudyError(f"{what} is not a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise StudyError(f"{what} is not writable by this user")
 
 
 def grace_seconds() -> int:
@@ -384,15 +371,14 @@ def load_study(storage: str | BaseStorage, study_name: str | None) -> optuna.Stu
     return optuna.load_study(study_name=study_name, storage=store)
 
 
-def artifact_store(path: str | Path) -> FileSystemArtifactStore:
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    return FileSystemArtifactStore(str(path))
+def artifact_store(location: ArtifactLocation | str | os.PathLike[str]) -> ArtifactStore:
+    """The Optuna artifact store of a location (a folder or ``s3://BUCKET/PREFIX``)."""
+    return artifact_location(location).store()
 
 
 def upload_network(
     target: optuna.Study | Trial | FrozenTrial,
-    store: FileSystemArtifactStore,
+    store: ArtifactStore,
     model: nn.Module,
     spec: ArchSpec,
     *,
@@ -408,7 +394,7 @@ def upload_network(
 
 
 def download_network(
-    store: FileSystemArtifactStore,
+    store: ArtifactStore,
     artifact_id: str,
     *,
     device: str = "cpu",

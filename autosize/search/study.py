@@ -54,7 +54,7 @@ from autosize.search.config import StudyConfig, load_config
 from autosize.search.prepare import Prepared, load_bundle, make_sampler, prepare
 from autosize.search.results import TrialResult
 from autosize.search.seed import ensure_seed, seed_key
-from autosize.search.storage import check_artifact_folder, fail_stale, make_storage
+from autosize.search.storage import fail_stale, make_storage
 from autosize.search.training import (
     RESERVE_EVALS,
     RESERVE_SECONDS,
@@ -200,7 +200,7 @@ def run_study(
         )
     if on_prepared is not None:
         on_prepared(p)
-    check_artifact_folder(config.artifacts, where=f"{config.path}: [study] artifacts")
+    config.artifacts.check_writable()
     study = open_study(p)
     meta = _study_record(p)
     existing = record.study_meta(study)

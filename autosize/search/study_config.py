@@ -12,6 +12,7 @@ from typing import Literal
 
 from autosize.errors import ConfigError, SpecError
 from autosize.models import Activation, ArchSpec, Layer
+from autosize.search.artifacts import ArtifactLocation
 from autosize.train import OptimizerName
 
 __all__ = [
@@ -130,7 +131,8 @@ class StudyConfig:
     path: Path
     name: str
     storage: str
-    artifacts: Path
+    # Where the networks go: a folder or an S3 bucket and prefix (search.artifacts).
+    artifacts: ArtifactLocation
     n_trials: int | None
     timeout: float | None
     seed: int
