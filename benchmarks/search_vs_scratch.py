@@ -306,10 +306,9 @@ def _earlier_scratch(path: Path, budget: float) -> dict[str, object]:
 
 
 def _shipped_cohort(dataset: str) -> int | str:
-    import tomllib
+    from autosize.search import load_config
 
-    with open(ROOT / "studies" / f"{dataset}.toml", "rb") as f:
-        return tomllib.load(f).get("study", {}).get("cohort", 1)
+    return load_config(ROOT / "studies" / f"{dataset}.toml").cohort
 
 
 def run_dataset(

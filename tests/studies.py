@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 
-# The marks of a module of study-running tests: Optuna's heartbeat and experimental
-# warnings are expected there, and one torch thread keeps them quick on two cores.
+# The marks of a module of study-running tests: Optuna's experimental warnings (the
+# heartbeat) are expected there, and one torch thread keeps them quick on two cores.
 STUDY_MARKS = [
     pytest.mark.filterwarnings(
         "ignore::optuna.exceptions.ExperimentalWarning",
-        "ignore:Heartbeat of storage:UserWarning",
     ),
     pytest.mark.usefixtures("one_torch_thread"),
 ]

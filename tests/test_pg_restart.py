@@ -27,7 +27,6 @@ from studies import tiny_config
 pytestmark = [
     pytest.mark.filterwarnings(
         "ignore::optuna.exceptions.ExperimentalWarning",
-        "ignore:Heartbeat of storage:UserWarning",
     ),
     pytest.mark.slow,
     pytest.mark.postgres,

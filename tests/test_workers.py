@@ -22,7 +22,6 @@ from studies import tiny_config
 pytestmark = [
     pytest.mark.filterwarnings(
         "ignore::optuna.exceptions.ExperimentalWarning",
-        "ignore:Heartbeat of storage:UserWarning",
     ),
     pytest.mark.slow,
 ]
