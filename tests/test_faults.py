@@ -116,6 +116,8 @@ def test_sigterm_ends_the_running_trial_as_interrupted_and_it_is_redone(tmp_path
     )
 
 
+# The test asks a trial itself (a dead worker's), outside Study.optimize: Optuna warns.
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
 def test_a_run_fails_stale_trials_when_it_starts_even_with_nothing_left_to_do(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -135,6 +137,8 @@ def test_a_run_fails_stale_trials_when_it_starts_even_with_nothing_left_to_do(
     assert _counted(study) == 1
 
 
+# The test asks a trial itself (a dead worker's), outside Study.optimize: Optuna warns.
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
 def test_a_trial_killed_before_its_first_heartbeat_is_failed_when_a_run_starts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
