@@ -37,6 +37,11 @@ class StudyError(AutosizeError):
     """A study, trial or artifact that was asked for does not exist or cannot be used."""
 
 
+class ArtifactWriteError(StudyError):
+    """The artifact store could not take a network (a full disk, a lost S3 connection):
+    the study stops there, and the trial being stored is redone when it resumes."""
+
+
 class StorageLost(BaseException):
     """The study's database went away and did not come back within the retry window.
 

@@ -225,3 +225,56 @@ def test_a_damaged_seed_artifact_is_one_line_naming_it_and_nothing_is_written(
     assert len(
         optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 's.db'}").trials
     ) == len(study.trials)
+
+
+@pytest.mark.parametrize("cohort", [1, 2])
+def test_a_full_artifact_store_mid_study_is_one_line_and_the_study_resumes(
+    tmp_path: Path, cohort: int, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk under the artifact folder fills after the seed and two trials' networks:
+    `autosize run` stops with one line naming the store and the trial, the finished trials
+    and their networks are kept, and the trials it stopped are redone once space is back."""
+    import errno
+
+    from optuna.artifacts import FileSystemArtifactStore
+
+    from autosize.cli import EXIT_USER_ERROR, main
+    from autosize.search.storage import artifact_store, download_network
+
+    config = tiny_config(tmp_path, n_trials=5, study=f"cohort = {cohort}", baselines="")
+    real_write = FileSystemArtifactStore.write
+    writes: list[str] = []
+
+    def write(self: FileSystemArtifactStore, artifact_id: str, body: object) -> None:
+        writes.append(artifact_id)
+        if len(writes) > 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(self, artifact_id, body)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(FileSystemArtifactStore, "write", write)
+    code = main(["-q", "run", str(config)])
+    err = capsys.readouterr().err.strip()
+    assert code == EXIT_USER_ERROR, err
+    assert "\n" not in err, err
+    assert f"artifact store {tmp_path / 'art'}: cannot store trial " in err
+    assert "No space left on device" in err and "run again to resume" in err
+
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    states = [t.state for t in study.trials]
+    assert TrialState.RUNNING not in states
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 2
+    store = artifact_store(tmp_path / "art")
+    for t in complete:  # the kept networks load
+        download_network(store, str(t.user_attrs["network_artifact"]))
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert failed and all(t.user_attrs["fail_reason"].startswith("not stored: ") for t in failed)
+
+    monkeypatch.setattr(FileSystemArtifactStore, "write", real_write)
+    assert main(["-q", "run", str(config)]) == 0, capsys.readouterr().err
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    assert _counted(study) == 5  # the stopped trials were redone, not counted
+    assert [t.number for t in study.trials if t.state == TrialState.FAIL] == [
+        t.number for t in failed
+    ]

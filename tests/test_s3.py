@@ -276,3 +276,44 @@ def test_dashboard_serves_networks_from_the_bucket(study: Study, s3: Any) -> Non
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def test_a_bucket_lost_mid_study_is_one_line_and_keeps_the_finished_trials(
+    s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bucket goes away after the seed and one more network are stored: the run stops
+    with one line naming the bucket and the trial, and nothing before it is lost."""
+    from optuna.artifacts import Boto3ArtifactStore
+
+    bucket = "autosize-lost"
+    s3.create_bucket(Bucket=bucket)
+    config = _s3_config(tmp_path, f"s3://{bucket}/p")
+    config.write_text(
+        config.read_text(encoding="utf-8").replace("n_trials = 1", "n_trials = 4"),
+        encoding="utf-8",
+    )
+    real_write = Boto3ArtifactStore.write
+    writes: list[str] = []
+
+    def write(self: Boto3ArtifactStore, artifact_id: str, body: Any) -> None:
+        writes.append(artifact_id)
+        if len(writes) == 3:  # the bucket is deleted (emptied first, as S3 requires)
+            for key in _keys_in(s3, bucket):
+                s3.delete_object(Bucket=bucket, Key=key)
+            s3.delete_bucket(Bucket=bucket)
+        real_write(self, artifact_id, body)
+
+    monkeypatch.setattr(Boto3ArtifactStore, "write", write)
+    rc, _, err = run_main("run", str(config))
+    assert rc == 2, err
+    line = _one_line(err)
+    assert f"artifact store s3://{bucket}/p: cannot store trial " in line
+    assert "NoSuchBucket" in line
+    s = load_study(f"sqlite:///{tmp_path / 's.db'}", "tiny")
+    assert len(writes) == 3
+    assert [t.state.name for t in s.get_trials()].count("COMPLETE") == 1
+    assert "RUNNING" not in [t.state.name for t in s.get_trials()]
+
+
+def _keys_in(client: Any, bucket: str) -> list[str]:
+    return [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]

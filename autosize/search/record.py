@@ -40,6 +40,8 @@ __all__ = [
 
 BASELINE = "baseline"
 WARMSTART = "warmstart"
+# The fail_reason prefix of a trial whose network the artifact store could not take.
+NOT_STORED = "not stored: "
 _STUDY_META = "autosize"
 _SEED_INFO = "seed"
 _CLAIM = "claim"
@@ -101,6 +103,12 @@ class TrialRecord:
     @property
     def interrupted(self) -> bool:
         return self.fail_reason == "interrupted"
+
+    @property
+    def redone(self) -> bool:
+        """Failed through no fault of its own (interrupted, or its network could not be
+        stored): it does not count towards n_trials, so a resumed study runs it again."""
+        return self.interrupted or (self.fail_reason or "").startswith(NOT_STORED)
 
 
 KEYS: frozenset[str] = frozenset(f.name for f in fields(TrialRecord))

@@ -87,7 +87,15 @@ def _train_seed(study: optuna.Study, p: Prepared, key: str, deadline: Deadline) 
             f"{p.config.path}: [seed]: the seed network diverged while training ({history.stop_reason}); lower seed.lr"
         )
     val, test = metrics(model, p, "val"), metrics(model, p, "test")
-    artifact_id = upload_network(study, store, model, spec, filename="seed.safetensors")
+    artifact_id = upload_network(
+        study,
+        store,
+        model,
+        spec,
+        filename="seed.safetensors",
+        location=p.config.artifacts,
+        owner="the seed network",
+    )
     record.write_seed_info(
         study,
         {

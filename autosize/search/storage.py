@@ -41,7 +41,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from torch import nn
 
 from autosize.checkpoint import load_network, save_network
-from autosize.errors import StorageLost, StudyError
+from autosize.errors import ArtifactWriteError, StorageLost, StudyError
 from autosize.models import ArchSpec, Net
 from autosize.search import record
 from autosize.search.artifacts import ArtifactLocation, ArtifactStore, artifact_location
@@ -384,13 +384,29 @@ def upload_network(
     *,
     filename: str = "network.safetensors",
     storage: BaseStorage | None = None,
+    location: object = None,
+    owner: str = "the network",
 ) -> str:
-    """Save ``model`` with its spec and attach it to a study or trial; returns the artifact id."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = save_network(model, spec, Path(tmp) / filename)
-        return upload_artifact(
-            artifact_store=store, file_path=str(path), study_or_trial=target, storage=storage
-        )
+    """Save ``model`` with its spec and attach it to a study or trial; returns the artifact id.
+
+    A store that cannot take the network (a full disk, a lost S3 connection, revoked
+    access) is a one-line StudyError naming ``location`` and ``owner`` (e.g. "trial 12's
+    network"). It stops the study there: the trial being stored fails (Optuna marks it),
+    and the finished trials and their networks stay as they were, so a run started again
+    once the store is mended resumes the study.
+    """
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = save_network(model, spec, Path(tmp) / filename)
+            return upload_artifact(
+                artifact_store=store, file_path=str(path), study_or_trial=target, storage=storage
+            )
+    except Exception as exc:  # StorageLost (the database) is a BaseException and passes
+        where = "the artifact store" if location is None else f"artifact store {location}"
+        raise ArtifactWriteError(
+            f"{where}: cannot store {owner} ({type(exc).__name__}: {_first_line(exc)}); "
+            "the finished trials and their networks are kept: mend the store and run again to resume"
+        ) from exc
 
 
 def download_network(

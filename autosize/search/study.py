@@ -72,8 +72,9 @@ logger = logging.getLogger(__name__)
 def _counted(study: optuna.Study) -> int:
     """Warm-started trials that count towards n_trials.
 
-    Interrupted trials are redone, and so are those of a worker that stopped (killed, its
-    machine gone): the heartbeat marks those FAIL with no ``fail_reason`` of autosize's.
+    Interrupted trials are redone, and so are those whose network the artifact store could
+    not take, and those of a worker that stopped (killed, its machine gone): the heartbeat
+    marks those FAIL with no ``fail_reason`` of autosize's.
     """
     finished = study.get_trials(
         deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -82,7 +83,7 @@ def _counted(study: optuna.Study) -> int:
         1
         for t in finished
         if (rec := record.read(t)).is_warmstart
-        and not rec.interrupted
+        and not rec.redone
         and not (t.state == TrialState.FAIL and rec.fail_reason is None)
     )
 

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from autosize.callbacks import Callback, schedule_callbacks
+from autosize.errors import ArtifactWriteError
 from autosize.history import History
 from autosize.models import ArchSpec, Net
 from autosize.search import record
@@ -57,6 +58,9 @@ def recorded_failures(trial: optuna.Trial) -> Iterator[None]:
         raise TrialFailed(f"out of memory: {exc}") from None
     except KeyboardInterrupt:
         record.write(trial, fail_reason="interrupted")
+        raise
+    except ArtifactWriteError as exc:  # the store's fault, not the trial's: redone on resume
+        record.write(trial, fail_reason=f"{record.NOT_STORED}{exc}")
         raise
     except optuna.TrialPruned:
         raise
@@ -187,7 +191,14 @@ def finish_trial(
     if not math.isfinite(val[key]):
         record.write(trial, fail_reason=f"non-finite validation {key}")
         raise TrialFailed(f"non-finite validation {key}")
-    artifact_id = upload_network(trial, artifact_store(p.config.artifacts), model, spec)
+    artifact_id = upload_network(
+        trial,
+        artifact_store(p.config.artifacts),
+        model,
+        spec,
+        location=p.config.artifacts,
+        owner=f"trial {trial.number}'s network",
+    )
     record.write(trial, network_artifact=artifact_id)
     dashboard_note(trial, spec, record.read(trial))
     return objective_values(p, val[key], spec)
