@@ -156,6 +156,8 @@ def run_scratch(dataset: str, budget: float, seed: int, out: Path, t0: float) ->
                 "test": test,
                 "architecture": spec.summary(),
                 "params": spec.param_count(),
+                "lr": lr,
+                "batch_size": batch_size,
             }
         )
         dump()
