@@ -390,8 +390,9 @@ def upload_network(
     """Save ``model`` with its spec and attach it to a study or trial; returns the artifact id.
 
     A store that cannot take the network (a full disk, a lost S3 connection, revoked
-    access) is a one-line StudyError naming ``location`` and ``owner`` (e.g. "trial 12's
-    network"). It stops the study there: the trial being stored fails (Optuna marks it),
+    access) is a one-line ArtifactWriteError (a StudyError) naming ``location`` and
+    ``owner`` (e.g. "trial 12's network"). It stops the study there: the trial being
+    stored fails (Optuna marks it),
     and the finished trials and their networks stay as they were, so a run started again
     once the store is mended resumes the study.
     """
