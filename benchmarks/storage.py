@@ -24,7 +24,8 @@ and the peak number of database connections.
     .venv/bin/python benchmarks/storage.py            # the real run: 5-10 min on 2 idle cores (estimated)
     .venv/bin/python benchmarks/storage.py --quick    # 1.5 min: 40 trivial trials, 6-trial studies
 
-Prints tables, writes reports/storage.md and reports/storage.json.
+Prints tables, writes reports/storage.md and reports/storage.json (--quick: a smoke run,
+benchmarks/out/storage_quick.md and .json, never the report).
 """
 
 from __future__ import annotations
@@ -158,7 +159,7 @@ def overhead(
     )
     for t in template.baselines:
         study.add_trial(t)
-    store = artifact_store(tmp / f"art-{name}")
+    artifacts = tmp / f"art-{name}"
     model, spec = template.network
 
     def objective(trial: optuna.Trial) -> float:
@@ -171,7 +172,7 @@ def overhead(
             trial.should_prune()
         trial.set_user_attr(
             "network_artifact",
-            upload_network(trial, store, model, spec),  # type: ignore[arg-type]
+            upload_network(trial, artifacts, model, spec),  # type: ignore[arg-type]
         )
         return 0.0
 
@@ -435,8 +436,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--postgres", metavar="URL", help="a server of your own (default: a throwaway one)"
     )
-    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "storage.md")
+    parser.add_argument("--out", type=Path, default=None, help="default: reports/storage.md")
     args = parser.parse_args(argv)
+    if args.out is None:  # a smoke run never overwrites the measured report
+        args.out = ROOT / (
+            "benchmarks/out/storage_quick.md" if args.quick else "reports/storage.md"
+        )
     n = args.trials or (40 if args.quick else 300)
     n_trials = args.n_trials or (6 if args.quick else 24)
     workers = [int(x) for x in args.workers.split(",")]

@@ -48,8 +48,8 @@ class Study:
     trial_artifacts: dict[int, str]
 
 
-def _keys(client: Any, prefix: str) -> list[str]:
-    pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+def _keys(client: Any, prefix: str, bucket: str = BUCKET) -> list[str]:
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
 
 
@@ -298,7 +298,7 @@ def test_a_bucket_lost_mid_study_is_one_line_and_keeps_the_finished_trials(
     def write(self: Boto3ArtifactStore, artifact_id: str, body: Any) -> None:
         writes.append(artifact_id)
         if len(writes) == 3:  # the bucket is deleted (emptied first, as S3 requires)
-            for key in _keys_in(s3, bucket):
+            for key in _keys(s3, "", bucket):
                 s3.delete_object(Bucket=bucket, Key=key)
             s3.delete_bucket(Bucket=bucket)
         real_write(self, artifact_id, body)
@@ -313,7 +313,3 @@ def test_a_bucket_lost_mid_study_is_one_line_and_keeps_the_finished_trials(
     assert len(writes) == 3
     assert [t.state.name for t in s.get_trials()].count("COMPLETE") == 1
     assert "RUNNING" not in [t.state.name for t in s.get_trials()]
-
-
-def _keys_in(client: Any, bucket: str) -> list[str]:
-    return [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]

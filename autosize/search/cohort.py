@@ -32,7 +32,6 @@ from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import FrozenTrial, TrialState
 
 from autosize.callbacks import schedule_callbacks
-from autosize.errors import ArtifactWriteError
 from autosize.models import ArchSpec
 from autosize.population import can_stack, fit_population
 from autosize.search import record, training
@@ -137,12 +136,7 @@ def run_cohort(
         try:
             _run(objective, trials, tell, deadline)
         except BaseException as exc:  # an interrupt or an error: the rest of the cohort fails
-            if isinstance(exc, KeyboardInterrupt):
-                reason = "interrupted"
-            elif isinstance(exc, ArtifactWriteError):  # would have been stored next: redone
-                reason = f"{record.NOT_STORED}{exc}"
-            else:
-                reason = f"cohort stopped: {exc!r}"
+            reason = training.redone_reason(exc) or f"cohort stopped: {exc!r}"
             for trial in trials:
                 if trial.number not in told:
                     if record.read(trial).fail_reason is None:

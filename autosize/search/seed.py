@@ -75,7 +75,6 @@ def ensure_seed(
 
 
 def _train_seed(study: optuna.Study, p: Prepared, key: str, deadline: Deadline) -> None:
-    store = artifact_store(p.config.artifacts)
     budget = p.config.seed_net.train
     logger.info("training the seed %s on %s", p.seed_spec.summary(), p.bundle.name)
     model = build_model(p.seed_spec, seed=p.config.seed)
@@ -89,11 +88,10 @@ def _train_seed(study: optuna.Study, p: Prepared, key: str, deadline: Deadline) 
     val, test = metrics(model, p, "val"), metrics(model, p, "test")
     artifact_id = upload_network(
         study,
-        store,
+        p.config.artifacts,
         model,
         spec,
         filename="seed.safetensors",
-        location=p.config.artifacts,
         owner="the seed network",
     )
     record.write_seed_info(

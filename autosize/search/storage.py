@@ -378,34 +378,36 @@ def artifact_store(location: ArtifactLocation | str | os.PathLike[str]) -> Artif
 
 def upload_network(
     target: optuna.Study | Trial | FrozenTrial,
-    store: ArtifactStore,
+    location: ArtifactLocation | str | os.PathLike[str],
     model: nn.Module,
     spec: ArchSpec,
     *,
     filename: str = "network.safetensors",
     storage: BaseStorage | None = None,
-    location: object = None,
     owner: str = "the network",
 ) -> str:
-    """Save ``model`` with its spec and attach it to a study or trial; returns the artifact id.
+    """Save ``model`` with its spec into ``location`` (a folder or ``s3://BUCKET/PREFIX``)
+    and attach it to a study or trial; returns the artifact id.
 
     A store that cannot take the network (a full disk, a lost S3 connection, revoked
-    access) is a one-line ArtifactWriteError (a StudyError) naming ``location`` and
+    access) is a one-line ArtifactWriteError (a StudyError) naming the location and
     ``owner`` (e.g. "trial 12's network"). It stops the study there: the trial being
-    stored fails (Optuna marks it),
-    and the finished trials and their networks stay as they were, so a run started again
-    once the store is mended resumes the study.
+    stored fails (Optuna marks it), and the finished trials and their networks stay as
+    they were, so a run started again once the store is mended resumes the study.
     """
+    where = artifact_location(location)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             path = save_network(model, spec, Path(tmp) / filename)
             return upload_artifact(
-                artifact_store=store, file_path=str(path), study_or_trial=target, storage=storage
+                artifact_store=where.store(),
+                file_path=str(path),
+                study_or_trial=target,
+                storage=storage,
             )
     except Exception as exc:  # StorageLost (the database) is a BaseException and passes
-        where = "the artifact store" if location is None else f"artifact store {location}"
         raise ArtifactWriteError(
-            f"{where}: cannot store {owner} ({type(exc).__name__}: {_first_line(exc)}); "
+            f"artifact store {where}: cannot store {owner} ({type(exc).__name__}: {_first_line(exc)}); "
             "the finished trials and their networks are kept: mend the store and run again to resume"
         ) from exc
 

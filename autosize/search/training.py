@@ -27,7 +27,7 @@ from autosize.search.clock import Deadline
 from autosize.search.config import METRIC_KEY, TrainConfig
 from autosize.search.operations import CompressPlan
 from autosize.search.prepare import Prepared
-from autosize.search.storage import artifact_store, upload_network
+from autosize.search.storage import upload_network
 from autosize.train import OptimizerName, evaluate, fit
 from autosize.transforms import compress
 
@@ -46,6 +46,16 @@ class TrialFailed(Exception):
     """A trial that cannot produce a result (diverged, out of memory): it ends as FAIL."""
 
 
+def redone_reason(exc: BaseException) -> str | None:
+    """The ``fail_reason`` of a trial stopped by ``exc`` through no fault of its own, which
+    a resumed study redoes (``TrialRecord.redone``); None for any other failure."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(exc, ArtifactWriteError):  # the store's fault, not the trial's
+        return f"{record.NOT_STORED}{exc}"
+    return None
+
+
 @contextlib.contextmanager
 def recorded_failures(trial: optuna.Trial) -> Iterator[None]:
     """Write why a trial fails before Optuna marks it FAIL: out of memory (then
@@ -56,11 +66,8 @@ def recorded_failures(trial: optuna.Trial) -> Iterator[None]:
     except torch.OutOfMemoryError as exc:
         record.write(trial, fail_reason="out of memory")
         raise TrialFailed(f"out of memory: {exc}") from None
-    except KeyboardInterrupt:
-        record.write(trial, fail_reason="interrupted")
-        raise
-    except ArtifactWriteError as exc:  # the store's fault, not the trial's: redone on resume
-        record.write(trial, fail_reason=f"{record.NOT_STORED}{exc}")
+    except (KeyboardInterrupt, ArtifactWriteError) as exc:  # redone when the study resumes
+        record.write(trial, fail_reason=redone_reason(exc))
         raise
     except optuna.TrialPruned:
         raise
@@ -192,12 +199,7 @@ def finish_trial(
         record.write(trial, fail_reason=f"non-finite validation {key}")
         raise TrialFailed(f"non-finite validation {key}")
     artifact_id = upload_network(
-        trial,
-        artifact_store(p.config.artifacts),
-        model,
-        spec,
-        location=p.config.artifacts,
-        owner=f"trial {trial.number}'s network",
+        trial, p.config.artifacts, model, spec, owner=f"trial {trial.number}'s network"
     )
     record.write(trial, network_artifact=artifact_id)
     dashboard_note(trial, spec, record.read(trial))
