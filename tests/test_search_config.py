@@ -34,6 +34,17 @@ def write(tmp_path: Path, text: str, name: str = "study.toml") -> Path:
     return path
 
 
+def test_the_default_operations_leave_out_deepen_for_a_non_idempotent_activation(
+    tmp_path: Path,
+) -> None:
+    relu = load_config(write(tmp_path, MINIMAL))
+    assert "deepen" in relu.search.operations
+    silu = load_config(
+        write(tmp_path, MINIMAL.replace("[seed]\n", '[seed]\nactivation = "silu"\n'))
+    )
+    assert silu.search.operations == tuple(o for o in relu.search.operations if o != "deepen")
+
+
 def test_minimal_config_and_defaults(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL)
     cfg = load_config(path)
@@ -138,6 +149,12 @@ def test_second_objective_params(tmp_path: Path) -> None:
         ("[train]\n", '[pruner]\nname = "bogus"\n[train]\n', "pruner.name"),
         ("[train]\n", '[search]\noperations = ["grow"]\n[train]\n', "search.operations"),
         ("[train]\n", '[search]\noperations = ["widen", "widen"]\n[train]\n', "search.operations"),
+        # deepen keeps the function only for an idempotent activation (relu, not silu)
+        (
+            "epochs = 2\n\n[train]\n",
+            'epochs = 2\nactivation = "tanh"\n[search]\noperations = ["widen", "deepen"]\n[train]\n',
+            "no 'deepen' with [seed] activation 'tanh'",
+        ),
         # impossible bounds
         ("[train]\n", "[search]\nlam = [0.1, 0.01]\n[train]\n", "search.lam"),
         ("[train]\n", "[search]\nlam = [0.0, 0.01]\n[train]\n", "search.lam"),

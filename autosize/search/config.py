@@ -42,7 +42,14 @@ from pathlib import Path
 from typing import get_args
 
 from autosize.errors import ConfigError, SpecError
-from autosize.models import ACTIVATIONS, Activation, DenseLayer, Layer, layer_from_dict
+from autosize.models import (
+    ACTIVATIONS,
+    IDEMPOTENT_ACTIVATIONS,
+    Activation,
+    DenseLayer,
+    Layer,
+    layer_from_dict,
+)
 from autosize.search.artifacts import artifact_location
 from autosize.search.components import (
     PRUNER_CLASSES,
@@ -299,6 +306,8 @@ def config_from_dict(
         if len(set(ops_raw)) != len(ops_raw):
             s.fail("operations", ops_raw, "no repeated operation")
         ops = tuple(ops_raw)
+    elif activation not in IDEMPOTENT_ACTIVATIONS:
+        ops = tuple(o for o in ops if o != "deepen")  # the default: what this activation allows
     search = SearchSpace(
         operations=ops,
         max_ops=s.int("max_ops", _SEARCH.max_ops, low=1),
@@ -331,6 +340,13 @@ def config_from_dict(
             "min_widen_factor",
             search.min_widen_factor,
             f"at most max_widen_factor ({search.max_widen_factor:g})",
+        )
+    if "deepen" in search.operations and activation not in IDEMPOTENT_ACTIVATIONS:
+        s.fail(
+            "operations",
+            list(search.operations),
+            f"no 'deepen' with [seed] activation {activation!r}: Net2DeeperNet's identity layer "
+            f"keeps the function only for {', '.join(sorted(IDEMPOTENT_ACTIVATIONS))}",
         )
     if len(seed_layers) > search.max_depth:
         s.fail("max_depth", search.max_depth, f"at least the seed's depth ({len(seed_layers)})")
