@@ -215,7 +215,9 @@ def _side_scratch(dataset: str, budget: float, seed: int, work: Path) -> dict[st
     return data
 
 
-def _side_autosize(dataset: str, budget: float, work: Path, cohort: int = 1) -> dict[str, object]:
+def _side_autosize(
+    dataset: str, budget: float, work: Path, cohort: int | None = None
+) -> dict[str, object]:
     import optuna
 
     config = work / f"{dataset}.toml"  # a copy, so its state (.state/) lives in the temp folder
@@ -224,7 +226,7 @@ def _side_autosize(dataset: str, budget: float, work: Path, cohort: int = 1) -> 
     start = datetime.fromtimestamp(t0)  # Optuna's trial times are naive local datetimes
     cmd = [str(Path(sys.executable).with_name("autosize")), "-q", "run", str(config)]
     cmd += ["--timeout", str(budget), "--n-trials", "100000"]
-    if cohort > 1:  # trials trained together (autosize.population), K at a time
+    if cohort is not None:  # K trials trained together (autosize.population); 1: one at a time
         cmd += ["--cohort", str(cohort)]
     # autosize should end by itself within 5% of B; its overrun is measured, up to 25%.
     wall, code = _run_until(cmd, t0 + budget * 1.25 + 10)
@@ -314,13 +316,13 @@ def _shipped_cohort(dataset: str) -> int | str:
 
 
 def run_dataset(
-    dataset: str, budget: float, seed: int, sides: tuple[str, ...], cohort: int = 1
+    dataset: str, budget: float, seed: int, sides: tuple[str, ...], cohort: int | None = None
 ) -> dict:
     result: dict[str, object] = {
         "dataset": dataset,
         "budget": budget,
         # --cohort K, else what the shipped config asks for ([study] cohort, default 1)
-        "cohort": cohort if cohort > 1 else _shipped_cohort(dataset),
+        "cohort": cohort if cohort is not None else _shipped_cohort(dataset),
         "load_before": os.getloadavg(),
         "started": datetime.now().isoformat(timespec="seconds"),
     }
@@ -467,7 +469,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sides", default=",".join(SIDES))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--cohort", type=int, default=1, help="autosize side: --cohort K (trials trained together)"
+        "--cohort",
+        type=int,
+        default=None,
+        help="autosize side: --cohort K (K trials trained together; 1: one at a time); "
+        "default: the shipped config's [study] cohort",
     )
     parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "out" / "search_vs_scratch"
