@@ -299,14 +299,23 @@ def config_from_dict(
     s = top.table("search")
     ops_raw = s.get("operations")
     ops: tuple[Operation, ...] = SearchSpace.operations
+    # Net2DeeperNet's identity layer keeps the function only for phi(phi(x)) == phi(x).
+    deepens = activation in IDEMPOTENT_ACTIVATIONS
     if ops_raw is not None:
         valid = get_args(Operation)
         if not isinstance(ops_raw, list) or not ops_raw or not all(o in valid for o in ops_raw):
             s.fail("operations", ops_raw, "a non-empty list from " + ", ".join(valid))
         if len(set(ops_raw)) != len(ops_raw):
             s.fail("operations", ops_raw, "no repeated operation")
+        if "deepen" in ops_raw and not deepens:
+            s.fail(
+                "operations",
+                ops_raw,
+                f"no 'deepen' with [seed] activation {activation!r}: Net2DeeperNet's identity "
+                f"layer keeps the function only for {', '.join(sorted(IDEMPOTENT_ACTIVATIONS))}",
+            )
         ops = tuple(ops_raw)
-    elif activation not in IDEMPOTENT_ACTIVATIONS:
+    elif not deepens:
         ops = tuple(o for o in ops if o != "deepen")  # the default: what this activation allows
     search = SearchSpace(
         operations=ops,
@@ -340,13 +349,6 @@ def config_from_dict(
             "min_widen_factor",
             search.min_widen_factor,
             f"at most max_widen_factor ({search.max_widen_factor:g})",
-        )
-    if "deepen" in search.operations and activation not in IDEMPOTENT_ACTIVATIONS:
-        s.fail(
-            "operations",
-            list(search.operations),
-            f"no 'deepen' with [seed] activation {activation!r}: Net2DeeperNet's identity layer "
-            f"keeps the function only for {', '.join(sorted(IDEMPOTENT_ACTIVATIONS))}",
         )
     if len(seed_layers) > search.max_depth:
         s.fail("max_depth", search.max_depth, f"at least the seed's depth ({len(seed_layers)})")
