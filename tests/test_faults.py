@@ -3,6 +3,7 @@ the same code paths serve PostgreSQL)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sqlite3
@@ -196,6 +197,45 @@ def test_a_schema_race_is_retried_and_other_errors_are_not(
     with pytest.raises(StudyError, match=r"storage 'postgresql://me:\*\*\*@db/x': cannot open"):
         make_storage("postgresql://me:secret@db/x")
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("lost", [True, False], ids=["connection-lost", "real-fallback"])
+def test_optunas_fallback_warning_goes_only_when_the_connection_was_lost(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, lost: bool
+) -> None:
+    # Optuna's _get_trials reads any OperationalError as "too many IN variables": it warns
+    # with the SQL and queries again. A lost connection fails that query too, and then its
+    # warning would stand in front of the study's one "connection lost" line.
+    from optuna.storages import RDBStorage
+    from sqlalchemy.exc import OperationalError
+
+    storage = make_storage(f"sqlite:///{tmp_path / 's.db'}")
+    study_id = optuna.create_study(storage=storage, study_name="s")._study_id
+    optuna_log = logging.getLogger("optuna.storages._rdb.storage")
+    real = RDBStorage._get_trials
+    calls: list[int] = []
+
+    def get_trials(self: RDBStorage, *args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            optuna_log.warning(
+                "Caught an error from sqlalchemy: x. Falling back to a slower alternative."
+            )
+            if lost:
+                raise OperationalError("SELECT", {}, Exception("terminating connection"))
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(RDBStorage, "_get_trials", get_trials)
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append  # type: ignore[method-assign,assignment]
+    optuna_log.addHandler(handler)
+    try:
+        assert storage._get_trials(study_id, None, set(), -1) == []  # type: ignore[attr-defined]
+    finally:
+        optuna_log.removeHandler(handler)
+    assert len(calls) == (2 if lost else 1)
+    assert [r.getMessage().startswith("Caught an error") for r in seen] == ([] if lost else [True])
 
 
 @pytest.mark.parametrize("damage", ["truncated", "foreign", "missing"])

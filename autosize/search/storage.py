@@ -25,6 +25,7 @@ import os
 import random
 import re
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -198,6 +199,32 @@ def _connection_lost(exc: BaseException) -> bool:
     return False
 
 
+class _HeldBack(logging.Filter):
+    """Holds back the log records of the threads that ask, to be let through or dropped.
+
+    Optuna's ``_get_trials`` reads any OperationalError as "too many variables in IN",
+    warns with the whole SQL statement and queries again; when the error was a lost
+    connection the second query fails too, and the study's one "connection lost" line
+    would come with a screenful of SQL in front of it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.local = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        held: list[logging.LogRecord] | None = getattr(self.local, "held", None)
+        if held is None:
+            return True
+        held.append(record)
+        return False
+
+
+_RDB_LOG = logging.getLogger("optuna.storages._rdb.storage")  # Optuna's logger there
+_HOLD = _HeldBack()
+_RDB_LOG.addFilter(_HOLD)
+
+
 class _ReconnectingRDBStorage(RDBStorage):
     """Optuna's RDBStorage that rides out a database restart.
 
@@ -258,6 +285,23 @@ class _ReconnectingRDBStorage(RDBStorage):
                 )  # fmt: skip
             return result
 
+    def _get_trials(self, *args: Any, **kwargs: Any) -> list[FrozenTrial]:
+        def call() -> list[FrozenTrial]:
+            held: list[logging.LogRecord] = []
+            _HOLD.local.held = held
+            lost = False
+            try:
+                return RDBStorage._get_trials(self, *args, **kwargs)
+            except Exception as exc:
+                lost = _connection_lost(exc)  # its fallback failed too: the warning misleads
+                raise
+            finally:
+                _HOLD.local.held = None
+                for record in () if lost else held:  # a real fallback: Optuna's warning stands
+                    _RDB_LOG.handle(record)
+
+        return self._retrying("_get_trials", call)  # type: ignore[return-value]
+
     def record_heartbeat(self, trial_id: int) -> None:
         # Never raises: the trial's own next storage call stops the worker with the one line.
         with suppress(StorageLost):
@@ -275,11 +319,11 @@ def _retried(name: str) -> Callable[..., object]:
 
 
 # Every storage operation a study, a trial or fail_stale_trials performs, and the private
-# ones Optuna's _CachedStorage calls on its backend instead of the public ones.
+# ones Optuna's _CachedStorage calls on its backend instead of the public ones
+# (_get_trials is one too, retried by its own method above).
 for _name in (
     "_create_new_trial",
     "_get_best_trial_id",
-    "_get_trials",
     "_set_trial_param",
     "create_new_study",
     "delete_study",
