@@ -40,7 +40,12 @@ def _task_loss(
         raise ConfigError(
             f"regression model output has shape {tuple(out.shape)}; expected (n,) or (n, 1) for {len(y)} targets"
         )
-    return F.mse_loss(out.float(), y, reduction=reduction)
+    return F.mse_loss(_at_least_float32(out), y, reduction=reduction)
+
+
+def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    """Half-precision outputs (autocast's) in float32 for the loss; float64 stays float64."""
+    return t.float() if t.dtype.itemsize < 4 else t
 
 
 def _acc_dtype(device: torch.device) -> torch.dtype:

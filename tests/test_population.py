@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -15,10 +16,11 @@ from autosize.callbacks import Callback, CosineSchedule, EarlyStopping, TrainSta
 from autosize.data.bundle import DataBundle
 from autosize.errors import ConfigError
 from autosize.history import EpochRecord, History
-from autosize.models import ArchSpec, ConvLayer, DenseLayer, build_model
+from autosize.models import ACTIVATIONS, ArchSpec, ConvLayer, DenseLayer, build_model
+from autosize.models.net import make_activation
 from autosize.population import fit_population
 from autosize.population import stack as stack_module
-from autosize.population.stack import MemberShape, plan_stacks
+from autosize.population.stack import MemberShape, Stack, plan_stacks
 from autosize.train import fit
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -214,6 +216,78 @@ def test_layers_without_bias() -> None:
     models = nets(bundle, torch.float64, bias=False)
     refs = copy.deepcopy(models)
     kw = {"epochs": 2, "batch_size": 64, "device": "cpu"}
+    got = fit_population(models, bundle, seed=SEEDS, lr=LRS, **kw)  # type: ignore[arg-type]
+    assert_same(got, alone(refs, bundle, **kw), models, refs, 1e-8)
+
+
+@pytest.mark.parametrize("task", ["regression", "classification"])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_every_activation_matches_fit_alone(task: str, activation: str) -> None:
+    """Each activation build_model makes has its own backward in Stack.backward."""
+    bundle = as_dtype(linear_regression() if task == "regression" else blobs(), torch.float64)
+    models = [
+        build_model(
+            ArchSpec(
+                input_shape=bundle.input_shape,
+                n_outputs=bundle.n_outputs,
+                layers=tuple(DenseLayer(w) for w in widths),
+                activation=activation,  # type: ignore[arg-type]
+            ),
+            seed=i,
+        ).to(torch.float64)
+        for i, widths in enumerate([(8, 5), (3, 9), (7,)])
+    ]
+    refs = copy.deepcopy(models)
+    kw = {"epochs": 2, "batch_size": 32, "device": "cpu"}
+    got = fit_population(models, bundle, seed=SEEDS[:3], lr=LRS[:3], **kw)  # type: ignore[arg-type]
+    assert_same(got, alone(refs, bundle, **kw), models, refs, 1e-8)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("sizes", [(6, 9, 4, 1), (6, 9, 3), (6, 1)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_the_stacks_backward_is_autograds(
+    activation: str, sizes: tuple[int, ...], bias: bool
+) -> None:
+    """Stack.backward's gradients (one-output heads included) against autograd's of forward."""
+    torch.manual_seed(0)
+    act = make_activation(activation)
+    layers = len(sizes) - 1
+    shapes = [
+        MemberShape(s, (bias,) * (layers - 1) + (True,), act, torch.float64)
+        for s in (sizes, tuple(max(1, w - 2) for w in sizes[:-1]) + sizes[-1:])
+    ]
+    weights = [
+        [
+            (torch.randn(b, a, dtype=torch.float64), torch.randn(b, dtype=torch.float64))
+            for a, b in itertools.pairwise(shape.sizes)
+        ]
+        for shape in shapes
+    ]
+    for member in weights:  # a layer without bias has none
+        for i in range(layers - 1):
+            if not bias:
+                member[i] = (member[i][0], None)
+    stack = Stack(weights, shapes, optimizer="adam", weight_decay=0.0)
+    x = torch.randn(2, 5, sizes[0], dtype=torch.float64)
+    grad_out = torch.randn(2, 5, sizes[-1], dtype=torch.float64)
+    stack.zero_grad()
+    stack.forward(x).backward(grad_out)
+    want = stack.grad.clone()
+    stack.grad.fill_(float("nan"))  # backward writes every element, it does not accumulate
+    out, saved = stack.forward_saving(x)
+    torch.testing.assert_close(out, stack.forward(x).detach(), rtol=0, atol=0)
+    stack.backward(grad_out, saved)
+    torch.testing.assert_close(stack.grad, want, rtol=1e-12, atol=1e-12)
+
+
+def test_the_autograd_path_matches_fit_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An activation without a known backward (or autocast) trains through autograd."""
+    monkeypatch.setattr(stack_module, "act_backward", lambda act: None)
+    bundle = as_dtype(linear_regression(), torch.float64)
+    models = nets(bundle, torch.float64)
+    refs = copy.deepcopy(models)
+    kw = {"epochs": 2, "batch_size": 32, "device": "cpu"}
     got = fit_population(models, bundle, seed=SEEDS, lr=LRS, **kw)  # type: ignore[arg-type]
     assert_same(got, alone(refs, bundle, **kw), models, refs, 1e-8)
 

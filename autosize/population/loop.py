@@ -18,6 +18,7 @@ from autosize.errors import ConfigError
 from autosize.evaluation import (
     EVAL_BATCH_SIZE,
     _acc_dtype,
+    _at_least_float32,
     _autocast,
     _evaluate_tensors,
     _split_result,
@@ -193,6 +194,28 @@ def _member_losses(out: torch.Tensor, y: torch.Tensor, task: Task) -> torch.Tens
     ).view(k, b)
 
 
+def _member_losses_and_grad(
+    out: torch.Tensor, y: torch.Tensor, task: Task
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each member's mean loss ``[K]`` and its gradient with respect to ``out`` ``[K, B, out]``.
+
+    By hand, as autograd's backward of ``fit``'s loss computes it (``fit``'s mean over its
+    batch): MSE's ``(out - y) * 2 / B`` (half precision in float32, as ``_task_loss``), and
+    cross-entropy's log-softmax backward of ``-1 / B`` at each target.
+    """
+    k, b = y.shape
+    if task == "classification":
+        logp = torch.log_softmax(out, dim=-1)
+        target = y.unsqueeze(-1)
+        grad_logp = torch.zeros_like(logp).scatter_(-1, target, -1.0 / b)
+        grad = torch.ops.aten._log_softmax_backward_data(grad_logp, logp, -1, logp.dtype)
+        return -logp.gather(-1, target).squeeze(-1).mean(1), grad
+    if out.shape[-1] != 1:
+        _task_loss(out.reshape(k * b, -1), y.reshape(-1), task)  # its one-line error
+    diff = _at_least_float32(out).squeeze(-1) - y
+    return (diff * diff).mean(1), (diff * (2.0 / b)).to(out.dtype).unsqueeze(-1)
+
+
 @dataclass(eq=False)
 class _Loop:
     """One run of the population; ``fit_population`` has checked the arguments."""
@@ -213,6 +236,11 @@ class _Loop:
         gens = {s: torch.Generator().manual_seed(s) for s in sorted({m.seed for m in members})}
         self.autocast = _autocast(dev, self.amp)
         check_every = 1 if dev.type == "cpu" else _CHECK_EVERY_CUDA
+        # Stacks run their own backward pass (Stack.backward), unless autocast is on (whose
+        # casts only autograd's backward mirrors) or an activation has no known backward.
+        manual = not (self.amp and dev.type == "cuda") and all(
+            g.stack.act_backward is not None for g in groups
+        )
         self.groups = groups
         self.t_start = time.perf_counter()
         deadline = math.inf if self.max_seconds is None else self.t_start + self.max_seconds
@@ -250,18 +278,24 @@ class _Loop:
                 # shared: one gather for everyone
                 batch = (x.index_select(0, idx[0]), y.index_select(0, idx[0])) if shared else None
                 losses = []
-                with self.autocast:
+                if manual:  # each stack's own backward pass, no autograd graph
+                    with torch.no_grad():
+                        for g in self.groups:
+                            xg, yg = self._batch(g, x, y, idx, batch)
+                            out, kept = g.stack.forward_saving(xg)
+                            loss, grad = _member_losses_and_grad(g.head(out), yg, task)
+                            if g.scale is not None:
+                                grad = grad * g.scale
+                            g.stack.backward(grad, kept)
+                            losses.append(loss)
+                else:
+                    with self.autocast:
+                        for g in self.groups:
+                            xg, yg = self._batch(g, x, y, idx, batch)
+                            losses.append(_member_losses(g.forward(xg), yg, task).mean(1))
                     for g in self.groups:
-                        if batch is not None:
-                            xg, yg = batch[0], batch[1].expand(g.stack.k, -1)
-                        else:  # one gather per stack: [K, B, ...], each member its batch
-                            picks = (idx if g.rows is None else idx[g.rows]).reshape(-1)
-                            xg = x.index_select(0, picks).view(g.stack.k, -1, *x.shape[1:])
-                            yg = y.index_select(0, picks).view(g.stack.k, -1)
-                        losses.append(_member_losses(g.forward(xg), yg, task).mean(1))
-                for g in self.groups:
-                    g.stack.zero_grad()
-                torch.stack([loss.sum() for loss in losses]).sum().backward()
+                        g.stack.zero_grad()
+                    torch.stack([loss.sum() for loss in losses]).sum().backward()
                 for g, loss in zip(self.groups, losses, strict=True):
                     g.stack.step()
                     g.loss_sum.add_(loss.detach(), alpha=end - start)
@@ -296,6 +330,22 @@ class _Loop:
                     for row, m in enumerate(g.members):
                         self._finish(m, g.stack.layers(row), cause, reason)
                 self.groups = []
+
+    @staticmethod
+    def _batch(
+        g: Group,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        idx: torch.Tensor,
+        shared: tuple[torch.Tensor, torch.Tensor] | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stack ``g``'s inputs and targets for this step: ``[B, ...]`` shared, or ``[K, B, ...]``."""
+        if shared is not None:
+            return shared[0], shared[1].expand(g.stack.k, -1)
+        # one gather per stack: [K, B, ...], each member its own batch
+        picks = (idx if g.rows is None else idx[g.rows]).reshape(-1)
+        xg = x.index_select(0, picks).view(g.stack.k, -1, *x.shape[1:])
+        return xg, y.index_select(0, picks).view(g.stack.k, -1)
 
     # -- one epoch's end -----------------------------------------------------------------
 

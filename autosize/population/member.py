@@ -73,7 +73,10 @@ class Group:
         self.lrs = tuple(self.lrs[r] for r in rows)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.stack.forward(x)
+        return self.head(self.stack.forward(x))
+
+    def head(self, out: torch.Tensor) -> torch.Tensor:
+        """The stack's raw outputs in the targets' units (each member's target scaling)."""
         if self.scale is not None and self.shift is not None:
             out = out * self.scale + self.shift
         return out

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -35,12 +35,49 @@ from torch import nn
 
 from autosize.optim import SGD_MOMENTUM, OptimizerName
 
-__all__ = ["MemberShape", "Stack", "plan_stacks"]
+__all__ = ["MemberShape", "Stack", "act_backward", "plan_stacks"]
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # torch.optim.Adam's defaults, which make_optimizer uses
 # From this many elements (all members' parameters) a stack steps through torch's fused
 # kernels: one pass over memory instead of ~20 (measured: Airfoil's 256-wide nets).
 FUSED_MIN_ELEMENTS = 1 << 16
+
+
+# grad, pre-activation z, activation output a -> the gradient at z: autograd's own backward
+# kernel for each activation build_model makes, so the hand-written backward pass of
+# Stack.backward gives the gradients autograd would, bit for bit.
+ActBackward = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+_aten = torch.ops.aten
+
+
+def act_backward(act: nn.Module) -> ActBackward | None:
+    """The backward of ``act`` as a function of (grad, z, act(z)); None for an unknown one."""
+    kind = type(act)
+    if kind is nn.Identity:
+        return lambda g, z, a: g
+    if kind is nn.ReLU:
+        return lambda g, z, a: _aten.threshold_backward(g, a, 0)
+    if kind in (nn.Hardtanh, nn.ReLU6):
+        lo, hi = act.min_val, act.max_val
+        return lambda g, z, a: _aten.hardtanh_backward(g, z, lo, hi)
+    if kind is nn.LeakyReLU:
+        slope = act.negative_slope
+        return lambda g, z, a: _aten.leaky_relu_backward(g, z, slope, False)
+    if kind is nn.Tanh:
+        return lambda g, z, a: _aten.tanh_backward(g, a)
+    if kind is nn.Sigmoid:
+        return lambda g, z, a: _aten.sigmoid_backward(g, a)
+    if kind is nn.SiLU:
+        return lambda g, z, a: _aten.silu_backward(g, z)
+    if kind is nn.GELU:
+        approximate = act.approximate
+        return lambda g, z, a: _aten.gelu_backward(g, z, approximate=approximate)
+    return None
+
+
+# What Stack.forward_saving keeps for Stack.backward: each layer's input, and each hidden
+# layer's pre-activation and activation output.
+Saved = tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]
 
 
 @dataclass(frozen=True)
@@ -97,6 +134,19 @@ def plan_stacks(shapes: Sequence[MemberShape], overhead: float) -> list[list[int
     return plan
 
 
+def _affine(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """``h @ w + b`` per member: ``[K, B, in] x [K, in, out] (+ [K, 1, out])``.
+
+    A one-output layer (a regression head) is a multiply and a sum over ``in``: ``bmm``
+    with one output column costs as much as a 48-column one on a CPU (measured: 23 against
+    11 us for 6 x 128 x 48), and so do its two backward products (Stack.backward).
+    """
+    if w.shape[2] == 1:
+        out = (h * w.transpose(1, 2)).sum(-1, keepdim=True)
+        return out if b is None else out + b
+    return torch.baddbmm(b, h, w) if b is not None else torch.bmm(h, w)
+
+
 class Stack:
     """Members of one depth and activation, padded to the widest, trained as one batch."""
 
@@ -112,6 +162,7 @@ class Stack:
         self.sizes = _padded(shapes)
         self.bias = shapes[0].bias
         self.act = shapes[0].act
+        self.act_backward = act_backward(self.act)
         self.optimizer = optimizer
         self.weight_decay = weight_decay
         w0 = weights[0][0][0]
@@ -222,12 +273,71 @@ class Stack:
         last = len(self.bias) - 1
         for i, has_bias in enumerate(self.bias):
             w = next(it)
-            h = torch.baddbmm(next(it), h, w) if has_bias else torch.bmm(h, w)
+            h = _affine(h, w, next(it) if has_bias else None)
             if i < last:
                 h = self.act(h)
                 if self.masks is not None:
                     h = h * self.masks[i]
         return h
+
+    @torch.no_grad()
+    def forward_saving(self, x: torch.Tensor) -> tuple[torch.Tensor, Saved]:
+        """:meth:`forward` without autograd, keeping what :meth:`backward` needs.
+
+        Only for a stack whose activation has a known backward (``self.act_backward``).
+        """
+        h = x if x.dim() == 3 else x.expand(self.k, *x.shape)
+        inputs, pre, post = [h], [], []
+        it = iter(self.slabs)
+        last = len(self.bias) - 1
+        for i, has_bias in enumerate(self.bias):
+            w = next(it)
+            h = _affine(h, w, next(it) if has_bias else None)
+            if i < last:
+                pre.append(h)
+                h = self.act(h)
+                post.append(h)
+                if self.masks is not None:
+                    h = h * self.masks[i]
+                inputs.append(h)
+        return h, (inputs, pre, post)
+
+    @torch.no_grad()
+    def backward(self, grad_out: torch.Tensor, saved: Saved) -> None:
+        """Write every slab's gradient into ``self.grad`` from the output's gradient.
+
+        The same kernels autograd's backward of :meth:`forward` runs (``bmm`` against the
+        transposed operand, a sum over the batch for a bias, the activation's own backward)
+        without building a graph, and straight into the gradient buffer (no zeroing, no
+        accumulation): on the small networks of a tabular search the autograd engine's
+        bookkeeping, not the arithmetic, was most of a population step.
+        """
+        assert self.act_backward is not None
+        inputs, pre, post = saved
+        weights, grads = [], []
+        it, git = iter(self.slabs), iter(self._grads)
+        for has_bias in self.bias:
+            weights.append(next(it))
+            grads.append((next(git), next(git) if has_bias else None))
+            if has_bias:
+                next(it)
+        g = grad_out
+        for i in range(len(self.bias) - 1, -1, -1):
+            w_grad, b_grad = grads[i]
+            w = weights[i]
+            single = w.shape[2] == 1  # a regression head: see _affine
+            if single:
+                torch.sum(inputs[i] * g, dim=1, keepdim=True, out=w_grad.view(self.k, 1, -1))
+            else:
+                torch.bmm(inputs[i].transpose(1, 2), g, out=w_grad)
+            if b_grad is not None:
+                torch.sum(g, dim=1, keepdim=True, out=b_grad)
+            if i == 0:
+                break
+            # (no mask here: a padded unit's gradient is exactly 0 already, through its
+            # zero outgoing weights; the forward's mask keeps its weights' gradients 0)
+            g = g * w.transpose(1, 2) if single else torch.bmm(g, w.transpose(1, 2))
+            g = self.act_backward(g, pre[i - 1], post[i - 1])
 
     @torch.no_grad()
     def step(self) -> None:
