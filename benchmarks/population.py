@@ -118,6 +118,7 @@ def time_both(
 
 def run(args: argparse.Namespace) -> dict[str, object]:
     device = str(resolve_device(args.device))
+    load_before = os.getloadavg()
     rows = []
     for name in args.datasets:
         options = {"split": "chord"} if name == "airfoil" else {}
@@ -168,7 +169,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "load_before": os.getloadavg(),
+        "load_before": load_before,
         "quick": args.quick,
         "rounds": args.rounds,
         "rows": rows,
