@@ -8,6 +8,7 @@ import itertools
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -382,6 +383,10 @@ def test_defaults_follow_the_data_and_the_wall_budget(tmp_path: Path) -> None:
     assert c.seed_net.train.max_seconds == 20 and c.train.max_seconds == 5
     assert c.search.parents == "best" and c.baselines.scales == (4.0, 16.0)
     assert len(p.baseline_specs) == 3 and any("[seed]" in line for line in p.chosen)
+    # the chosen [search] keeps the operations the parsed config allows its activation
+    parsed = config_from_dict(raw, tmp_path / "s.toml")
+    narrowed = replace(parsed, search=replace(parsed.search, operations=("train", "widen")))
+    assert prepare(narrowed).config.search.operations == ("train", "widen")
     # a config that gives [seed] keeps its own search space and baselines
     raw["seed"] = {"layers": [{"type": "dense", "width": 5}], "epochs": 1}
     q = prepare(config_from_dict(raw, tmp_path / "s.toml"))

@@ -110,6 +110,7 @@ def choose_defaults(config: StudyConfig, bundle: DataBundle) -> tuple[StudyConfi
     widest = max(lay.size for lay in seed_net.layers)
     if "search" in auto:
         search = SearchSpace(
+            operations=config.search.operations,  # the parsed default: what the activation allows
             parents="best",
             max_width=max(256, 16 * widest),
             max_widen_factor=8.0,
@@ -119,7 +120,7 @@ def choose_defaults(config: StudyConfig, bundle: DataBundle) -> tuple[StudyConfi
         )
         changes["search"] = search
         lines.append(
-            f"[search] operations = widen, deepen, compress; parents = 'best'; "
+            f"[search] operations = {', '.join(search.operations)}; parents = 'best'; "
             f"max_width = {search.max_width}; max_depth = {search.max_depth}; max_widen_factor = 8"
         )
     if "baselines" in auto:
