@@ -13,8 +13,9 @@ Every member's layer ``l`` is padded to the stack's widest ``l`` and stored as o
   weight decay of a zero weight is zero: padded entries stay zero for ever.
 
 All slabs live in one flat buffer, each slab a contiguous piece of it, with a flat
-gradient buffer of the same layout that autograd accumulates into (each slab's
-``.grad`` is a view of it), and so do the optimizer's moments. A stack of at least
+gradient buffer of the same layout (each slab's ``.grad`` is a view of it) that
+:meth:`Stack.backward` writes, or autograd accumulates into under autocast, and so do
+the optimizer's moments. A stack of at least
 ``FUSED_MIN_ELEMENTS`` steps through torch's own fused kernels (the ones
 ``make_optimizer``'s optimizers run), one call per distinct learning rate over the
 members' rows of every slab; a smaller one with a few element-wise ops over the whole
@@ -45,7 +46,7 @@ FUSED_MIN_ELEMENTS = 1 << 16
 
 # grad, pre-activation z, activation output a -> the gradient at z: autograd's own backward
 # kernel for each activation build_model makes, so the hand-written backward pass of
-# Stack.backward gives the gradients autograd would, bit for bit.
+# Stack.backward runs the kernels autograd would (tests/test_population.py compares them).
 ActBackward = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 _aten = torch.ops.aten
 
@@ -215,6 +216,8 @@ class Stack:
         for p, g in zip(self.slabs, self._grads, strict=True):
             p.requires_grad_(True)
             p.grad = g
+        self._weights = self._per_layer(self.slabs)
+        self._layer_grads = self._per_layer(self._grads)
         # Big stacks step through torch's fused kernels, member by member (one call per
         # learning rate); small ones through a few element-wise ops over the flat buffer.
         self.fused = self.flat.numel() >= FUSED_MIN_ELEMENTS
@@ -229,6 +232,16 @@ class Stack:
             views.append(buf[at : at + n].view(shape))
             at += n
         return views
+
+    def _per_layer(
+        self, views: Sequence[torch.Tensor]
+    ) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """Slab views as ``(weight, bias or None)`` per layer."""
+        out, it = [], iter(views)
+        for has_bias in self.bias:
+            w = next(it)
+            out.append((w, next(it) if has_bias else None))
+        return out
 
     def keep(self, rows: Sequence[int]) -> None:
         """Keep only these members (rows), in this order; the rest stop costing compute."""
@@ -258,22 +271,18 @@ class Stack:
 
     def layers(self, row: int) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
         """Member ``row``'s padded ``(weight [in, out], bias [out] or None)`` per layer (views)."""
-        out, it = [], iter(self.slabs)
-        for has_bias in self.bias:
-            w = next(it)[row].detach()
-            out.append((w, next(it)[row, 0].detach() if has_bias else None))
-        return out
+        return [
+            (w[row].detach(), None if b is None else b[row, 0].detach()) for w, b in self._weights
+        ]
 
     # -- compute -------------------------------------------------------------------
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` is ``[K, B, in]`` (or ``[B, in]``, shared by all); the output ``[K, B, out]``."""
         h = x if x.dim() == 3 else x.expand(self.k, *x.shape)
-        it = iter(self.slabs)
-        last = len(self.bias) - 1
-        for i, has_bias in enumerate(self.bias):
-            w = next(it)
-            h = _affine(h, w, next(it) if has_bias else None)
+        last = len(self._weights) - 1
+        for i, (w, b) in enumerate(self._weights):
+            h = _affine(h, w, b)
             if i < last:
                 h = self.act(h)
                 if self.masks is not None:
@@ -288,11 +297,9 @@ class Stack:
         """
         h = x if x.dim() == 3 else x.expand(self.k, *x.shape)
         inputs, pre, post = [h], [], []
-        it = iter(self.slabs)
-        last = len(self.bias) - 1
-        for i, has_bias in enumerate(self.bias):
-            w = next(it)
-            h = _affine(h, w, next(it) if has_bias else None)
+        last = len(self._weights) - 1
+        for i, (w, b) in enumerate(self._weights):
+            h = _affine(h, w, b)
             if i < last:
                 pre.append(h)
                 h = self.act(h)
@@ -314,17 +321,9 @@ class Stack:
         """
         assert self.act_backward is not None
         inputs, pre, post = saved
-        weights, grads = [], []
-        it, git = iter(self.slabs), iter(self._grads)
-        for has_bias in self.bias:
-            weights.append(next(it))
-            grads.append((next(git), next(git) if has_bias else None))
-            if has_bias:
-                next(it)
         g = grad_out
-        for i in range(len(self.bias) - 1, -1, -1):
-            w_grad, b_grad = grads[i]
-            w = weights[i]
+        for i in range(len(self._weights) - 1, -1, -1):
+            w, w_grad, b_grad = self._weights[i][0], *self._layer_grads[i]
             single = w.shape[2] == 1  # a regression head: see _affine
             if single:
                 torch.sum(inputs[i] * g, dim=1, keepdim=True, out=w_grad.view(self.k, 1, -1))
