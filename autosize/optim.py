@@ -11,7 +11,14 @@ import torch
 
 from autosize.errors import ConfigError
 
-__all__ = ["OPTIMIZERS", "OptimizerName", "make_optimizer", "optimizer_name", "resolve_device"]
+__all__ = [
+    "OPTIMIZERS",
+    "FusedStep",
+    "OptimizerName",
+    "make_optimizer",
+    "optimizer_name",
+    "resolve_device",
+]
 
 OptimizerName = Literal["sgd", "adam", "adamw"]
 OPTIMIZERS: tuple[OptimizerName, ...] = ("sgd", "adam", "adamw")
@@ -123,3 +130,117 @@ def make_optimizer(
         )
     cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
     return cls(copied, lr=lr, weight_decay=weight_decay, fused=fused)
+
+
+class FusedStep:
+    """``opt.step()`` for :func:`make_optimizer`'s fused optimizers, without torch.optim's
+    per-step Python around the kernel.
+
+    On a tiny net that Python is most of the optimizer's cost: measured on this project's
+    CPU, a 10-16-16-1 network's AdamW step took 66 of a training step's 175 us through
+    ``opt.step()``, around a fused kernel of a few microseconds. The first call goes through
+    ``opt.step()`` (torch builds the state); later calls run the same kernel on the same
+    state tensors (``opt.state`` stays the record, so ``state_dict`` and a callback reading
+    the moments see what torch would have left), so the result is bit for bit
+    ``opt.step()``'s. Whenever anything is not the plain case (another optimizer class,
+    ``amsgrad``, ``maximize``, a tensor learning rate, parameters on several devices or of
+    several dtypes, a parameter without a gradient this step), it calls ``opt.step()``.
+    Learning rates and weight decay are read from ``param_groups`` at every call.
+    """
+
+    def __init__(self, opt: torch.optim.Optimizer) -> None:
+        self.opt = opt
+        self._plan: list[tuple[dict[str, Any], list[list[torch.Tensor]]]] | None = None
+        self._eligible = True
+
+    def step(self) -> None:
+        plan = self._plan
+        if plan is None:
+            self.opt.step()
+            if self._eligible:
+                self._plan = self._make_plan()
+                self._eligible = self._plan is not None
+            return
+        grads = [[p.grad for p in tensors[0]] for _, tensors in plan]
+        if any(g is None for gs in grads for g in gs) or any(
+            isinstance(group["lr"], torch.Tensor) for group, _ in plan
+        ):
+            self.opt.step()
+            return
+        for (group, tensors), group_grads in zip(plan, grads, strict=True):
+            lr = group["lr"]
+            if isinstance(self.opt, torch.optim.SGD):
+                params, buffers = tensors
+                torch._fused_sgd_(
+                    params,
+                    group_grads,  # type: ignore[arg-type]
+                    buffers,
+                    weight_decay=group["weight_decay"],
+                    momentum=group["momentum"],
+                    lr=lr,
+                    dampening=group["dampening"],
+                    nesterov=group["nesterov"],
+                    maximize=False,
+                    is_first_step=False,
+                )
+                continue
+            params, exp_avgs, exp_avg_sqs, steps = tensors
+            torch._foreach_add_(steps, 1)
+            kernel = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
+            beta1, beta2 = group["betas"]
+            kernel(
+                params,
+                group_grads,  # type: ignore[arg-type]
+                exp_avgs,
+                exp_avg_sqs,
+                [],
+                steps,
+                lr=lr,
+                beta1=beta1,
+                beta2=beta2,
+                weight_decay=group["weight_decay"],
+                eps=group["eps"],
+                amsgrad=False,
+                maximize=False,
+            )
+
+    def _make_plan(self) -> list[tuple[dict[str, Any], list[list[torch.Tensor]]]] | None:
+        """Each group's tensors for the kernel, or None where only ``opt.step()`` will do."""
+        opt = self.opt
+        kind = type(opt)
+        if kind not in (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD):
+            return None
+        params = [p for g in opt.param_groups for p in g["params"]]
+        if len({(p.device, p.dtype) for p in params}) != 1:
+            return None
+        plan = []
+        for group in opt.param_groups:
+            if not group.get("fused") or group.get("maximize") or group.get("differentiable"):
+                return None
+            if isinstance(group["lr"], torch.Tensor):
+                return None
+            states = [opt.state.get(p, {}) for p in group["params"]]
+            if kind is torch.optim.SGD:
+                if group["momentum"] == 0 or group["nesterov"] or group["dampening"]:
+                    return None
+                buffers = [s.get("momentum_buffer") for s in states]
+                if any(b is None for b in buffers):
+                    return None
+                plan.append((group, [list(group["params"]), buffers]))
+                continue
+            if group.get("amsgrad") or group.get("capturable"):
+                return None
+            if not all({"exp_avg", "exp_avg_sq", "step"} <= s.keys() for s in states):
+                return None
+            plan.append(
+                (
+                    group,
+                    [
+                        list(group["params"]),
+                        [s["exp_avg"] for s in states],
+                        [s["exp_avg_sq"] for s in states],
+                        [s["step"] for s in states],
+                    ],
+                )
+            )
+        return plan

@@ -55,6 +55,7 @@ from autosize.evaluation import (
 from autosize.history import EpochRecord, History
 from autosize.optim import (
     OPTIMIZERS,
+    FusedStep,
     OptimizerName,
     _check_batch_size,
     _check_optimizer_args,
@@ -236,6 +237,7 @@ def _loop(
             cb.on_epoch_begin(state)
         # Read afresh every epoch: a callback may have reshaped the model or replaced the optimizer.
         model, opt = state.model, state.optimizer
+        stepper = FusedStep(opt)  # opt.step(), bit for bit, without its per-step Python
         model.train()
         t_epoch = time.perf_counter()
         perm = torch.randperm(n, generator=gen).to(dev, non_blocking=True)
@@ -260,7 +262,7 @@ def _loop(
                         total = total + extra
             opt.zero_grad(set_to_none=True)
             total.backward()
-            opt.step()
+            stepper.step()
             loss_sum.add_(loss.detach(), alpha=end - start)
             seen += end - start
             batches += 1

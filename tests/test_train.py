@@ -16,6 +16,7 @@ from autosize.callbacks import Callback, EarlyStopping, TrainState
 from autosize.data.bundle import DataBundle, Preprocessing
 from autosize.errors import ConfigError
 from autosize.history import EpochRecord, History
+from autosize.optim import FusedStep
 from autosize.train import evaluate, fit, make_optimizer, resolve_device
 
 
@@ -239,6 +240,65 @@ def test_nan_output_stops_within_the_first_batch_on_cpu() -> None:
 
 
 # ---------------------------------------------------------------- determinism and devices
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+def test_fits_optimizer_step_is_torchs_bit_for_bit(
+    optimizer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FusedStep (fit's step without torch.optim's Python) against opt.step() itself."""
+    bundle = blobs()
+    kw = {"epochs": 3, "batch_size": 32, "device": "cpu", "optimizer": optimizer}
+    fast, plain = mlp(), mlp()
+    want_steps: list[object] = []
+    h_fast = fit(fast, bundle, weight_decay=1e-2, lr=1e-2, **kw)  # type: ignore[arg-type]
+    monkeypatch.setattr(FusedStep, "step", lambda self: want_steps.append(self.opt.step()))
+    h_plain = fit(plain, bundle, weight_decay=1e-2, lr=1e-2, **kw)  # type: ignore[arg-type]
+    assert want_steps  # the patched path ran
+    assert [(r.train_loss, r.val_loss) for r in h_fast.epochs] == [
+        (r.train_loss, r.val_loss) for r in h_plain.epochs
+    ]
+    for a, b in zip(fast.parameters(), plain.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_fused_step_with_groups_and_its_fallbacks() -> None:
+    """Two param groups (compress's gates have their own lr), an lr change, a missing grad."""
+    torch.manual_seed(0)
+    nets = [mlp(), mlp()]
+    nets[1].load_state_dict(nets[0].state_dict())
+    opts = [
+        make_optimizer(
+            "adamw",
+            [
+                {"params": list(n[0].parameters())},
+                {"params": list(n[3].parameters()), "lr": 3e-2},
+            ],
+            lr=1e-2,
+            weight_decay=1e-2,
+        )
+        for n in nets
+    ]
+    stepper = FusedStep(opts[1])
+    x = torch.randn(16, 8)
+    for i in range(6):
+        for net, opt in zip(nets, opts, strict=True):
+            opt.zero_grad(set_to_none=True)
+            if i == 4:
+                opt.param_groups[1]["lr"] = 1e-3  # a callback's schedule
+            layer = net[0] if i == 5 else net  # step 5: the head gets no gradient
+            (layer(x) ** 2).sum().backward()
+        opts[0].step()
+        stepper.step()
+        assert stepper._plan is not None  # the plain case: the kernel path after step 1
+    for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        assert torch.equal(a, b)
+    odd = torch.optim.Adam(nets[1].parameters(), lr=1e-3, amsgrad=True)
+    other = FusedStep(odd)
+    (nets[1](x) ** 2).sum().backward()
+    other.step()
+    other.step()
+    assert other._plan is None  # amsgrad: always opt.step()
 
 
 def test_same_seed_same_history_on_cpu() -> None:
