@@ -15,6 +15,7 @@ __all__ = [
     "OPTIMIZERS",
     "FusedStep",
     "OptimizerName",
+    "fused_update",
     "make_optimizer",
     "optimizer_name",
     "resolve_device",
@@ -132,6 +133,60 @@ def make_optimizer(
     return cls(copied, lr=lr, weight_decay=weight_decay, fused=fused)
 
 
+def fused_update(
+    name: OptimizerName,
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    state: list[list[torch.Tensor]],
+    steps: list[torch.Tensor],
+    *,
+    lr: float,
+    weight_decay: float,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    momentum: float = SGD_MOMENTUM,
+    first_step: bool = False,
+) -> None:
+    """One update of torch's fused kernel for ``name``, the one its fused optimizers run.
+
+    ``state`` is SGD's ``[momentum buffers]`` or Adam(W)'s ``[exp_avgs, exp_avg_sqs]``;
+    ``steps`` are Adam's step-count tensors, already counting this step (the caller
+    increments them; SGD takes none). The one place that knows these private kernels'
+    signatures (``fit``'s FusedStep and population stacks both step through it).
+    """
+    if name == "sgd":
+        torch._fused_sgd_(
+            params,
+            grads,
+            state[0],
+            weight_decay=weight_decay,
+            momentum=momentum,
+            lr=lr,
+            dampening=0.0,
+            nesterov=False,
+            maximize=False,
+            is_first_step=first_step,
+        )
+        return
+    kernel = torch._fused_adamw_ if name == "adamw" else torch._fused_adam_
+    exp_avgs, exp_avg_sqs = state
+    kernel(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        [],
+        steps,
+        lr=lr,
+        beta1=betas[0],
+        beta2=betas[1],
+        weight_decay=weight_decay,
+        eps=eps,
+        amsgrad=False,
+        maximize=False,
+    )
+
+
 class FusedStep:
     """``opt.step()`` for :func:`make_optimizer`'s fused optimizers, without torch.optim's
     per-step Python around the kernel.
@@ -151,15 +206,17 @@ class FusedStep:
     def __init__(self, opt: torch.optim.Optimizer) -> None:
         self.opt = opt
         self._plan: list[tuple[dict[str, Any], list[list[torch.Tensor]]]] | None = None
-        self._eligible = True
+        self._first = True
 
     def step(self) -> None:
+        if self._first:  # torch builds the state; then the plan, or None for opt.step() always
+            self._first = False
+            self.opt.step()
+            self._plan = self._make_plan()
+            return
         plan = self._plan
         if plan is None:
             self.opt.step()
-            if self._eligible:
-                self._plan = self._make_plan()
-                self._eligible = self._plan is not None
             return
         grads = [[p.grad for p in tensors[0]] for _, tensors in plan]
         if any(g is None for gs in grads for g in gs) or any(
@@ -168,40 +225,31 @@ class FusedStep:
             self.opt.step()
             return
         for (group, tensors), group_grads in zip(plan, grads, strict=True):
-            lr = group["lr"]
             if isinstance(self.opt, torch.optim.SGD):
                 params, buffers = tensors
-                torch._fused_sgd_(
+                fused_update(
+                    "sgd",
                     params,
                     group_grads,  # type: ignore[arg-type]
-                    buffers,
+                    [buffers],
+                    [],
+                    lr=group["lr"],
                     weight_decay=group["weight_decay"],
                     momentum=group["momentum"],
-                    lr=lr,
-                    dampening=group["dampening"],
-                    nesterov=group["nesterov"],
-                    maximize=False,
-                    is_first_step=False,
                 )
                 continue
             params, exp_avgs, exp_avg_sqs, steps = tensors
             torch._foreach_add_(steps, 1)
-            kernel = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
-            beta1, beta2 = group["betas"]
-            kernel(
+            fused_update(
+                "adamw" if group["decoupled_weight_decay"] else "adam",
                 params,
                 group_grads,  # type: ignore[arg-type]
-                exp_avgs,
-                exp_avg_sqs,
-                [],
+                [exp_avgs, exp_avg_sqs],
                 steps,
-                lr=lr,
-                beta1=beta1,
-                beta2=beta2,
+                lr=group["lr"],
                 weight_decay=group["weight_decay"],
+                betas=group["betas"],
                 eps=group["eps"],
-                amsgrad=False,
-                maximize=False,
             )
 
     def _make_plan(self) -> list[tuple[dict[str, Any], list[list[torch.Tensor]]]] | None:

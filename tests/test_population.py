@@ -315,6 +315,9 @@ def test_refuses_other_modules_conv_nets_and_bad_arguments() -> None:
     conv = build_model(ArchSpec(input_shape=(1, 4, 4), n_outputs=3, layers=(ConvLayer(2),)))
     with pytest.raises(ConfigError, match="not dense"):
         fit_population([conv], bundle, epochs=1, device="cpu")
+    narrow = build_model(ArchSpec(input_shape=(8,), n_outputs=2, layers=(DenseLayer(4),)))
+    with pytest.raises(ConfigError, match="model 0 has 2 outputs; 'blobs' needs 3"):
+        fit_population([narrow], bundle, epochs=1, device="cpu")
     with pytest.raises(ConfigError, match="2 values for 7 models"):
         fit_population(nets(bundle), bundle, epochs=1, lr=[1e-3, 1e-3], device="cpu")
     with pytest.raises(ConfigError, match="budget"):

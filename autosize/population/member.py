@@ -102,6 +102,10 @@ def member_shape(i: int, model: nn.Module, bundle: DataBundle) -> MemberShape:
         raise ConfigError(
             f"{where} takes {linears[0].in_features} inputs, not {bundle.input_shape[0]}"
         )
+    if linears[-1].out_features != bundle.n_outputs:
+        raise ConfigError(
+            f"{where} has {linears[-1].out_features} outputs; {bundle.name!r} needs {bundle.n_outputs}"
+        )
     dtypes = {p.dtype for p in model.parameters()}
     if len(dtypes) != 1 or not all(p.requires_grad for p in model.parameters()):
         raise ConfigError(f"{where}: parameters must all be trainable and of one dtype")

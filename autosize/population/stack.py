@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from autosize.optim import SGD_MOMENTUM, OptimizerName
+from autosize.optim import SGD_MOMENTUM, OptimizerName, fused_update
 
 __all__ = ["MemberShape", "Stack", "act_backward", "plan_stacks"]
 
@@ -279,15 +279,7 @@ class Stack:
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` is ``[K, B, in]`` (or ``[B, in]``, shared by all); the output ``[K, B, out]``."""
-        h = x if x.dim() == 3 else x.expand(self.k, *x.shape)
-        last = len(self._weights) - 1
-        for i, (w, b) in enumerate(self._weights):
-            h = _affine(h, w, b)
-            if i < last:
-                h = self.act(h)
-                if self.masks is not None:
-                    h = h * self.masks[i]
-        return h
+        return self._forward(x, None)
 
     @torch.no_grad()
     def forward_saving(self, x: torch.Tensor) -> tuple[torch.Tensor, Saved]:
@@ -295,19 +287,25 @@ class Stack:
 
         Only for a stack whose activation has a known backward (``self.act_backward``).
         """
+        saved: Saved = ([], [], [])
+        return self._forward(x, saved), saved
+
+    def _forward(self, x: torch.Tensor, saved: Saved | None) -> torch.Tensor:
         h = x if x.dim() == 3 else x.expand(self.k, *x.shape)
-        inputs, pre, post = [h], [], []
         last = len(self._weights) - 1
         for i, (w, b) in enumerate(self._weights):
+            if saved is not None:
+                saved[0].append(h)  # the layer's input
             h = _affine(h, w, b)
             if i < last:
-                pre.append(h)
+                if saved is not None:
+                    saved[1].append(h)  # pre-activation
                 h = self.act(h)
-                post.append(h)
+                if saved is not None:
+                    saved[2].append(h)  # activation, before the padding mask
                 if self.masks is not None:
                     h = h * self.masks[i]
-                inputs.append(h)
-        return h, (inputs, pre, post)
+        return h
 
     @torch.no_grad()
     def backward(self, grad_out: torch.Tensor, saved: Saved) -> None:
@@ -373,37 +371,20 @@ class Stack:
         for r, lr in enumerate(self.lrs):
             by_lr.setdefault(lr, []).append(r)
         for lr, rows in by_lr.items():
-            lists = [
+            params, grads, *state = (
                 [t for r in rows for t in self._rows[r][i]] for i in range(2 + len(self.state))
-            ]
-            if self.optimizer == "sgd":
-                torch._fused_sgd_(
-                    *lists,
-                    weight_decay=self.weight_decay,
-                    momentum=SGD_MOMENTUM,
-                    lr=lr,
-                    dampening=0.0,
-                    nesterov=False,
-                    maximize=False,
-                    is_first_step=self.step_count == 1,
-                )
-                continue
-            params, grads, exp_avgs, exp_avg_sqs = lists  # Adam(W) keeps two moments
-            kernel = torch._fused_adamw_ if self.optimizer == "adamw" else torch._fused_adam_
-            kernel(
+            )
+            fused_update(
+                self.optimizer,
                 params,
                 grads,
-                exp_avgs,
-                exp_avg_sqs,
-                [],
+                state,
                 [self._step_t] * len(params),
                 lr=lr,
-                beta1=BETA1,
-                beta2=BETA2,
                 weight_decay=self.weight_decay,
+                betas=(BETA1, BETA2),
                 eps=EPS,
-                amsgrad=False,
-                maximize=False,
+                first_step=self.step_count == 1,
             )
 
     def zero_grad(self) -> None:
