@@ -100,6 +100,20 @@ def _defines_hook(cb: Callback, hook: str) -> bool:
     return getattr(type(cb), hook) is not getattr(Callback, hook)
 
 
+def _check_dtype(model: nn.Module, bundle: DataBundle, where: str) -> None:
+    """A model whose floating-point parameters are not of the features' dtype is refused."""
+    features = bundle.train[0].dtype
+    if not features.is_floating_point:
+        return
+    for p in model.parameters():
+        if p.is_floating_point() and p.dtype != features:
+            raise ConfigError(
+                f"{where} has {str(p.dtype).removeprefix('torch.')} parameters but dataset "
+                f"{bundle.name!r} has {str(features).removeprefix('torch.')} features; "
+                f"cast one to the other (e.g. model.to({features}))"
+            )
+
+
 def fit(
     model: nn.Module,
     bundle: DataBundle,
@@ -147,6 +161,7 @@ def fit(
             )
     if bundle.task not in ("classification", "regression"):
         raise ConfigError(f"unknown task {bundle.task!r} in dataset {bundle.name!r}")
+    _check_dtype(model, bundle, "fit: the model")
 
     dev = resolve_device(device)
     if amp and dev.type != "cuda":

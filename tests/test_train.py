@@ -94,6 +94,15 @@ def test_regression_output_of_wrong_shape_is_a_clear_error() -> None:
         fit(nn.Linear(8, 2), linear_regression(), epochs=1, batch_size=32, device="cpu")
 
 
+def test_a_model_of_another_dtype_than_the_data_is_a_clear_error() -> None:
+    with pytest.raises(
+        ConfigError,
+        match=r"fit: the model has float64 parameters but dataset 'linreg' has float32 "
+        r"features; cast one to the other \(e.g. model.to\(torch.float32\)\)",
+    ):
+        fit(nn.Linear(8, 1).double(), linear_regression(), epochs=1, device="cpu")
+
+
 def test_sgd_trains_and_uses_momentum() -> None:
     opt = make_optimizer("sgd", nn.Linear(2, 2).parameters(), lr=0.1)
     assert isinstance(opt, torch.optim.SGD) and opt.param_groups[0]["momentum"] == 0.9
