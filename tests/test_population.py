@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gc
 import itertools
 from collections.abc import Sequence
 from dataclasses import replace
@@ -19,6 +20,8 @@ from autosize.history import EpochRecord, History
 from autosize.models import ACTIVATIONS, ArchSpec, ConvLayer, DenseLayer, build_model
 from autosize.models.net import make_activation
 from autosize.population import fit_population
+from autosize.population import loop as loop_module
+from autosize.population import optimizer as optimizer_module
 from autosize.population import stack as stack_module
 from autosize.population.stack import MemberShape, Stack, plan_stacks
 from autosize.train import fit
@@ -112,7 +115,7 @@ def test_each_member_matches_fit_alone(
     path: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(stack_module, "FUSED_MIN_ELEMENTS", 0 if path == "fused" else 1 << 60)
+    monkeypatch.setattr(optimizer_module, "FUSED_MIN_ELEMENTS", 0 if path == "fused" else 1 << 60)
     bundle = as_dtype(linear_regression() if task == "regression" else blobs(), dtype)
     models = nets(bundle, dtype)
     refs = copy.deepcopy(models)
@@ -268,7 +271,7 @@ def test_the_stacks_backward_is_autograds(
         for i in range(layers - 1):
             if not bias:
                 member[i] = (member[i][0], None)
-    stack = Stack(weights, shapes, optimizer="adam", weight_decay=0.0)
+    stack = Stack(weights, shapes, optimizer="adam")
     x = torch.randn(2, 5, sizes[0], dtype=torch.float64)
     grad_out = torch.randn(2, 5, sizes[-1], dtype=torch.float64)
     stack.zero_grad()
@@ -334,6 +337,59 @@ def test_refuses_other_modules_conv_nets_and_bad_arguments() -> None:
 
     with pytest.raises(ConfigError, match="penalty"):
         fit_population(nets(bundle)[:1], bundle, epochs=1, callbacks=[[Penalty()]], device="cpu")
+    mixed = nets(bundle)
+    mixed[1] = mixed[1].double()
+    with pytest.raises(ConfigError, match="model 1 has float64 parameters but dataset 'blobs'"):
+        fit_population(mixed, bundle, epochs=1, device="cpu")
+
+
+def test_batches_gathered_ahead_in_runs_match_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Examples gathered a few batches at a time (one run ending mid-epoch), with a member
+    diverging and another stopped inside a run: every member still trains as fit would."""
+    bundle = linear_regression()
+    models = nets(bundle)
+    refs = copy.deepcopy(models)
+    with torch.no_grad():  # member 2 blows up at its first step
+        models[2].head.weight.fill_(1e38)
+        refs[2].head.weight.fill_(1e38)
+    # room for 3 batches of 32 examples for all 7 members (8 features + a target each)
+    monkeypatch.setattr(loop_module, "_GATHER_BYTES", 3 * 32 * 7 * (8 + 1) * 4)
+    calls = [[StopAfter(e)] for e in (9, 1, 9, 2, 9, 9, 1)]
+    kw = {"epochs": 3, "batch_size": 32, "device": "cpu"}
+    got = fit_population(models, bundle, seed=SEEDS, lr=LRS, callbacks=calls, **kw)  # type: ignore[arg-type]
+    want = alone(refs, bundle, callbacks=[[StopAfter(e)] for e in (9, 1, 9, 2, 9, 9, 1)], **kw)
+    assert bundle.train[0].shape == (384, 8)  # 12 batches an epoch: 4 runs of 3
+    assert got[2].stopped == want[2].stopped == "diverged"
+    assert [len(h) for h in got] == [3, 1, 1, 2, 3, 3, 1]
+    keep = [i for i in range(len(models)) if i != 2]
+    assert_same(*(([x[i] for i in keep]) for x in (got, want, models, refs)), 1e-4)  # type: ignore[arg-type]
+
+
+def test_the_garbage_collector_is_paused_while_training_and_back_after() -> None:
+    bundle = blobs()
+    seen: list[bool] = []
+
+    class Spy(Callback):
+        def on_epoch_end(self, state: TrainState, record: EpochRecord) -> bool:
+            seen.append(gc.isenabled())
+            return False
+
+    class Boom(Callback):
+        def on_epoch_end(self, state: TrainState, record: EpochRecord) -> bool:
+            raise RuntimeError("boom")
+
+    assert gc.isenabled()
+    fit_population(nets(bundle)[:2], bundle, epochs=2, callbacks=[[Spy()], []], device="cpu")
+    assert seen == [False, False] and gc.isenabled()
+    with pytest.raises(RuntimeError, match="boom"):
+        fit_population(nets(bundle)[:1], bundle, epochs=2, callbacks=[[Boom()]], device="cpu")
+    assert gc.isenabled()  # on again, however training ended
+    gc.disable()
+    try:  # a caller who turned it off keeps it off
+        fit_population(nets(bundle)[:1], bundle, epochs=1, device="cpu")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 # ---------------------------------------------------------------- layout

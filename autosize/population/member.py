@@ -15,6 +15,7 @@ from autosize.evaluation import _acc_dtype
 from autosize.models.net import DenseBlock, Net
 from autosize.optim import OptimizerName
 from autosize.population.stack import MemberShape, Stack
+from autosize.train import _check_dtype
 
 __all__ = [
     "Group",
@@ -60,6 +61,8 @@ class Group:
     loss_sum: torch.Tensor = field(init=False)
     rows: torch.Tensor | None = None  # the batch row (seed) of each member; None: all the same
     lrs: tuple[float, ...] = ()
+    # the members' own inputs and targets for a run of batches, [K, n, ...] (_Loop._gather)
+    block: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def keep(self, rows: list[int]) -> None:
         self.stack.keep(rows)
@@ -70,6 +73,8 @@ class Group:
             self.scale, self.shift = self.scale[idx], self.shift[idx]
         if self.rows is not None:
             self.rows = self.rows[idx]
+        if self.block is not None:
+            self.block = (self.block[0][idx], self.block[1][idx])
         self.lrs = tuple(self.lrs[r] for r in rows)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -109,6 +114,7 @@ def member_shape(i: int, model: nn.Module, bundle: DataBundle) -> MemberShape:
     dtypes = {p.dtype for p in model.parameters()}
     if len(dtypes) != 1 or not all(p.requires_grad for p in model.parameters()):
         raise ConfigError(f"{where}: parameters must all be trainable and of one dtype")
+    _check_dtype(model, bundle, where)
     return MemberShape(
         sizes=(linears[0].in_features, *(lin.out_features for lin in linears)),
         bias=tuple(lin.bias is not None for lin in linears),
@@ -140,12 +146,11 @@ def write_layers(model: Net, layers: Layers) -> None:
             lin.bias.copy_(b[: lin.out_features])
 
 
-def make_group(members: list[Member], optimizer: OptimizerName, weight_decay: float) -> Group:
+def make_group(members: list[Member], optimizer: OptimizerName) -> Group:
     stack = Stack(
         [net_layers(m.model) for m in members],
         [m.shape for m in members],
         optimizer=optimizer,
-        weight_decay=float(weight_decay),
     )
     nets = [m.model for m in members]
     scale = shift = None

@@ -15,13 +15,9 @@ Every member's layer ``l`` is padded to the stack's widest ``l`` and stored as o
 All slabs live in one flat buffer, each slab a contiguous piece of it, with a flat
 gradient buffer of the same layout (each slab's ``.grad`` is a view of it) that
 :meth:`Stack.backward` writes, or autograd accumulates into under autocast, and so do
-the optimizer's moments. A stack of at least
-``FUSED_MIN_ELEMENTS`` steps through torch's own fused kernels (the ones
-``make_optimizer``'s optimizers run), one call per distinct learning rate over the
-members' rows of every slab; a smaller one with a few element-wise ops over the whole
-buffer, the learning rate spread per element (the fused calls' fixed cost would
-dominate there). Either way each member gets ``torch.optim``'s SGD (momentum 0.9),
-Adam or AdamW update, as ``fit`` would give it, up to float rounding.
+the optimizer's moments. In a population those buffers are pieces of the population's
+own (:meth:`Stack.adopt`), which :mod:`autosize.population.optimizer` steps once per
+batch for every stack.
 """
 
 from __future__ import annotations
@@ -34,14 +30,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from autosize.optim import SGD_MOMENTUM, OptimizerName, fused_update
+from autosize.optim import OptimizerName
 
 __all__ = ["MemberShape", "Stack", "act_backward", "plan_stacks"]
-
-BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # torch.optim.Adam's defaults, which make_optimizer uses
-# From this many elements (all members' parameters) a stack steps through torch's fused
-# kernels: one pass over memory instead of ~20 (measured: Airfoil's 256-wide nets).
-FUSED_MIN_ELEMENTS = 1 << 16
 
 
 # grad, pre-activation z, activation output a -> the gradient at z: autograd's own backward
@@ -157,15 +148,16 @@ class Stack:
         shapes: Sequence[MemberShape],
         *,
         optimizer: OptimizerName,
-        weight_decay: float,
     ) -> None:
-        """``weights[k][l]`` is member k's layer l as ``(weight [out, in], bias [out] or None)``."""
+        """``weights[k][l]`` is member k's layer l as ``(weight [out, in], bias [out] or None)``.
+
+        ``optimizer`` says which moments the stack keeps (SGD one buffer, Adam(W) two).
+        """
         self.sizes = _padded(shapes)
         self.bias = shapes[0].bias
         self.act = shapes[0].act
         self.act_backward = act_backward(self.act)
         self.optimizer = optimizer
-        self.weight_decay = weight_decay
         w0 = weights[0][0][0]
         self.device, self.dtype = w0.device, w0.dtype
         k = len(weights)
@@ -197,9 +189,7 @@ class Stack:
                 for i, h in enumerate(self.sizes[1:-1])
             ]
         self.lrs: tuple[float, ...] = (0.0,) * k
-        self._step_t = torch.zeros((), dtype=torch.float32, device=self.device)
         self._load(slabs)
-        self.step_count = 0
 
     # -- layout ------------------------------------------------------------------
 
@@ -212,18 +202,35 @@ class Stack:
         self.state = [torch.cat([s.reshape(-1) for s in buf]) for buf in state] or [
             torch.zeros_like(self.flat) for _ in range(1 if self.optimizer == "sgd" else 2)
         ]
+        self._bind_views()
+        self._lr_flat: torch.Tensor | None = None
+
+    def adopt(self, flat: torch.Tensor, grad: torch.Tensor, state: Sequence[torch.Tensor]) -> None:
+        """Move the parameters, gradients and moments into these buffers (same layout).
+
+        The population's optimizer hands each stack its piece of one shared buffer
+        (:class:`~autosize.population.optimizer.PopulationOptimizer`).
+        """
+        assert flat.shape == self.flat.shape and len(state) == len(self.state)
+        with torch.no_grad():
+            flat.copy_(self.flat)
+            grad.copy_(self.grad)
+            for new, old in zip(state, self.state, strict=True):
+                new.copy_(old)
+        self.flat, self.grad, self.state = flat, grad, list(state)
+        self._bind_views()
+
+    def _bind_views(self) -> None:
+        """The slabs, their gradients and every member's rows as views of the flat buffers."""
         self.slabs, self._grads = self._views(self.flat), self._views(self.grad)
         for p, g in zip(self.slabs, self._grads, strict=True):
             p.requires_grad_(True)
             p.grad = g
         self._weights = self._per_layer(self.slabs)
         self._layer_grads = self._per_layer(self._grads)
-        # Big stacks step through torch's fused kernels, member by member (one call per
-        # learning rate); small ones through a few element-wise ops over the flat buffer.
-        self.fused = self.flat.numel() >= FUSED_MIN_ELEMENTS
         bufs = [self._views(b) for b in (self.flat, self.grad, *self.state)]
-        self._rows = [[[v[r] for v in views] for views in bufs] for r in range(self.k)]
-        self._lr_flat: torch.Tensor | None = None
+        # member r's [params, grads, *moments], each a list of its rows of every slab
+        self.row_views = [[[v[r] for v in views] for views in bufs] for r in range(self.k)]
 
     def _views(self, buf: torch.Tensor) -> list[torch.Tensor]:
         views, at = [], 0
@@ -260,7 +267,7 @@ class Stack:
         self.lrs = tuple(float(lr) for lr in lrs)
         self._lr_flat = None
 
-    def _lr_elements(self) -> torch.Tensor:
+    def lr_elements(self) -> torch.Tensor:
         """The learning rates spread over every member's elements of every slab (flat path)."""
         if self._lr_flat is None:
             rates = torch.tensor(self.lrs, dtype=self.dtype, device=self.device)
@@ -335,57 +342,6 @@ class Stack:
             # zero outgoing weights; the forward's mask keeps its weights' gradients 0)
             g = g * w.transpose(1, 2) if single else torch.bmm(g, w.transpose(1, 2))
             g = self.act_backward(g, pre[i - 1], post[i - 1])
-
-    @torch.no_grad()
-    def step(self) -> None:
-        """One optimizer step for every member, from the gradients in ``self.grad``."""
-        self.step_count += 1
-        if self.fused:
-            self._fused_step()
-            return
-        p, g, lr, wd = self.flat, self.grad, self._lr_elements(), self.weight_decay
-        if wd and self.optimizer != "adamw":
-            g = g.add(p, alpha=wd)
-        if self.optimizer == "sgd":
-            (buf,) = self.state
-            if self.step_count == 1:
-                buf.copy_(g)
-            else:
-                buf.mul_(SGD_MOMENTUM).add_(g)
-            p.addcmul_(buf, lr, value=-1.0)
-            return
-        if self.optimizer == "adamw" and wd:
-            p.mul_(1.0 - lr * wd)
-        m, v = self.state
-        m.lerp_(g, 1.0 - BETA1)
-        v.mul_(BETA2).addcmul_(g, g, value=1.0 - BETA2)
-        bc1 = 1.0 - BETA1**self.step_count
-        bc2_sqrt = math.sqrt(1.0 - BETA2**self.step_count)
-        denom = v.sqrt().div_(bc2_sqrt).add_(EPS)
-        p.addcdiv_(m * lr, denom, value=-1.0 / bc1)
-
-    def _fused_step(self) -> None:
-        """torch's own fused kernels (what make_optimizer's optimizers run), per learning rate."""
-        self._step_t.fill_(float(self.step_count))
-        by_lr: dict[float, list[int]] = {}
-        for r, lr in enumerate(self.lrs):
-            by_lr.setdefault(lr, []).append(r)
-        for lr, rows in by_lr.items():
-            params, grads, *state = (
-                [t for r in rows for t in self._rows[r][i]] for i in range(2 + len(self.state))
-            )
-            fused_update(
-                self.optimizer,
-                params,
-                grads,
-                state,
-                [self._step_t] * len(params),
-                lr=lr,
-                weight_decay=self.weight_decay,
-                betas=(BETA1, BETA2),
-                eps=EPS,
-                first_step=self.step_count == 1,
-            )
 
     def zero_grad(self) -> None:
         self.grad.zero_()
