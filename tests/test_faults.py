@@ -117,6 +117,39 @@ def test_sigterm_ends_the_running_trial_as_interrupted_and_it_is_redone(tmp_path
     )
 
 
+HANGS_AFTER_AN_INTERRUPT = """
+import sys, threading, time
+from autosize import interrupts
+interrupts.install(grace=float(sys.argv[1]))
+held = threading.Lock()
+held.acquire()  # a lock that a library took and the interrupt kept it from releasing
+print("ready", flush=True)
+try:
+    time.sleep(60)
+except KeyboardInterrupt:
+    print("interrupted; winding down", flush=True)
+    held.acquire()  # waits for ever
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_wind_down_that_hangs_after_an_interrupt_ends_after_the_grace(sig: int) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HANGS_AFTER_AN_INTERRUPT, "0.5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    start = time.monotonic()
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == EXIT_INTERRUPTED
+    assert out == b"interrupted; winding down\n"
+    assert 0.5 <= time.monotonic() - start < 20
+    assert b"autosize: interrupted, and still winding down after 0.5 s" in err
+    assert b'File "<string>", line 12 in <module>' in err  # where the main thread hung
+
+
 # The test asks a trial itself (a dead worker's), outside Study.optimize: Optuna warns.
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
 def test_a_run_fails_stale_trials_when_it_starts_even_with_nothing_left_to_do(

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from autosize import interrupts
 from autosize.errors import AutosizeError, StorageLost
 
 __all__ = ["entry", "main"]
@@ -28,7 +29,7 @@ COMMANDS: tuple[str, ...] = ("data", "run", "export", "predict", "train", "repor
 EXIT_USER_ERROR = 2
 # The study's database went away mid-run and did not come back (autosize.errors.StorageLost).
 EXIT_STORAGE_LOST = 3
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = interrupts.EXIT_INTERRUPTED  # 130, as a shell reports Ctrl-C
 
 
 class _Parser(argparse.ArgumentParser):

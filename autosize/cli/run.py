@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from autosize import interrupts
 from autosize.cli._common import positive_float, positive_int
 from autosize.errors import ConfigError
 
@@ -86,8 +86,9 @@ def run(args: argparse.Namespace) -> int:
     from autosize.search.results import TrialResult, maximizing
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # SIGTERM (a scheduler, `kill`) ends the running trial like Ctrl-C: FAIL, "interrupted".
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # SIGTERM (a scheduler, `kill`) ends the running trial like Ctrl-C: FAIL, "interrupted";
+    # a wind-down that hangs ends after a grace period (autosize.interrupts).
+    interrupts.install()
     if args.threads:
         import torch
 

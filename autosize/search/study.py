@@ -31,7 +31,6 @@ import json
 import logging
 import math
 import multiprocessing
-import signal
 import sys
 import time
 import warnings
@@ -44,6 +43,7 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 from torch import nn
 
+from autosize import interrupts
 from autosize.errors import ConfigError, StorageLost
 from autosize.models import ArchSpec, Net
 from autosize.search import record
@@ -331,7 +331,7 @@ def _worker(
     deadline: Deadline,
 ) -> None:
     """One worker process of ``--workers K``: same storage, trials until the target."""
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # as Ctrl-C: "interrupted"
+    interrupts.install()  # SIGTERM as Ctrl-C: "interrupted"; a hung wind-down ends
     torch.set_num_threads(1)
     try:
         _work(config_path, overrides, target, deadline)

@@ -1,0 +1,58 @@
+"""SIGTERM and Ctrl-C as one interrupt, with a watchdog for a wind-down that hangs.
+
+``autosize run`` and its worker processes end the running trial on SIGTERM (a
+scheduler, ``kill``) as on Ctrl-C: KeyboardInterrupt, the trial failed as
+"interrupted", the study's storage and artifacts as they were. The interrupt can land
+anywhere, also inside a library between taking a lock and the ``try`` that would release
+it (a database pool, a logging handler); the wind-down then waits on that lock for ever.
+So the first interrupt also starts a watchdog: if the process is still alive
+``GRACE_SECONDS`` later, it prints every thread's stack to stderr (where it hung) and
+ends the process with the interrupted exit code. What the study has written stays; a
+trial left RUNNING is failed as stale when the study next starts (its heartbeat stopped).
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+
+__all__ = ["GRACE_SECONDS", "install"]
+
+GRACE_SECONDS = 30.0
+EXIT_INTERRUPTED = 130  # as a shell reports a process ended by Ctrl-C (autosize.cli's too)
+
+_watchdog: threading.Thread | None = None
+
+
+def install(grace: float = GRACE_SECONDS) -> None:
+    """SIGTERM and SIGINT raise KeyboardInterrupt here; the first one starts the watchdog."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        global _watchdog
+        if _watchdog is None:
+            _watchdog = threading.Thread(
+                target=_exit_after, args=(grace,), name="autosize-interrupt-watchdog", daemon=True
+            )
+            _watchdog.start()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
+
+
+def _exit_after(grace: float) -> None:
+    time.sleep(grace)
+    print(
+        f"autosize: interrupted, and still winding down after {grace:g} s: exiting now; "
+        "where each thread was:",
+        file=sys.stderr,
+        flush=True,
+    )
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    sys.stderr.flush()
+    os._exit(EXIT_INTERRUPTED)
