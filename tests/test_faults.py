@@ -106,6 +106,7 @@ def test_sigterm_ends_the_running_trial_as_interrupted_and_it_is_redone(tmp_path
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == EXIT_INTERRUPTED, err
+    assert b"still winding down" not in err, err.decode()  # a hang: the stacks say where
     assert b"autosize: interrupted" in err
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{db}")
     [stopped] = [t for t in study.get_trials() if t.state == TrialState.FAIL]
