@@ -124,8 +124,8 @@ from autosize import interrupts
 interrupts.install(grace=float(sys.argv[1]))
 held = threading.Lock()
 held.acquire()  # a lock that a library took and the interrupt kept it from releasing
-print("ready", flush=True)
 try:
+    print("ready", flush=True)  # inside the try: the signal cannot land before it
     time.sleep(60)
 except KeyboardInterrupt:
     print("interrupted; winding down", flush=True)
