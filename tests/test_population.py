@@ -147,7 +147,12 @@ def test_restore_best_and_early_stopping_per_member() -> None:
     assert len({len(h) for h in got}) > 1  # members stopped at different epochs
 
 
-def test_a_cosine_schedule_per_member_sets_its_lr() -> None:
+@pytest.mark.parametrize("path", ["flat", "fused"])
+def test_a_cosine_schedule_per_member_sets_its_lr(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Learning rates that change every epoch reach both optimizer paths (their caches)."""
+    monkeypatch.setattr(optimizer_module, "FUSED_MIN_ELEMENTS", 0 if path == "fused" else 1 << 60)
     bundle = linear_regression()
     models = nets(bundle)
     refs = copy.deepcopy(models)

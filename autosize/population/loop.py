@@ -307,14 +307,17 @@ class _Loop:
                     cb.on_epoch_begin(m.state)
             seeds = sorted({m.seed for m in live})
             shared = len(seeds) == 1
+            lrs_changed = False
             for g in self.groups:
-                if (lrs := tuple(m.lr for m in g.members)) != g.lrs:
+                if (lrs := tuple(m.lr for m in g.members)) != g.stack.lrs:
                     g.stack.set_lr(lrs)
-                    g.lrs = lrs
+                    lrs_changed = True
                 rows = [seeds.index(m.seed) for m in g.members]
                 identity = shared or rows == list(range(len(seeds)))
                 g.rows = None if identity else torch.tensor(rows, device=dev)
                 g.loss_sum.zero_()
+            if lrs_changed:
+                opt.lrs_changed()
             self.t_epoch = time.perf_counter()
             perm = torch.stack([torch.randperm(n, generator=gens[s]) for s in seeds])
             perm = perm.to(dev, non_blocking=True)
@@ -364,7 +367,8 @@ class _Loop:
                         self._diverged_in_epoch(probe, epoch)
                         if not self.groups:
                             return
-                        self._bind()
+                        if self.rebind:
+                            self._bind()
                 if time.perf_counter() >= deadline:
                     cut_by_time = True
                     break

@@ -60,7 +60,6 @@ class Group:
     shift: torch.Tensor | None
     loss_sum: torch.Tensor = field(init=False)
     rows: torch.Tensor | None = None  # the batch row (seed) of each member; None: all the same
-    lrs: tuple[float, ...] = ()
     # the members' own inputs and targets for a run of batches, [K, n, ...] (_Loop._gather)
     block: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -75,7 +74,6 @@ class Group:
             self.rows = self.rows[idx]
         if self.block is not None:
             self.block = (self.block[0][idx], self.block[1][idx])
-        self.lrs = tuple(self.lrs[r] for r in rows)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.stack.forward(x))

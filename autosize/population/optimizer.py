@@ -1,8 +1,8 @@
 """One optimizer step per batch for the whole population: :class:`PopulationOptimizer`.
 
 Each :class:`~autosize.population.stack.Stack` lays its slabs out in one flat buffer of
-its own; the population's optimizer concatenates those of every stack (of one dtype)
-into one parameter, one gradient and one buffer per optimizer moment, and points each
+its own; the population's optimizer concatenates those of every stack (all of the
+features' dtype) into one parameter, one gradient and one buffer per optimizer moment, and points each
 stack's slabs at its piece of them (``Stack.adopt``). A batch then ends in one step for
 every member of every stack, not one per stack: on the small networks of a tabular
 search each stack's step was ~10 element-wise ops whose cost is their fixed overhead,
@@ -37,7 +37,7 @@ FUSED_MIN_ELEMENTS = 1 << 16
 
 
 class PopulationOptimizer:
-    """The optimizer of every stack of one dtype: one buffer, one step per batch."""
+    """The optimizer of every stack of a population: one buffer, one step per batch."""
 
     def __init__(
         self, stacks: Sequence[Stack], *, optimizer: OptimizerName, weight_decay: float
@@ -45,6 +45,8 @@ class PopulationOptimizer:
         self.optimizer = optimizer
         self.weight_decay = weight_decay
         self.step_count = 0
+        self._tiny = torch.finfo(stacks[0].dtype).tiny
+        self._step_t = torch.zeros((), dtype=torch.float32, device=stacks[0].device)
         self.bind(stacks)
 
     def bind(self, stacks: Sequence[Stack]) -> None:
@@ -56,31 +58,32 @@ class PopulationOptimizer:
         first = stacks[0]
         assert all(s.dtype == first.dtype and s.device == first.device for s in stacks)
         self.stacks = list(stacks)
-        self.flat = torch.cat([s.flat.detach() for s in stacks])
-        self.grad = torch.zeros_like(self.flat)
-        self.state = [torch.cat([s.state[i] for s in stacks]) for i in range(len(first.state))]
+        total = sum(s.flat.numel() for s in stacks)
+        self.flat, self.grad, *self.state = (
+            first.flat.new_empty(total) for _ in range(2 + len(first.state))
+        )
         at = 0
-        for s in stacks:
+        for s in stacks:  # each stack copies its values and moments into its piece
             n = s.flat.numel()
             s.adopt(
                 self.flat[at : at + n], self.grad[at : at + n], [b[at : at + n] for b in self.state]
             )
             at += n
-        self.fused = self.flat.numel() >= FUSED_MIN_ELEMENTS
-        self._tiny = torch.finfo(first.dtype).tiny
-        self._step_t = torch.zeros((), dtype=torch.float32, device=first.device)
-        self._lrs_key: tuple[tuple[float, ...], ...] | None = None
+        self.fused = total >= FUSED_MIN_ELEMENTS
+        self.lrs_changed()
+
+    def lrs_changed(self) -> None:
+        """A stack's learning rates changed (``Stack.set_lr``): rebuild what depends on them."""
         self._lr_flat: torch.Tensor | None = None
+        self._by_lr: list[tuple[float, list[list[torch.Tensor]]]] | None = None
 
     def zero_grad(self) -> None:
         self.grad.zero_()
 
     def _lr_elements(self) -> torch.Tensor:
-        """Every member's learning rate spread over its elements (rebuilt when one changes)."""
-        key = tuple(s.lrs for s in self.stacks)
-        if self._lr_flat is None or key != self._lrs_key:
+        """Every member's learning rate spread over its elements (until the lrs change)."""
+        if self._lr_flat is None:
             self._lr_flat = torch.cat([s.lr_elements() for s in self.stacks])
-            self._lrs_key = key
         return self._lr_flat
 
     @torch.no_grad()
@@ -115,17 +118,23 @@ class PopulationOptimizer:
         denom = v.clamp_min(self._tiny).sqrt_().div_(bc2_sqrt).add_(EPS)
         p.addcdiv_(m * lr, denom, value=-1.0 / bc1)
 
+    def _fused_plan(self) -> list[tuple[float, list[list[torch.Tensor]]]]:
+        """Per distinct learning rate, its members' [params, grads, *moments] of every slab."""
+        if self._by_lr is None:
+            rows: dict[float, list[list[list[torch.Tensor]]]] = {}
+            for s in self.stacks:
+                for r, lr in enumerate(s.lrs):
+                    rows.setdefault(lr, []).append(s.row_views[r])
+            self._by_lr = [
+                (lr, [[t for row in got for t in row[i]] for i in range(2 + len(self.state))])
+                for lr, got in rows.items()
+            ]
+        return self._by_lr
+
     def _fused_step(self) -> None:
         """torch's own fused kernels (what make_optimizer's optimizers run), per learning rate."""
         self._step_t.fill_(float(self.step_count))
-        by_lr: dict[float, list[list[list[torch.Tensor]]]] = {}
-        for s in self.stacks:
-            for r, lr in enumerate(s.lrs):
-                by_lr.setdefault(lr, []).append(s.row_views[r])
-        for lr, rows in by_lr.items():
-            params, grads, *state = (
-                [t for row in rows for t in row[i]] for i in range(2 + len(self.state))
-            )
+        for lr, (params, grads, *state) in self._fused_plan():
             fused_update(
                 self.optimizer,
                 params,

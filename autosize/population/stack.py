@@ -203,7 +203,6 @@ class Stack:
             torch.zeros_like(self.flat) for _ in range(1 if self.optimizer == "sgd" else 2)
         ]
         self._bind_views()
-        self._lr_flat: torch.Tensor | None = None
 
     def adopt(self, flat: torch.Tensor, grad: torch.Tensor, state: Sequence[torch.Tensor]) -> None:
         """Move the parameters, gradients and moments into these buffers (same layout).
@@ -265,16 +264,13 @@ class Stack:
     def set_lr(self, lrs: Sequence[float]) -> None:
         """One learning rate per member (row)."""
         self.lrs = tuple(float(lr) for lr in lrs)
-        self._lr_flat = None
 
     def lr_elements(self) -> torch.Tensor:
         """The learning rates spread over every member's elements of every slab (flat path)."""
-        if self._lr_flat is None:
-            rates = torch.tensor(self.lrs, dtype=self.dtype, device=self.device)
-            self._lr_flat = torch.cat(
-                [rates.view(-1, *[1] * (len(s) - 1)).expand(s).reshape(-1) for s in self.shapes]
-            )
-        return self._lr_flat
+        rates = torch.tensor(self.lrs, dtype=self.dtype, device=self.device)
+        return torch.cat(
+            [rates.view(-1, *[1] * (len(s) - 1)).expand(s).reshape(-1) for s in self.shapes]
+        )
 
     def layers(self, row: int) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
         """Member ``row``'s padded ``(weight [in, out], bias [out] or None)`` per layer (views)."""
