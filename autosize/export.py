@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -30,6 +32,7 @@ from torch import nn
 from autosize.checkpoint import load_network, save_network
 from autosize.errors import StudyError
 from autosize.models import ArchSpec
+from autosize.train import PRECISIONS
 
 if TYPE_CHECKING:  # optuna is imported only when a study is exported, not by load_model
     import optuna
@@ -97,6 +100,8 @@ class TrainingRecord:
     stopped: str | None
     # "cosine" anneals the lr over the budget (exports before it existed: "constant").
     schedule: str = "constant"
+    # "fp32", "tf32" or "bf16" on a GPU (exports before it existed: "fp32").
+    precision: str = "fp32"
 
 
 @dataclass(frozen=True)
@@ -151,6 +156,11 @@ class ExportRecord:
             fields: dict[str, Any] = dict(data)
             fields["dataset"] = DatasetRecord(**fields["dataset"])
             fields["training"] = TrainingRecord(**fields["training"])
+            if fields["training"].precision not in PRECISIONS:
+                listed = ", ".join(repr(p) for p in PRECISIONS)
+                raise StudyError(
+                    f"{source}: training.precision {fields['training'].precision!r} is not one of {listed}"
+                )
             fields["lineage"] = tuple(fields.get("lineage") or ())
             fields["values"] = tuple(fields.get("values") or ())
             return cls(**fields)
@@ -181,7 +191,9 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> Predi
     of a table export to raw rows and answer in the original labels or unit.
     """
     from autosize.predictor import Predictor
+    from autosize.train import resolve_device
 
+    device = resolve_device(device)  # "auto", or a one-line error for a device not here
     record, folder = read_record(path)
     spec = record.arch_spec(source=str(folder / ARCHITECTURE_FILE))
     model, stored = load_network(folder / record.weights, device=device)
@@ -292,6 +304,7 @@ def make_record(study: optuna.Study, trial: FrozenTrial) -> ExportRecord:
             seconds=rec.seconds,
             stopped=rec.stopped,
             schedule=str(budget.get("schedule", default.schedule)),
+            precision=str(budget.get("precision", default.precision)),
         ),
         operation=rec.operation,
         parent=rec.parent,
@@ -360,16 +373,20 @@ def export_trial(
     files = [arch, weights]
     if onnx:
         files.append(write_onnx(model, spec, folder / ONNX_FILE))
-    logger.info("exported trial %d (%s) to %s", trial.number, record.architecture, folder)
+    logger.debug("exported trial %d (%s) to %s", trial.number, record.architecture, folder)
     return Exported(folder=folder, record=record, files=tuple(files))
 
 
-def write_onnx(model: nn.Module, spec: ArchSpec, path: Path) -> Path:
-    """ONNX export (needs the optional ``onnx`` package: ``pip install 'autosize[onnx]'``)."""
+def _need_onnx() -> None:
     try:
         import onnx  # noqa: F401
     except ImportError:
         raise StudyError("--onnx needs the onnx package: pip install 'autosize[onnx]'") from None
+
+
+def write_onnx(model: nn.Module, spec: ArchSpec, path: Path) -> Path:
+    """ONNX export (needs the optional ``onnx`` package: ``pip install 'autosize[onnx]'``)."""
+    _need_onnx()
     import warnings
 
     example = torch.zeros((1, *spec.input_shape))
@@ -406,14 +423,41 @@ def export_study(
     """
     trials, front = select_trials(study, trial)
     out = Path(out)
-    if not front:
-        return [export_trial(study, trials[0], artifacts=artifacts, out=out, onnx=onnx)]
-    done = [
-        export_trial(study, t, artifacts=artifacts, out=out / f"trial-{t.number}", onnx=onnx)
-        for t in trials
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise StudyError(f"{out}: exists and is not an empty folder")
+    if onnx:
+        _need_onnx()  # before anything is written
+    # Written into a sibling folder and moved into place once complete, so an export that
+    # fails part-way (a damaged artifact of a later Pareto trial) leaves no partial folder
+    # behind that would block the retry.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        if not front:
+            done = [export_trial(study, trials[0], artifacts=artifacts, out=staging, onnx=onnx)]
+        else:
+            done = [
+                export_trial(
+                    study, t, artifacts=artifacts, out=staging / f"trial-{t.number}", onnx=onnx
+                )
+                for t in trials
+            ]
+            (staging / "pareto.md").write_text(pareto_markdown(study, done), encoding="utf-8")
+        if out.exists():
+            out.rmdir()  # empty (checked above)
+        staging.replace(out)
+        logger.info("exported %d trial(s) of study %r to %s", len(done), study.study_name, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+    def moved(path: Path) -> Path:
+        return out / path.relative_to(staging)
+
+    return [
+        replace(e, folder=moved(e.folder), files=tuple(moved(f) for f in e.files)) for e in done
     ]
-    (out / "pareto.md").write_text(pareto_markdown(study, done), encoding="utf-8")
-    return done
 
 
 def pareto_markdown(study: optuna.Study, exported: Sequence[Exported]) -> str:

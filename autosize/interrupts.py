@@ -21,19 +21,22 @@ import threading
 import time
 from types import FrameType
 
-__all__ = ["GRACE_SECONDS", "install"]
+__all__ = ["GRACE_SECONDS", "install", "received"]
 
 GRACE_SECONDS = 30.0
 EXIT_INTERRUPTED = 130  # as a shell reports a process ended by Ctrl-C (autosize.cli's too)
 
 _watchdog: threading.Thread | None = None
+_received: int | None = None  # the first interrupt's signal number
 
 
 def install(grace: float = GRACE_SECONDS) -> None:
     """SIGTERM and SIGINT raise KeyboardInterrupt here; the first one starts the watchdog."""
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
-        global _watchdog
+        global _watchdog, _received
+        if _received is None:
+            _received = signum
         if _watchdog is None:
             _watchdog = threading.Thread(
                 target=_exit_after, args=(grace,), name="autosize-interrupt-watchdog", daemon=True
@@ -56,3 +59,8 @@ def _exit_after(grace: float) -> None:
     faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
     sys.stderr.flush()
     os._exit(EXIT_INTERRUPTED)
+
+
+def received() -> int | None:
+    """The signal number of the first interrupt this process got (None: none yet)."""
+    return _received

@@ -124,7 +124,13 @@ class Predictor(nn.Module):
         if isinstance(data, pd.DataFrame):
             return data
         if isinstance(data, Mapping):
-            return pd.DataFrame(dict(data))
+            columns = dict(data)
+            if columns and all(np.ndim(v) == 0 for v in columns.values()):
+                return pd.DataFrame([columns])  # one row: {"sqft": 1200, "city": "X"}
+            try:
+                return pd.DataFrame(columns)
+            except ValueError as exc:  # columns of different lengths
+                raise DataError(f"expected one row or columns of one length: {exc}") from None
         array = np.asarray(data)
         if array.ndim != 2 or array.shape[1] != len(self._table.columns):
             raise DataError(

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from autosize.errors import DataError
 from autosize.export import ARCHITECTURE_FILE, TrainingRecord, read_record
 
 __all__ = ["ScratchResult", "train_from_scratch"]
@@ -53,12 +54,20 @@ def train_from_scratch(
     from autosize.models import build_model
     from autosize.optim import optimizer_name
     from autosize.seeds import derive_seed
-    from autosize.train import evaluate, fit
+    from autosize.train import evaluate, fit, precision_flags
 
     record, folder = read_record(path)
     spec = record.arch_spec(source=str(folder / ARCHITECTURE_FILE))
     d = record.dataset
     bundle = load_dataset(d.name, data_dir=d.data_dir, seed=d.seed, **dict(d.options))
+    recorded = d.notes.get("sha256")  # your own table's files, as the study read them
+    if recorded is not None and bundle.notes.get("sha256") != recorded:
+        files = d.options.get("path") or d.name
+        raise DataError(
+            f"{files}: the data changed since trial {record.trial} was trained (sha256 "
+            f"{bundle.notes.get('sha256')} now, {recorded} then): the splits and preprocessing "
+            "would differ; train on the files the study used"
+        )
     if d.max_train or d.max_val or d.max_test:
         bundle = bundle.subset(train=d.max_train, val=d.max_val, test=d.max_test)
     t = record.training
@@ -84,6 +93,7 @@ def train_from_scratch(
         device=device,
         seed=seed,
         restore_best=t.restore_best,
+        **precision_flags(t.precision),  # on a GPU; a CPU trains in fp32
         callbacks=schedule_callbacks(t.schedule, epochs=budget_epochs, max_seconds=budget_seconds),
     )
     seconds = time.perf_counter() - start

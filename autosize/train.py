@@ -15,10 +15,11 @@ The hot path is deliberately plain (measured in ``reports/throughput.md``):
   after every batch and every epoch.
 
 Last partial batch: kept, so every example is seen every epoch, except a tail
-of exactly one example, which is always dropped (BatchNorm in train mode
+of exactly one example after full batches, which is always dropped (BatchNorm in train mode
 cannot normalise a single example; whether a model has BatchNorm can change
 during training, so the rule does not depend on it). The permutation changes
-every epoch, so no example is systematically left out.
+every epoch, so no example is systematically left out. With ``batch_size=1`` every
+batch is a single example and every one trains (a model with BatchNorm cannot).
 
 ``torch.compile`` is not used: on this project's CPU sizes it did not pay
 (see the report); it stays an option for callers, who may pass a compiled model.
@@ -36,6 +37,7 @@ import logging
 import math
 import time
 from collections.abc import Iterator, Sequence
+from typing import Literal
 
 import torch
 from torch import nn
@@ -65,7 +67,31 @@ from autosize.optim import (
     resolve_device,
 )
 
-__all__ = ["OPTIMIZERS", "OptimizerName", "evaluate", "fit", "make_optimizer", "resolve_device"]
+__all__ = [
+    "OPTIMIZERS",
+    "PRECISIONS",
+    "OptimizerName",
+    "Precision",
+    "evaluate",
+    "fit",
+    "make_optimizer",
+    "precision_flags",
+    "resolve_device",
+]
+
+# A run's matmul precision on a GPU, one name for fit's ``amp`` and ``allow_tf32``: fp32,
+# TF32 matmuls (float32 storage, 10-bit mantissa products) or bf16 autocast. A CPU
+# always trains in fp32 (both flags are ignored there).
+Precision = Literal["fp32", "tf32", "bf16"]
+PRECISIONS: tuple[Precision, ...] = ("fp32", "tf32", "bf16")
+
+
+def precision_flags(precision: str) -> dict[str, bool]:
+    """``fit``'s (and ``fit_population``'s) ``amp`` and ``allow_tf32`` for ``precision``."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    return {"amp": precision == "bf16", "allow_tf32": precision == "tf32"}
+
 
 logger = logging.getLogger(__name__)
 
@@ -263,7 +289,7 @@ def _loop(
         diverged = cut_by_time = False
         for b, start in enumerate(range(0, n, bs)):
             end = min(start + bs, n)
-            if end - start == 1:
+            if end - start == 1 and bs > 1:  # batch_size = 1 trains on every example
                 break  # a single-example tail (see module docstring)
             state.batch = b
             with autocast:

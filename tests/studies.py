@@ -92,3 +92,13 @@ epochs = {train_epochs}
     path = root / filename
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def worker_without_the_seed(config_path: str, *args: object) -> None:
+    """A ``--workers`` worker whose study has lost the seed's network (its artifact files
+    deleted, as a wiped disk would): what it says should be one line."""
+    from autosize.search import study
+
+    for f in (Path(config_path).parent / "art").iterdir():
+        f.unlink(missing_ok=True)
+    study._worker(config_path, *args)  # type: ignore[arg-type]

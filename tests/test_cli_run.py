@@ -272,3 +272,67 @@ def test_two_workers_on_a_journal_storage(tmp_path: Path) -> None:
     assert len(warm_workers) == 2, "warm-started trials from both workers"
     assert not warm_workers & {t.user_attrs["worker"] for t in by_role(study, "baseline")}
     assert all(w.rsplit(":", 1)[1].isdigit() for w in warm_workers)
+
+
+@pytest.mark.slow
+def test_workers_that_fail_fail_the_run_each_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import studies
+    from autosize.search import study as study_mod
+
+    monkeypatch.setattr(study_mod, "_worker", studies.worker_without_the_seed)
+    config = tiny_config(tmp_path, study="timeout = 300")
+    rc, _, err = run_main("run", str(config), "--workers", "2", "--n-trials", "4")
+    assert rc == 2, err
+    assert err.strip().splitlines()[-1] == (
+        "autosize: error: 2 of 2 workers failed (exit code 2, 2; each said why above); "
+        "the trials they finished are in the study, run again to resume"
+    )
+    workers = [line for line in capfd.readouterr().err.splitlines() if "the seed network" in line]
+    assert len(workers) == 2 and all(line.startswith("autosize: error: ") for line in workers)
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_parent_of_workers_ends_them_too(tmp_path: Path) -> None:
+    """`kill PID` signals only the parent: it passes the interrupt on, so no worker trains
+    on as an orphan, and their running trials end as interrupted (redone on resume)."""
+    import signal
+    import time
+
+    config = tiny_config(
+        tmp_path, n_trials=50, train_epochs=100000, train="max_seconds = 5", pruner='name = "none"'
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autosize", "-q", "run", str(config), "--workers", "2"],
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    pids: set[int] = set()
+    deadline = time.time() + 240
+    while len(pids) < 2:
+        assert proc.poll() is None and time.time() < deadline, "two workers never trained"
+        time.sleep(0.5)
+        try:
+            running = optuna.load_study(study_name="tiny", storage=storage).get_trials(
+                states=(TrialState.RUNNING,)
+            )
+        except KeyError:
+            continue
+        pids = {
+            int(t.user_attrs["worker"].rsplit(":", 1)[1])
+            for t in running
+            if t.user_attrs.get("role") == "warmstart"
+        }
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 130, err
+    for pid in pids:  # gone, not training on
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    stopped = [t for t in study.get_trials() if t.state == TrialState.FAIL]
+    assert len(stopped) >= 2 and all(t.user_attrs["fail_reason"] == "interrupted" for t in stopped)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -12,7 +14,8 @@ from optuna.trial import TrialState
 from autosize.errors import ConfigError
 from autosize.models import ArchSpec, DenseLayer
 from autosize.search import load_config, prepare, run_study
-from autosize.search.cohort import auto_size
+from autosize.search.clock import Deadline
+from autosize.search.cohort import auto_size, next_size
 from autosize.search.storage import artifact_store, download_network
 from autosize.train import evaluate
 from studies import STUDY_MARKS, tiny_config
@@ -150,3 +153,13 @@ def test_a_cohort_study_does_not_warn_about_heartbeats(tmp_path: Path) -> None:
         warnings.simplefilter("always")
         run_study(load_config(config))
     assert not [w for w in caught if "Heartbeat" in str(w.message)]
+
+
+def test_near_the_deadline_a_cohort_is_only_as_large_as_its_reserves_allow() -> None:
+    now = time.time()
+    roomy = Deadline.after(600.0, start=now)
+    tight = replace(Deadline.after(10.0, start=now), reserve=4.0)  # 2 trials' reserves left
+    assert next_size(16, None, roomy) == 16 and next_size(16, 5, roomy) == 5
+    assert next_size(16, None, replace(roomy, reserve=4.0)) == 16
+    assert next_size(16, None, tight) == 2 and next_size(16, 1, tight) == 1
+    assert next_size(16, None, Deadline.after(None)) == 16

@@ -193,3 +193,67 @@ def test_cli_subprocess_error(study_config: Path, tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("autosize: error: ")
     assert "has no trial 999" in proc.stderr
+
+
+def test_an_export_records_its_precision_and_train_refuses_an_unknown_one(
+    study_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "best"
+    assert main(["export", str(study_config), "--out", str(out)]) == 0
+    arch = out / "architecture.json"
+    record = json.loads(arch.read_text())
+    assert record["training"]["precision"] == "fp32"
+    del record["training"]["precision"]  # an export from before the key existed
+    arch.write_text(json.dumps(record))
+    assert autosize.load_model(out) is not None
+    record["training"]["precision"] = "fp8"
+    arch.write_text(json.dumps(record))
+    capsys.readouterr()
+    assert main(["train", str(arch), "--epochs", "1"]) == 2
+    line = one_error_line(capsys)
+    assert str(arch) in line and "training.precision 'fp8'" in line and "bf16" in line
+
+
+def test_an_export_that_fails_leaves_nothing_behind_and_the_retry_works(
+    study_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    out = tmp_path / "x"
+    monkeypatch.setitem(sys.modules, "onnx", None)  # not installed: `import onnx` fails
+    capsys.readouterr()
+    assert main(["export", str(study_config), "--out", str(out), "--onnx"]) == 2
+    assert "--onnx needs the onnx package" in one_error_line(capsys)
+    assert not out.exists() and not list(tmp_path.iterdir())  # no partial folder either
+    monkeypatch.delitem(sys.modules, "onnx")
+    assert main(["export", str(study_config), "--out", str(out)]) == 0
+    assert sorted(f.name for f in out.iterdir()) == ["architecture.json", "model.safetensors"]
+    assert [f.name for f in tmp_path.iterdir()] == ["x"]
+
+
+def test_a_lock_study_left_by_a_killed_run_is_not_a_study_to_export(
+    study_config: Path, tmp_path: Path
+) -> None:
+    config = load_config(study_config)
+    optuna.create_study(study_name="tiny.autosize-lock.seed.0", storage=config.storage)
+    try:
+        out = tmp_path / "e"
+        assert main(["export", "--storage", config.storage, "--out", str(out)]) == 0
+        assert json.loads((out / "architecture.json").read_text())["study"] == "tiny"
+    finally:
+        optuna.delete_study(study_name="tiny.autosize-lock.seed.0", storage=config.storage)
+
+
+def test_load_model_on_a_device_that_is_not_here_is_one_line(
+    study_config: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "best"
+    assert main(["export", str(study_config), "--out", str(out)]) == 0
+    assert next(autosize.load_model(out, device="auto").net.parameters()).device.type in (
+        "cpu",
+        "cuda",
+    )
+    with pytest.raises(autosize.AutosizeError, match="unknown device 'gpu'"):
+        autosize.load_model(out, device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(autosize.AutosizeError, match="CUDA is not available"):
+            autosize.load_model(out, device="cuda")

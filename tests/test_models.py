@@ -205,3 +205,18 @@ def test_core_layers_do_not_import_optuna() -> None:
         "assert 'optuna' not in sys.modules, 'optuna was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_a_regression_output_is_shifted_in_float32_under_bf16_autocast() -> None:
+    # bf16 holds 1e4 only to a spacing of 64: the shift must happen after the upcast.
+    spec = ArchSpec(
+        input_shape=(3,), n_outputs=1, layers=(DenseLayer(4),), target_shift=1e4, target_scale=2.0
+    )
+    net = build_model(spec, seed=0)
+    x = torch.randn(16, 3)
+    with torch.no_grad():
+        plain = net(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = net(x)
+    assert mixed.dtype == torch.float32
+    assert (mixed - plain).abs().max() < 0.1  # the head's bf16 rounding, not the shift's

@@ -370,6 +370,38 @@ def test_batches_gathered_ahead_in_runs_match_fit(monkeypatch: pytest.MonkeyPatc
     assert_same(*(([x[i] for i in keep]) for x in (got, want, models, refs)), 1e-4)  # type: ignore[arg-type]
 
 
+def test_a_member_leaving_a_stack_with_one_member_per_seed_keeps_the_others_batches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One stack whose members have seeds 0, 1, 2 in order (the rows of the epoch's
+    permutations are 0, 1, 2): when the first diverges, the next gathered run still gives
+    each survivor its own seed's batches."""
+    bundle = linear_regression()
+    arch = ArchSpec(input_shape=bundle.input_shape, n_outputs=1, layers=(DenseLayer(8),))
+    models = [build_model(arch, seed=i) for i in range(3)]
+    refs = copy.deepcopy(models)
+    with torch.no_grad():  # member 0 blows up at its first step
+        models[0].head.weight.fill_(1e38)
+        refs[0].head.weight.fill_(1e38)
+    monkeypatch.setattr(loop_module, "_GATHER_BYTES", 3 * 32 * 3 * (8 + 1) * 4)  # 3 batches
+    kw = {"epochs": 2, "batch_size": 32, "device": "cpu"}
+    got = fit_population(models, bundle, seed=[0, 1, 2], lr=1e-2, **kw)  # type: ignore[arg-type]
+    want = [fit(m, bundle, seed=i, lr=1e-2, **kw) for i, m in enumerate(refs)]  # type: ignore[arg-type]
+    assert got[0].stopped == want[0].stopped == "diverged"
+    assert_same(got[1:], want[1:], models[1:], refs[1:], 1e-4)
+
+
+def test_batch_size_one_trains_on_every_example_as_fit_does() -> None:
+    bundle = as_dtype(blobs(n=48), torch.float64)  # 36 training examples
+    models = nets(bundle, torch.float64)
+    refs = copy.deepcopy(models)
+    kw = {"epochs": 2, "batch_size": 1, "device": "cpu"}
+    got = fit_population(models, bundle, seed=SEEDS, lr=LRS, **kw)  # type: ignore[arg-type]
+    want = alone(refs, bundle, **kw)
+    assert all(e.train_examples == 36 for h in want for e in h.epochs)
+    assert_same(got, want, models, refs, 1e-8)
+
+
 def test_the_garbage_collector_is_paused_while_training_and_back_after() -> None:
     bundle = blobs()
     seen: list[bool] = []

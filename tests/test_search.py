@@ -237,6 +237,37 @@ def test_resume_with_a_different_budget_is_refused(tmp_path: Path) -> None:
         run_study(load_config(other_seed, overrides={"n_trials": 2}))
 
 
+def test_precision_reaches_every_fit_is_recorded_and_a_change_is_refused_on_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """[train] precision turns into fit's amp / allow_tf32 (ignored on a CPU); the default
+    is not stored, so studies from before the key existed resume with the same seed."""
+    seen: list[tuple[bool, bool]] = []
+    real_fit = training_mod.fit
+
+    def spy(*args: object, **kw: object) -> object:
+        seen.append((bool(kw.get("amp")), bool(kw.get("allow_tf32"))))
+        return real_fit(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(training_mod, "fit", spy)
+    plain = run_study(load_config(tiny_config(tmp_path / "fp32"), overrides={"n_trials": 1}))
+    assert "precision" not in plain.user_attrs["autosize"]["trial_budget"]
+    assert seen and set(seen) == {(False, False)}
+    seen.clear()
+    config = tiny_config(tmp_path / "bf16", train='precision = "bf16"')
+    study = run_study(load_config(config, overrides={"n_trials": 1}))
+    assert study.user_attrs["autosize"]["trial_budget"]["precision"] == "bf16"
+    # The seed keeps fp32 ([seed] has its own budget); the baseline and the step use bf16.
+    assert seen[0] == (False, False) and set(seen[1:]) == {(True, False)}
+    warm = by_role(study, "warmstart")
+    assert warm[0].state == TrialState.COMPLETE and warm[0].user_attrs["device"] == "cpu"
+    # On a CPU both flags are ignored: the same trials as fp32, value for value.
+    assert [t.value for t in study.trials] == [t.value for t in plain.trials]
+    changed = tiny_config(tmp_path / "bf16", train='precision = "tf32"')
+    with pytest.raises(ConfigError, match=r"\[train\] differs .*precision"):
+        run_study(load_config(changed, overrides={"n_trials": 2}))
+
+
 def test_an_operation_that_cannot_apply_prunes_at_once(tmp_path: Path) -> None:
     """Deepen at max_depth would only retrain the parent: the trial is pruned untrained."""
     cfg = tiny_config(tmp_path, search='operations = ["deepen"]\nmax_depth = 1')

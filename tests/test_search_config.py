@@ -212,3 +212,20 @@ def test_quickstart_config_loads() -> None:
     cfg = load_config(path)
     assert cfg.name == "quickstart" and cfg.pruner.name == "baseline"
     assert dict(cfg.pruner.kwargs) == {"margin": 0.0, "patience": 2, "min_steps": 2}
+
+
+def test_precision_is_one_of_three_and_only_a_non_default_is_recorded(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, MINIMAL))
+    assert cfg.train.precision == "fp32" and (cfg.train.amp, cfg.train.allow_tf32) == (False, False)
+    assert "precision" not in cfg.train.record()
+    bf16 = load_config(
+        write(tmp_path, MINIMAL.replace("[train]\n", '[train]\nprecision = "bf16"\n'))
+    )
+    assert (bf16.train.amp, bf16.train.allow_tf32) == (True, False)
+    assert bf16.train.record()["precision"] == "bf16" and bf16.seed_net.train.precision == "fp32"
+    path = write(tmp_path, MINIMAL.replace("[train]\n", '[train]\nprecision = "fp16"\n'))
+    with pytest.raises(
+        ConfigError,
+        match=r"study\.toml: train\.precision: expected one of 'fp32', 'tf32', 'bf16', got 'fp16'",
+    ):
+        load_config(path)

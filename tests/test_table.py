@@ -297,6 +297,9 @@ def write_bad(tmp: Path, case: str) -> tuple[list[str], str]:
     if case == "broken parquet":
         (tmp / "t.parquet").write_text("x,y\n1,2\n")
         return ["--data", str(tmp / "t.parquet"), "--target", "y"], "cannot read as PARQUET"
+    if case == "infinite number":
+        good.assign(x=good["x"].where(good.index != 3, np.inf)).to_csv(tmp / "t.csv", index=False)
+        return ["--data", str(tmp / "t.csv"), "--target", "label"], "column 'x': value inf"
     if case in ("test file with another column", "test file without a column"):
         good.to_csv(tmp / "t.csv", index=False)
         other = good.assign(extra=1) if "another" in case else good.drop(columns="colour")
@@ -317,6 +320,7 @@ BAD = (
     "empty column",
     "not a table",
     "broken parquet",
+    "infinite number",
     "test file with another column",
     "test file without a column",
 )
@@ -337,6 +341,36 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(
     assert expected in lines[0], lines[0]
     assert ".csv" in lines[0] or ".parquet" in lines[0] or ".xlsx" in lines[0]
     assert not (tmp_path / "s.db").exists() and not (tmp_path / ".state").exists()
+
+
+def test_predict_takes_one_row_as_a_dict_and_refuses_an_infinite_number(
+    exported: tuple[Path, Path, str],
+) -> None:
+    _, folder, _ = exported
+    model = autosize.load_model(folder)
+    row = frame(1).drop(columns="label").iloc[0].to_dict()
+    assert list(model.predict(row)) == list(model.predict(pd.DataFrame([row])))
+    with pytest.raises(
+        DataError, match=r"input: column 'count': value inf is not a finite number \(1 such\)"
+    ):
+        model.predict({**row, "count": np.inf})
+    with pytest.raises(DataError, match="one row or columns of one length"):
+        model.predict({"x": [1.0, 2.0], "count": [1.0]})
+
+
+def test_nullable_booleans_with_gaps_train_and_predict(tmp_path: Path) -> None:
+    df = frame(60)
+    df["flag"] = pd.array(
+        [None if i % 5 == 0 else bool(v) for i, v in enumerate(df["flag"])], dtype="boolean"
+    )
+    t = TableTransform.fit(
+        df, target="label", task="classification", classes=("big", "small"),
+        categorical=(), drop=(), source="t.parquet",
+    )  # fmt: skip
+    j = t.categorical.index("flag")
+    assert set(t.categories[j]) == {"False", "True", MISSING}
+    x = t.transform(df)
+    assert x.shape == (60, t.n_features) and np.isfinite(x).all()
 
 
 def test_predict_refuses_rows_without_a_training_column(exported: tuple[Path, Path, str]) -> None:
@@ -392,3 +426,15 @@ def test_defaults_follow_the_data_and_the_wall_budget(tmp_path: Path) -> None:
     q = prepare(config_from_dict(raw, tmp_path / "s.toml"))
     assert q.config.baselines.scales == () and q.config.search.parents == "seed"
     assert q.config.seed_net.layers[0].size == 5 and q.config.train.max_seconds == 5
+
+
+def test_train_refuses_a_table_that_changed_since_the_study(tmp_path: Path) -> None:
+    frame(60).to_csv(tmp_path / "rows.csv", index=False)
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    args = ("--target", "label", "--n-trials", "1", "--storage", storage)
+    assert run_main("run", "--data", str(tmp_path / "rows.csv"), *args)[0] == 0
+    assert run_main("export", "--storage", storage, "--out", str(tmp_path / "e"))[0] == 0
+    frame(61).to_csv(tmp_path / "rows.csv", index=False)  # a row more
+    rc, _, err = run_main("train", str(tmp_path / "e"), "--epochs", "1")
+    assert rc == 2 and err.count("\n") == 1, err
+    assert f"{tmp_path / 'rows.csv'}: the data changed since trial" in err

@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--out", type=Path, required=True, metavar="PRED.csv", help="where to write predictions"
     )
     p.add_argument("--proba", action="store_true", help="also write class probabilities")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, ... (default: cpu)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
     p.set_defaults(func=run)
 
 

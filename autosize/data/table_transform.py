@@ -36,8 +36,9 @@ def as_text(values: pd.Series) -> np.ndarray:
     None where missing): 3, 3.0 and "3" are all "3"; True is "True"."""
     missing = values.isna().to_numpy()
     out = np.empty(len(values), dtype=object)
-    if is_bool_dtype(values.dtype):
-        out[:] = [str(bool(v)) for v in values.to_numpy()]
+    if is_bool_dtype(values.dtype):  # pandas' nullable "boolean" too: pd.NA has no bool()
+        flags = values.to_numpy(dtype=object)
+        out[:] = [None if m else str(bool(v)) for v, m in zip(flags, missing, strict=True)]
     elif is_numeric_dtype(values.dtype):
         v = values.to_numpy(dtype=np.float64, na_value=np.nan)
         for i, x in enumerate(v):
@@ -122,6 +123,8 @@ class TableTransform:
         scale: tuple[float, ...] = ()
         if nums:
             x = df[list(nums)].to_numpy(dtype=np.float64, na_value=np.nan)
+            for j, c in enumerate(nums):
+                _check_finite(x[:, j], c, source)
             imputer = SimpleImputer(strategy="median", add_indicator=True).fit(x)
             scaler = StandardScaler().fit(imputer.transform(x))
             median = tuple(float(v) for v in imputer.statistics_)
@@ -188,15 +191,18 @@ class TableTransform:
     @staticmethod
     def _numbers(values: pd.Series, column: str, source: str) -> np.ndarray:
         if is_numeric_dtype(values.dtype) and not is_bool_dtype(values.dtype):
-            return values.to_numpy(dtype=np.float64, na_value=np.nan)
-        parsed = pd.to_numeric(values, errors="coerce")
-        bad = parsed.isna() & values.notna()
-        if bad.any():
-            raise DataError(
-                f"{source}: column {column!r}: value {values[bad].iloc[0]!r} is not a number "
-                "(the column is numeric in training)"
-            )
-        return parsed.to_numpy(dtype=np.float64, na_value=np.nan)
+            x = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            parsed = pd.to_numeric(values, errors="coerce")
+            bad = parsed.isna() & values.notna()
+            if bad.any():
+                raise DataError(
+                    f"{source}: column {column!r}: value {values[bad].iloc[0]!r} is not a number "
+                    "(the column is numeric in training)"
+                )
+            x = parsed.to_numpy(dtype=np.float64, na_value=np.nan)
+        _check_finite(x, column, source)
+        return x
 
     def encode_target(self, values: pd.Series, *, source: str) -> np.ndarray:
         """Class indices (int64) or values (float32) of a target column."""
@@ -264,3 +270,15 @@ def _text_frame(df: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- splitting
+
+
+def _check_finite(x: np.ndarray, column: str, source: str) -> None:
+    """Refuse an infinite number (missing values are NaN and imputed; inf would become NaN
+    outputs, or scikit-learn's error at fit)."""
+    inf = np.isinf(x)
+    if inf.any():
+        value = float(x[np.flatnonzero(inf)[0]])
+        raise DataError(
+            f"{source}: column {column!r}: value {value!r} is not a finite number "
+            f"({int(inf.sum())} such); leave the cell empty for a missing value"
+        )

@@ -120,6 +120,10 @@ class Net(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.head(self.features(x))
         if self.target_scale != 1.0 or self.target_shift != 0.0:
+            # In float32 at least: under bf16 autocast the head's output is bfloat16, whose
+            # 8-bit mantissa cannot hold a target mean of 1e4 to better than about 64.
+            if out.dtype in (torch.bfloat16, torch.float16):
+                out = out.float()
             out = out * self.target_scale + self.target_shift
         return out
 

@@ -312,9 +312,10 @@ class _Loop:
                 if (lrs := tuple(m.lr for m in g.members)) != g.stack.lrs:
                     g.stack.set_lr(lrs)
                     lrs_changed = True
+                # Each member's row of the epoch's permutations (None: one seed for all). Kept
+                # even where it is 0, 1, 2, ...: Group.keep trims it when a member leaves.
                 rows = [seeds.index(m.seed) for m in g.members]
-                identity = shared or rows == list(range(len(seeds)))
-                g.rows = None if identity else torch.tensor(rows, device=dev)
+                g.rows = None if shared else torch.tensor(rows, device=dev)
                 g.loss_sum.zero_()
             if lrs_changed:
                 opt.lrs_changed()
@@ -332,7 +333,7 @@ class _Loop:
             block_start = 0
             for batches, start in enumerate(range(0, n, bs), start=1):
                 end = min(start + bs, n)
-                if end - start == 1:
+                if end - start == 1 and bs > 1:  # batch_size = 1 trains on every example
                     break  # a single-example tail, as in fit
                 if (batches - 1) % ahead == 0:
                     block_start = start
@@ -412,7 +413,8 @@ class _Loop:
         if shared:
             return x.index_select(0, block[0]), y.index_select(0, block[0])
         for g in self.groups:
-            picks = (block if g.rows is None else block[g.rows]).reshape(-1)
+            assert g.rows is not None  # set for every epoch that is not shared
+            picks = block.index_select(0, g.rows).reshape(-1)
             g.block = (
                 x.index_select(0, picks).view(g.stack.k, -1, *x.shape[1:]),
                 y.index_select(0, picks).view(g.stack.k, -1),

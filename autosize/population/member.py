@@ -59,7 +59,7 @@ class Group:
     scale: torch.Tensor | None  # [K, 1, 1] target_scale / target_shift, None when all trivial
     shift: torch.Tensor | None
     loss_sum: torch.Tensor = field(init=False)
-    rows: torch.Tensor | None = None  # the batch row (seed) of each member; None: all the same
+    rows: torch.Tensor | None = None  # each member's batch row (its seed's); None: one seed
     # the members' own inputs and targets for a run of batches, [K, n, ...] (_Loop._gather)
     block: tuple[torch.Tensor, torch.Tensor] | None = None
 

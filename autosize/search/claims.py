@@ -30,7 +30,7 @@ from optuna.storages import RDBStorage
 
 from autosize.errors import StorageLost
 from autosize.search import record
-from autosize.search.storage import grace_seconds, make_storage
+from autosize.search.storage import LOCK_MARK, grace_seconds, make_storage
 
 __all__ = ["claim"]
 
@@ -40,7 +40,7 @@ POLL_SECONDS = 0.5
 
 
 def _lock_name(study_name: str, work: str, attempt: int) -> str:
-    return f"{study_name}.autosize-lock.{work}.{attempt}"
+    return f"{study_name}{LOCK_MARK}{work}.{attempt}"
 
 
 @contextmanager

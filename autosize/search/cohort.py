@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -77,9 +78,19 @@ def run_cohorts(
     while (n_trials is None or done < n_trials) and deadline.training_left() > 0:
         if should_stop():
             break
-        k = size if n_trials is None else min(size, n_trials - done)
+        k = next_size(size, None if n_trials is None else n_trials - done, deadline)
         run_cohort(study, objective, k, deadline=deadline, callbacks=callbacks)
         done += k
+
+
+def next_size(size: int, left: int | None, deadline: Deadline) -> int:
+    """The next cohort's size: ``size``, no more trials than are ``left``, and no more than
+    the time to the deadline has reserves for (each trial ends with its own validation,
+    test and upload after the cohort's training: near the deadline, a smaller cohort)."""
+    k = size if left is None else min(size, left)
+    if deadline.reserve > 0 and math.isfinite(deadline.remaining()):
+        k = min(k, max(1, int(deadline.remaining() / deadline.reserve)))
+    return k
 
 
 @contextlib.contextmanager
@@ -223,6 +234,8 @@ def _train_together(
                 for s in steps
             ],
             seed=[s.seed for s in steps],
+            amp=budget.amp,
+            allow_tf32=budget.allow_tf32,
             restore_best=budget.restore_best,
         )
     except BaseException as exc:  # out of memory (FAIL, the study goes on) or worse (raised)

@@ -67,6 +67,7 @@ from autosize.search.study_config import (
     Objective,
     Operation,
     ParentPolicy,
+    Precision,
     Schedule,
     SearchSpace,
     SeedConfig,
@@ -127,6 +128,7 @@ def _train_config(t: Table, *, epochs_default: int | None) -> TrainConfig:
         batch_size=t.int("batch_size", _TRAIN.batch_size, low=1),
         restore_best=t.bool("restore_best", _TRAIN.restore_best),
         schedule=t.str("schedule", _TRAIN.schedule, choices=get_args(Schedule)),
+        precision=t.str("precision", _TRAIN.precision, choices=get_args(Precision)),
     )
     if cfg.epochs is None and cfg.max_seconds is None:
         if epochs_default is None:

@@ -78,6 +78,7 @@ class TrialRecord:
     lineage_epochs: int | None = None  # all the training behind the network
     stopped: str | None = None  # History.stopped
     seconds: float | None = None
+    device: str = ""  # where it trained: History.device, e.g. "cpu" or "cuda:0"
     curve: tuple[float | None, ...] = ()  # per-epoch objective (None where not finite)
     widths: tuple[tuple[int, ...], ...] = ()  # compress: layer widths per epoch
     gain_curve: tuple[float, ...] = ()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import asdict
 
 import optuna
 
@@ -36,7 +35,7 @@ def seed_key(p: Prepared) -> str:
             "subset": [c.data.max_train, c.data.max_val, c.data.max_test],
         },
         "spec": p.seed_spec.to_dict(),
-        "train": asdict(c.seed_net.train),
+        "train": c.seed_net.train.record(),
         "seed": c.seed,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

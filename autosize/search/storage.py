@@ -48,6 +48,7 @@ from autosize.search import record
 from autosize.search.artifacts import ArtifactLocation, ArtifactStore, artifact_location
 
 __all__ = [
+    "LOCK_MARK",
     "artifact_store",
     "download_network",
     "fail_stale",
@@ -59,6 +60,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# In the name of a claim's lock study (autosize.search.claims): not a study of the user's.
+LOCK_MARK = ".autosize-lock."
 
 # A worker that dies without telling the storage (SIGKILL, a lost machine) leaves its trial
 # RUNNING; with a heartbeat, every worker marks trials silent for GRACE_SECONDS FAIL before
@@ -401,7 +405,11 @@ def fail_stale(study: optuna.Study) -> None:
 def load_study(storage: str | BaseStorage, study_name: str | None) -> optuna.Study:
     """An existing study; a missing one is a one-line StudyError listing what the storage has."""
     store = make_storage(storage) if isinstance(storage, str) else storage
-    names = [s.study_name for s in optuna.get_all_study_summaries(store, include_best_trial=False)]
+    names = [
+        s.study_name
+        for s in optuna.get_all_study_summaries(store, include_best_trial=False)
+        if LOCK_MARK not in s.study_name  # a claim's lock (autosize.search.claims), left by a kill
+    ]
     if study_name is None:
         if len(names) != 1:
             raise StudyError(

@@ -31,11 +31,12 @@ import json
 import logging
 import math
 import multiprocessing
+import signal
 import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -44,7 +45,7 @@ from optuna.trial import FrozenTrial, TrialState
 from torch import nn
 
 from autosize import interrupts
-from autosize.errors import ConfigError, StorageLost
+from autosize.errors import AutosizeError, ConfigError, StorageLost, StudyError
 from autosize.models import ArchSpec, Net
 from autosize.search import record
 from autosize.search.baselines import run_baselines
@@ -151,7 +152,7 @@ def _study_record(p: Prepared) -> dict[str, object]:
         "seed_key": seed_key(p),
         "objective": config.objective,
         "direction": config.direction,
-        "trial_budget": asdict(config.train),
+        "trial_budget": config.train.record(),
         "artifacts": str(config.artifacts),
     }
 
@@ -256,9 +257,30 @@ def run_study(
             for proc in procs:
                 proc.join()
         except KeyboardInterrupt:
+            # Ctrl-C in a terminal reaches every process of the group; a SIGTERM (`kill`, a
+            # scheduler) only this one: pass it on, so no worker trains on as an orphan.
+            if interrupts.received() != signal.SIGINT:
+                for proc in procs:
+                    if proc.is_alive():
+                        proc.terminate()
+            # Each worker fails its trial as interrupted and exits; one still alive when this
+            # process's own watchdog is near (a wind-down that hangs) is killed: its trial
+            # stays RUNNING until the heartbeat fails it, and is redone on resume.
+            end = time.monotonic() + interrupts.GRACE_SECONDS - 5
             for proc in procs:
-                proc.join(timeout=30)
+                proc.join(timeout=max(0.0, end - time.monotonic()))
+            for proc in procs:
+                if proc.is_alive():
+                    proc.kill()
+                    proc.join(timeout=5)
             raise
+        failed = [proc.exitcode for proc in procs if proc.exitcode != 0]
+        if failed:
+            codes = ", ".join(str(c) for c in failed)
+            raise StudyError(
+                f"{len(failed)} of {workers} workers failed (exit code {codes}; each said why "
+                "above); the trials they finished are in the study, run again to resume"
+            )
     return study
 
 
@@ -338,6 +360,11 @@ def _worker(
     except StorageLost as exc:  # one line, as `autosize run` says it
         print(f"autosize: error: {exc}", file=sys.stderr, flush=True)
         sys.exit(3)
+    except AutosizeError as exc:  # a full artifact store, a missing seed: one line too
+        print(f"autosize: error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    except KeyboardInterrupt:  # the trial is failed as "interrupted"; the parent says so
+        sys.exit(interrupts.EXIT_INTERRUPTED)
 
 
 def _work(

@@ -6,14 +6,14 @@ these dataclasses). Reading and checking TOML is :mod:`autosize.search.config`'s
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from autosize.errors import ConfigError, SpecError
 from autosize.models import Activation, ArchSpec, Layer
 from autosize.search.artifacts import ArtifactLocation
-from autosize.train import OptimizerName
+from autosize.train import OptimizerName, Precision, precision_flags
 
 __all__ = [
     "METRIC_KEY",
@@ -25,6 +25,7 @@ __all__ = [
     "Objective",
     "Operation",
     "ParentPolicy",
+    "Precision",
     "Schedule",
     "SearchSpace",
     "SeedConfig",
@@ -70,6 +71,32 @@ class TrainConfig:
     # "cosine" anneals the lr to zero over the budget (epochs and/or max_seconds): short
     # trials end at a low lr, and each trial that trains on is a warm restart.
     schedule: Schedule = "constant"
+    # On a GPU: "tf32" matmuls or "bf16" autocast (a CPU trains in fp32 whatever this says).
+    precision: Precision = "fp32"
+
+    @property
+    def amp(self) -> bool:
+        """``fit``'s ``amp``: bf16 autocast (on CUDA; ignored on a CPU)."""
+        return precision_flags(self.precision)["amp"]
+
+    @property
+    def allow_tf32(self) -> bool:
+        """``fit``'s ``allow_tf32`` (on CUDA; ignored on a CPU)."""
+        return precision_flags(self.precision)["allow_tf32"]
+
+    def record(self) -> dict[str, object]:
+        """The budget as a study stores it (and as the seed's key hashes it). Fields added
+        after studies were first stored are left out at their default, so a study started
+        before them resumes, with the same seed key."""
+        out = asdict(self)
+        for name in _LATER_FIELDS:
+            if out[name] == getattr(_DEFAULT_TRAIN, name):
+                del out[name]
+        return out
+
+
+_DEFAULT_TRAIN = TrainConfig()
+_LATER_FIELDS = ("precision",)
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,8 @@ class _Budget(TypedDict):
     device: str
     callbacks: list[Callback]
     seed: int
+    amp: bool
+    allow_tf32: bool
 
 
 def train_step(
@@ -121,6 +123,8 @@ def train_step(
         "device": p.config.device,
         "callbacks": every,
         "seed": seed,
+        "amp": budget.amp,
+        "allow_tf32": budget.allow_tf32,
     }
     if compress_plan is not None:
         model, spec, history = compress(
@@ -178,6 +182,7 @@ def finish_trial(
         lineage_epochs=record.read(trial).inherited_epochs + len(history.epochs),
         stopped=history.stopped,
         seconds=round(seconds, 3),
+        device=history.device,
         curve=[finite_or_none(v) for v in reporter.values],
     )
     if reporter.widths:

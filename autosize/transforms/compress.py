@@ -357,6 +357,8 @@ def compress(
     callbacks: Sequence[Callback] = (),
     seed: int = 0,
     gate_lr: float | None = None,
+    amp: bool = False,
+    allow_tf32: bool = False,
 ) -> tuple[Net, ArchSpec, History]:
     """Train a deep copy of ``model`` with gates and the size penalty; return it shrunk.
 
@@ -387,6 +389,8 @@ def compress(
         device=device,
         callbacks=(sparsifier, *callbacks),
         seed=seed,
+        amp=amp,
+        allow_tf32=allow_tf32,
     )
     final = remove_dead_units(net, sparsifier.spec)
     if final.changed and history.epochs:
