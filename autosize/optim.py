@@ -13,17 +13,33 @@ from autosize.errors import ConfigError
 
 __all__ = [
     "OPTIMIZERS",
+    "PRECISIONS",
     "FusedStep",
     "OptimizerName",
+    "Precision",
     "fused_update",
     "make_optimizer",
     "optimizer_name",
+    "precision_flags",
     "resolve_device",
 ]
 
 OptimizerName = Literal["sgd", "adam", "adamw"]
 OPTIMIZERS: tuple[OptimizerName, ...] = ("sgd", "adam", "adamw")
 SGD_MOMENTUM = 0.9
+
+# A run's matmul precision on a GPU, one name for fit's ``amp`` and ``allow_tf32``: fp32,
+# TF32 matmuls (float32 storage, 10-bit mantissa products) or bf16 autocast. A CPU
+# always trains in fp32 (both flags are ignored there).
+Precision = Literal["fp32", "tf32", "bf16"]
+PRECISIONS: tuple[Precision, ...] = ("fp32", "tf32", "bf16")
+
+
+def precision_flags(precision: str) -> dict[str, bool]:
+    """``fit``'s (and ``fit_population``'s) ``amp`` and ``allow_tf32`` for ``precision``."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    return {"amp": precision == "bf16", "allow_tf32": precision == "tf32"}
 
 
 # ---------------------------------------------------------------- argument checks

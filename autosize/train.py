@@ -37,7 +37,6 @@ import logging
 import math
 import time
 from collections.abc import Iterator, Sequence
-from typing import Literal
 
 import torch
 from torch import nn
@@ -57,13 +56,16 @@ from autosize.evaluation import (
 from autosize.history import EpochRecord, History
 from autosize.optim import (
     OPTIMIZERS,
+    PRECISIONS,
     FusedStep,
     OptimizerName,
+    Precision,
     _check_batch_size,
     _check_optimizer_args,
     _check_positive,
     _is_int,
     make_optimizer,
+    precision_flags,
     resolve_device,
 )
 
@@ -78,20 +80,6 @@ __all__ = [
     "precision_flags",
     "resolve_device",
 ]
-
-# A run's matmul precision on a GPU, one name for fit's ``amp`` and ``allow_tf32``: fp32,
-# TF32 matmuls (float32 storage, 10-bit mantissa products) or bf16 autocast. A CPU
-# always trains in fp32 (both flags are ignored there).
-Precision = Literal["fp32", "tf32", "bf16"]
-PRECISIONS: tuple[Precision, ...] = ("fp32", "tf32", "bf16")
-
-
-def precision_flags(precision: str) -> dict[str, bool]:
-    """``fit``'s (and ``fit_population``'s) ``amp`` and ``allow_tf32`` for ``precision``."""
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
-    return {"amp": precision == "bf16", "allow_tf32": precision == "tf32"}
-
 
 logger = logging.getLogger(__name__)
 

@@ -66,6 +66,17 @@ def nets(bundle: DataBundle, dtype: torch.dtype = torch.float32, **spec: object)
     return out
 
 
+def diverging_nets(bundle: DataBundle) -> tuple[list[nn.Module], list[nn.Module]]:
+    """``nets(bundle)`` and a copy, member 2 of both blowing up at its first step (as a
+    too-high lr would)."""
+    models = nets(bundle)
+    refs = copy.deepcopy(models)
+    with torch.no_grad():
+        for m in (models[2], refs[2]):
+            m.head.weight.fill_(1e38)
+    return models, refs
+
+
 def alone(
     models: Sequence[nn.Module],
     bundle: DataBundle,
@@ -195,14 +206,11 @@ def test_a_stopped_member_leaves_the_others_as_fit_would() -> None:
     assert all(c[0].ended for c in calls)
 
 
-def test_divergence_ends_that_member_only() -> None:
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_divergence_ends_that_member_only(device: str) -> None:
     bundle = linear_regression()
-    models = nets(bundle)
-    refs = copy.deepcopy(models)
-    with torch.no_grad():  # member 2 blows up at its first step, as a too-high lr would
-        models[2].head.weight.fill_(1e38)
-        refs[2].head.weight.fill_(1e38)
-    kw = {"epochs": 3, "batch_size": 32, "device": "cpu"}
+    models, refs = diverging_nets(bundle)
+    kw = {"epochs": 3, "batch_size": 32, "device": device}
     got = fit_population(models, bundle, seed=SEEDS, lr=LRS, **kw)  # type: ignore[arg-type]
     want = alone(refs, bundle, **kw)
     assert got[2].stopped == want[2].stopped == "diverged"
@@ -352,11 +360,7 @@ def test_batches_gathered_ahead_in_runs_match_fit(monkeypatch: pytest.MonkeyPatc
     """Examples gathered a few batches at a time (one run ending mid-epoch), with a member
     diverging and another stopped inside a run: every member still trains as fit would."""
     bundle = linear_regression()
-    models = nets(bundle)
-    refs = copy.deepcopy(models)
-    with torch.no_grad():  # member 2 blows up at its first step
-        models[2].head.weight.fill_(1e38)
-        refs[2].head.weight.fill_(1e38)
+    models, refs = diverging_nets(bundle)
     # room for 3 batches of 32 examples for all 7 members (8 features + a target each)
     monkeypatch.setattr(loop_module, "_GATHER_BYTES", 3 * 32 * 7 * (8 + 1) * 4)
     calls = [[StopAfter(e)] for e in (9, 1, 9, 2, 9, 9, 1)]
