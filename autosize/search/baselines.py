@@ -112,8 +112,8 @@ def _baseline_trial(
     with training.recorded_failures(trial):
         record.write(
             trial,
+            worker=record.this_worker(),  # before role: a kill never leaves a role without it
             role=record.BASELINE,
-            worker=record.this_worker(),
             baseline_key=key,
             operation="from scratch",
             parent=None,

@@ -165,7 +165,8 @@ def _run(
     p = objective.p
     steps: list[Step] = []
     for trial in trials:
-        record.write(trial, role=record.WARMSTART, worker=record.this_worker())
+        # worker before role (one attribute each): a kill between them never leaves a role without it
+        record.write(trial, worker=record.this_worker(), role=record.WARMSTART)
         try:
             with training.recorded_failures(trial):
                 steps.append(objective.prepare(trial))

@@ -96,7 +96,8 @@ class StepObjective:
         return Parent(model, spec, t.number, rec.lineage, int(rec.lineage_epochs or 0))
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
-        record.write(trial, role=record.WARMSTART, worker=record.this_worker())
+        # worker before role (one attribute each): a kill between them never leaves a role without it
+        record.write(trial, worker=record.this_worker(), role=record.WARMSTART)
         with training.recorded_failures(trial):
             step = self.prepare(trial)
             model, spec, history, seconds = training.train_step(
