@@ -24,7 +24,8 @@ validation only; the test set never steers anything).
         --budget 600 --out reports/search_vs_scratch
 
 writes ``<out>/<dataset>.json`` after every dataset, ``<out>/<dataset>.png`` (both curves against
-wall time) and ``<out>.md`` (the table). ``--from-json`` re-renders the table and plots only.
+wall time), ``<out>/<dataset>.<side>.log`` (each side's output, every line stamped with the
+wall seconds at which it came: what a side did past B shows there) and ``<out>.md`` (the table). ``--from-json`` re-renders the table and plots only.
 ``--scratch-from DIR`` reuses the scratch side of an earlier run at the same budget (it does not
 depend on the shipped search configs, only on the data): each JSON then records the file and
 the start time it came from, and the table says so below itself.
@@ -36,9 +37,11 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -209,7 +212,7 @@ def _side_scratch(dataset: str, budget: float, seed: int, work: Path) -> dict[st
         repr(t0),
     ]
     # Nothing finished after the budget counts: the trial running then is ended at B (+5 s).
-    wall, code = _run_until(cmd, t0 + budget + 5)
+    wall, code = _run_until(cmd, t0 + budget + 5, work / "scratch.log")
     data = json.loads(out.read_text()) if out.exists() else {"records": []}
     data.update(wall=wall, returncode=code)
     return data
@@ -224,12 +227,13 @@ def _side_autosize(
     config.write_text((ROOT / "studies" / f"{dataset}.toml").read_text())
     t0 = time.time()
     start = datetime.fromtimestamp(t0)  # Optuna's trial times are naive local datetimes
-    cmd = [str(Path(sys.executable).with_name("autosize")), "-q", "run", str(config)]
+    # -v: the info lines (the seed, cohorts) in the side's log too
+    cmd = [str(Path(sys.executable).with_name("autosize")), "-v", "run", str(config)]
     cmd += ["--timeout", str(budget), "--n-trials", "100000"]
     if cohort is not None:  # K trials trained together (autosize.population); 1: one at a time
         cmd += ["--cohort", str(cohort)]
     # autosize should end by itself within 5% of B; its overrun is measured, up to 25%.
-    wall, code = _run_until(cmd, t0 + budget * 1.25 + 10)
+    wall, code = _run_until(cmd, t0 + budget * 1.25 + 10, work / "autosize.log")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(
         study_name=dataset, storage=f"sqlite:///{work / '.state' / f'{dataset}.db'}"
@@ -267,15 +271,27 @@ def _side_autosize(
     }
 
 
-def _run_until(cmd: list[str], kill_at: float) -> tuple[float, int]:
-    """Run ``cmd``; SIGKILL it at ``kill_at`` (epoch seconds). Returns (wall seconds, exit code)."""
+def _run_until(cmd: list[str], kill_at: float, log: Path) -> tuple[float, int]:
+    """Run ``cmd`` with its output in ``log``; SIGKILL it at ``kill_at`` (epoch seconds).
+
+    Returns (wall seconds, exit code). Each line of the log starts with the wall seconds
+    since the start at which this process read it, so an overrun shows what ran in it."""
     t0 = time.time()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    try:
-        code = proc.wait(timeout=max(1.0, kill_at - time.time()))
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        code = proc.wait()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with log.open("w") as f:
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
+        assert proc.stdout is not None
+        killer = threading.Timer(max(1.0, kill_at - time.time()), proc.kill)
+        killer.start()
+        try:
+            for line in proc.stdout:
+                f.write(f"{time.time() - t0:8.1f} {line}")
+            code = proc.wait()
+        finally:
+            killer.cancel()
+        f.write(f"{time.time() - t0:8.1f} (exit code {code})\n")
     return time.time() - t0, code
 
 
@@ -316,8 +332,15 @@ def _shipped_cohort(dataset: str) -> int | str:
 
 
 def run_dataset(
-    dataset: str, budget: float, seed: int, sides: tuple[str, ...], cohort: int | None = None
+    dataset: str,
+    budget: float,
+    seed: int,
+    sides: tuple[str, ...],
+    cohort: int | None = None,
+    logs: Path | None = None,
 ) -> dict:
+    """Both sides of one dataset, one after the other; each side's output goes to
+    ``logs/<dataset>.<side>.log`` (when ``logs`` is given)."""
     result: dict[str, object] = {
         "dataset": dataset,
         "budget": budget,
@@ -334,6 +357,8 @@ def run_dataset(
                 if side == "autosize"
                 else _side_scratch(dataset, budget, seed, Path(tmp))
             )
+            if logs is not None:
+                shutil.copyfile(Path(tmp) / f"{side}.log", logs / f"{dataset}.{side}.log")
         result[side] = data
         result[f"load_after_{side}"] = os.getloadavg()
     return result
@@ -506,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.scratch_from is not None:
             earlier = _earlier_scratch(args.scratch_from / f"{ds}.json", args.budget)
             sides = tuple(side for side in sides if side != "scratch")
-        result = run_dataset(ds, args.budget, args.seed, sides, args.cohort)
+        result = run_dataset(ds, args.budget, args.seed, sides, args.cohort, logs=args.out)
         if earlier is not None:
             result.update(earlier)
         path.write_text(json.dumps(result, indent=1))

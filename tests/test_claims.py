@@ -85,6 +85,33 @@ def test_a_dead_holder_is_taken_over_after_the_grace_period(
     assert _studies(url) == []  # its own lock and the dead holder's are removed
 
 
+def test_a_holder_gone_from_this_machine_is_taken_over_at_once(tmp_path: Path) -> None:
+    # A run SIGKILLed while it trained the baselines, rerun within the grace period: its lock
+    # still beats fresh, but its pid is gone here, so the rerun does the work (it skipped it).
+    import socket
+    import subprocess
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    lock = optuna.create_study(
+        study_name="study.autosize-lock.baselines.0", storage=make_storage(url)
+    )
+    holder = {"worker": f"{socket.gethostname()}:{gone.pid}", "pid_space": record.PID_SPACE}
+    lock.set_user_attr("claim", {"beat": time.time(), **holder})
+    assert record.claim_holder_gone(lock)
+    with claim(url, "study", "baselines", done=lambda: False, wait=False) as mine:
+        assert mine
+    # The same pid in another boot or pid namespace (a container with this host's name) is
+    # not known to be gone: left to its heartbeat.
+    lock = optuna.create_study(
+        study_name="study.autosize-lock.baselines.0", storage=make_storage(url)
+    )
+    lock.set_user_attr("claim", {"beat": time.time(), **holder, "pid_space": "elsewhere"})
+    with claim(url, "study", "baselines", done=lambda: False, wait=False) as mine:
+        assert not mine
+
+
 def test_a_live_holder_keeps_beating(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
     monkeypatch.setenv("AUTOSIZE_HEARTBEAT_GRACE", "1")

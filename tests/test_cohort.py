@@ -128,6 +128,30 @@ def test_an_interrupted_cohort_fails_as_interrupted_and_is_redone(
     assert [t.state for t in warm(study)][3:] == [TrialState.COMPLETE] * 3
 
 
+def test_a_cohort_that_runs_out_of_memory_fails_and_the_next_ones_are_half_as_large(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import autosize.search.cohort as cohort_mod
+
+    real = cohort_mod.fit_population
+    sizes: list[int] = []
+
+    def room_for_two(models: list[torch.nn.Module], *args: object, **kwargs: object) -> object:
+        sizes.append(len(models))
+        if len(models) > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (a test)")
+        return real(models, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cohort_mod, "fit_population", room_for_two)
+    config = tiny_config(tmp_path, n_trials=8, study="cohort = 4", search=STACKABLE)
+    study = run_study(load_config(config))
+    assert sizes == [4, 2, 2]  # n_trials counts the failed trials, as optimize does
+    trials = warm(study)
+    assert [t.state for t in trials] == [TrialState.FAIL] * 4 + [TrialState.COMPLETE] * 4
+    assert {t.user_attrs["fail_reason"] for t in trials[:4]} == {"out of memory"}
+    assert [t.user_attrs["cohort"] for t in trials[4:]] == [[6, 7]] * 2 + [[8, 9]] * 2
+
+
 def test_the_cli_flag_sets_the_cohort(tmp_path: Path) -> None:
     import contextlib
     import io

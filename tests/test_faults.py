@@ -194,6 +194,38 @@ def test_a_trial_killed_before_its_first_heartbeat_is_failed_when_a_run_starts(
     assert study.trials[alive.number].state == TrialState.RUNNING  # left to its heartbeat
 
 
+def test_a_journal_storage_fails_the_running_trials_of_this_hosts_gone_workers(
+    tmp_path: Path,
+) -> None:
+    # Optuna's journal storage has no heartbeat: a SIGKILLed run's trial stayed RUNNING for
+    # ever. A run now fails those whose worker (host:pid) is a process of this host (and boot
+    # and pid namespace) that is gone.
+    import socket
+
+    from autosize.search import record
+
+    storage = f"journal:{tmp_path / 's.log'}"
+    study = run_study(load_config(tiny_config(tmp_path, storage=storage, n_trials=2)))
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    here = socket.gethostname()
+    killed, elsewhere, container, alive = (study.ask() for _ in range(4))
+    space = record.PID_SPACE
+    for trial, worker, pid_space in (
+        (killed, f"{here}:{gone.pid}", space),
+        (elsewhere, f"another-{here}:{gone.pid}", space),  # cannot be asked: left to run
+        (container, f"{here}:{gone.pid}", "another boot or pid namespace"),  # the same
+        (alive, f"{here}:{os.getppid()}", space),
+    ):
+        record.write(trial, worker=worker, pid_space=pid_space, role=record.WARMSTART)
+    study = run_study(load_config(tiny_config(tmp_path, storage=storage, n_trials=3)))
+    states = {t.number: t.state for t in study.get_trials()}
+    assert states[killed.number] == TrialState.FAIL
+    running = (elsewhere, container, alive)
+    assert [states[t.number] for t in running] == [TrialState.RUNNING] * 3
+    assert _counted(study) == 3
+
+
 @pytest.mark.parametrize("value", ["0", "soon", "-3"])
 def test_a_bad_grace_period_is_one_line_naming_the_variable(
     value: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path

@@ -112,7 +112,7 @@ def _baseline_trial(
     with training.recorded_failures(trial):
         record.write(
             trial,
-            worker=record.this_worker(),  # before role: a kill never leaves a role without it
+            **record.worker_attrs(),  # before role: a kill never leaves a role without it
             role=record.BASELINE,
             baseline_key=key,
             operation="from scratch",

@@ -143,6 +143,8 @@ def _stale(
         lock = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         return False  # released in the meantime: claim it again (done() is checked first)
+    if record.claim_holder_gone(lock):  # a killed run on this machine: no need to wait
+        return True
     try:
         beat = record.claim_beat(lock)
     except KeyError:

@@ -79,8 +79,17 @@ def run_cohorts(
         if should_stop():
             break
         k = next_size(size, None if n_trials is None else n_trials - done, deadline)
-        run_cohort(study, objective, k, deadline=deadline, callbacks=callbacks)
+        out_of_memory = run_cohort(study, objective, k, deadline=deadline, callbacks=callbacks)
         done += k
+        if out_of_memory and k > 1:
+            # The same K would fail the same way: each cohort after this one is half as large.
+            size = max(1, k // 2)
+            logger.warning(
+                "study %r: a cohort of %d trials ran out of memory; cohorts of %d from now on",
+                study.study_name,
+                k,
+                size,
+            )
 
 
 def next_size(size: int, left: int | None, deadline: Deadline) -> int:
@@ -112,8 +121,11 @@ def run_cohort(
     *,
     deadline: Deadline,
     callbacks: Sequence[TrialCallback] = (),
-) -> None:
-    """One cohort: ``k`` warm-started trials, trained together where they can be."""
+) -> bool:
+    """One cohort: ``k`` warm-started trials, trained together where they can be.
+
+    Returns whether training them together ran out of memory (those trials are FAIL,
+    "out of memory", and the caller makes the next cohort smaller)."""
     fail_stale(study)
     with warnings.catch_warnings():
         # Optuna warns that heartbeats are meant for Study.optimize; a cohort runs each
@@ -145,7 +157,7 @@ def run_cohort(
     with warnings.catch_warnings(), _heartbeats(study, trials):
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:
-            _run(objective, trials, tell, deadline)
+            return _run(objective, trials, tell, deadline)
         except BaseException as exc:  # an interrupt or an error: the rest of the cohort fails
             reason = training.redone_reason(exc) or f"cohort stopped: {exc!r}"
             for trial in trials:
@@ -161,12 +173,12 @@ def _run(
     trials: list[optuna.Trial],
     tell: Callable[[optuna.Trial, Callable[[], float | tuple[float, float]]], None],
     deadline: Deadline,
-) -> None:
+) -> bool:
     p = objective.p
     steps: list[Step] = []
     for trial in trials:
         # worker before role (one attribute each): a kill between them never leaves a role without it
-        record.write(trial, worker=record.this_worker(), role=record.WARMSTART)
+        record.write(trial, **record.worker_attrs(), role=record.WARMSTART)
         try:
             with training.recorded_failures(trial):
                 steps.append(objective.prepare(trial))
@@ -174,10 +186,10 @@ def _run(
             tell(trial, functools.partial(_raise, exc))
     together = [s for s in steps if s.plan.compress is None and can_stack(s.model, p.bundle)]
     alone = [s for s in steps if s not in together]
-    if together:
-        _train_together(p, together, tell, deadline)
+    out_of_memory = bool(together) and not _train_together(p, together, tell, deadline)
     for step in alone:
         tell(step.trial, functools.partial(_train_alone, objective, step))
+    return out_of_memory
 
 
 def _raise(exc: BaseException) -> float:
@@ -206,7 +218,8 @@ def _train_together(
     steps: list[Step],
     tell: Callable[[optuna.Trial, Callable[[], float | tuple[float, float]]], None],
     deadline: Deadline,
-) -> None:
+) -> bool:
+    """Train ``steps`` with one fit_population and tell each; False if that ran out of memory."""
     budget = p.config.train
     # K trials end one after another (validation, test, upload): keep K trials' reserve.
     max_seconds = replace(deadline, reserve=deadline.reserve * len(steps)).clip(budget.max_seconds)
@@ -240,9 +253,13 @@ def _train_together(
             restore_best=budget.restore_best,
         )
     except BaseException as exc:  # out of memory (FAIL, the study goes on) or worse (raised)
-        for s in steps:
+        if isinstance(exc, torch.OutOfMemoryError) and torch.cuda.is_available():
+            for s in steps:
+                s.model.cpu()  # let the cache go before the next, smaller cohort
+            torch.cuda.empty_cache()
+        for s in steps:  # out of memory: FAIL each; anything else is raised by the first
             tell(s.trial, functools.partial(_raise, exc))
-        return
+        return False
     seconds = time.perf_counter() - start
     logger.info("cohort of %d trials %s trained together in %.1f s", len(steps), numbers, seconds)
     for s, history in zip(steps, histories, strict=True):
@@ -250,3 +267,4 @@ def _train_together(
             training.finish_trial, s.trial, p, s.model, s.spec, history, seconds, s.reporter
         )
         tell(s.trial, finish)
+    return True

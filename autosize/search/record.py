@@ -32,6 +32,8 @@ __all__ = [
     "seed_info",
     "study_meta",
     "this_worker",
+    "worker_attrs",
+    "worker_gone",
     "write",
     "write_claim_beat",
     "write_seed_info",
@@ -62,6 +64,7 @@ class TrialRecord:
 
     role: str = ""  # BASELINE or WARMSTART
     worker: str = ""  # who ran it: "host:pid" (several workers or machines share a study)
+    pid_space: str = ""  # where that pid means something (PID_SPACE): a gone worker is told
     # Baselines: the architecture's JSON, so a resumed study trains only missing ones.
     baseline_key: str | None = None
     operation: str = ""  # human-readable, e.g. "widen(L0:32->64)"
@@ -149,6 +152,48 @@ def this_worker() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def worker_attrs() -> dict[str, str]:
+    """A trial's ``worker`` and ``pid_space``, written first thing (worker first: a trial
+    with a role always names its worker)."""
+    return {"worker": this_worker(), "pid_space": PID_SPACE}
+
+
+def _pid_space() -> str:
+    """This machine's boot and pid namespace: two containers with one host name (host
+    networking) see different processes under the same pids; so does a rebooted machine."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            boot = f.read().strip()
+        return f"{boot}/{os.readlink('/proc/self/ns/pid')}"
+    except OSError:
+        return ""  # not Linux: no pid is ever known to be gone
+
+
+PID_SPACE = _pid_space()
+
+
+def worker_gone(worker: object, pid_space: object) -> bool:
+    """Whether ``worker`` (``host:pid``) is a process of this host's ``pid_space`` that is gone.
+
+    A worker of this host can be asked without waiting for its heartbeat to go stale (Optuna's
+    journal storage has none; a claim's lasts the grace period). Another host's worker, or a
+    pid that is alive (perhaps reused), is not known to be gone: waiting too long for a
+    worker beats taking its work from it wrongly.
+    """
+    if not isinstance(worker, str) or ":" not in worker or not PID_SPACE or pid_space != PID_SPACE:
+        return False
+    host, pid = worker.rsplit(":", 1)
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, another user's
+        return False
+    return False
+
+
 def write(trial: _SetsUserAttrs, **attrs: Any) -> None:
     """Store ``attrs`` on ``trial``; every name must be a :class:`TrialRecord` field."""
     unknown = sorted(set(attrs) - KEYS)
@@ -174,6 +219,14 @@ def seed_info(study: _HasUserAttrs) -> dict[str, Any]:
     return dict(info) if isinstance(info, Mapping) else {}
 
 
+def claim_holder_gone(lock: _HasUserAttrs) -> bool:
+    """Whether the holder of a claim's lock study is a process of this host that is gone."""
+    info = lock.user_attrs.get(_CLAIM)
+    if not isinstance(info, Mapping):
+        return False
+    return worker_gone(info.get("worker"), info.get("pid_space"))
+
+
 def claim_beat(lock: _HasUserAttrs) -> float | None:
     """When the holder of a claim's lock study last beat (``time.time()``), or None."""
     info = lock.user_attrs.get(_CLAIM)
@@ -183,7 +236,14 @@ def claim_beat(lock: _HasUserAttrs) -> float | None:
 
 def write_claim_beat(lock: _SetsUserAttrs, *, at: float | None = None) -> None:
     """The claim holder's heartbeat: the time and who holds it."""
-    lock.set_user_attr(_CLAIM, {"beat": time.time() if at is None else at, "worker": this_worker()})
+    lock.set_user_attr(
+        _CLAIM,
+        {
+            "beat": time.time() if at is None else at,
+            "worker": this_worker(),
+            "pid_space": PID_SPACE,
+        },
+    )
 
 
 def write_seed_info(study: _SetsUserAttrs, info: Mapping[str, Any]) -> None:

@@ -67,7 +67,8 @@ LOCK_MARK = ".autosize-lock."
 # A worker that dies without telling the storage (SIGKILL, a lost machine) leaves its trial
 # RUNNING; with a heartbeat, every worker marks trials silent for GRACE_SECONDS FAIL before
 # each trial it starts, and `autosize run` does so when it opens the study (RDB storages:
-# SQLite, PostgreSQL, MySQL; Optuna's journal storage has no heartbeat).
+# SQLite, PostgreSQL, MySQL; Optuna's journal storage has no heartbeat: there a run fails the
+# RUNNING trials of this host's workers that are gone, see record.worker_gone).
 # Each running trial beats every third of the grace period (20 s by default);
 # AUTOSIZE_HEARTBEAT_GRACE=S sets the grace period.
 GRACE_SECONDS = 60
@@ -388,16 +389,22 @@ def fail_stale(study: optuna.Study) -> None:
 
     Optuna only fails trials that have a heartbeat. A worker killed in the moment between
     creating its trial and the first beat leaves a RUNNING trial with none, for ever; every
-    autosize trial records its role first thing, so a RUNNING trial with no attributes at
+    autosize trial records its worker first thing, so a RUNNING trial with no attributes at
     all that started more than twice the grace period ago is such a one, and is failed too.
+    On a journal storage (no heartbeat) the RUNNING trials of this host's gone workers are.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
     now = datetime.datetime.now()
+    journal = isinstance(study._storage, JournalStorage)
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         started = t.datetime_start
-        if record.is_blank(t) and started and (now - started).total_seconds() > 2 * grace_seconds():
+        old = started is not None and (now - started).total_seconds() > 2 * grace_seconds()
+        if (record.is_blank(t) and old) or (
+            journal
+            and record.worker_gone(t.user_attrs.get("worker"), t.user_attrs.get("pid_space"))
+        ):
             with suppress(UpdateFinishedTrialError, RuntimeError, ValueError):  # done by another
                 study.tell(t.number, state=TrialState.FAIL)
 

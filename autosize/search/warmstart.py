@@ -97,7 +97,7 @@ class StepObjective:
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         # worker before role (one attribute each): a kill between them never leaves a role without it
-        record.write(trial, worker=record.this_worker(), role=record.WARMSTART)
+        record.write(trial, **record.worker_attrs(), role=record.WARMSTART)
         with training.recorded_failures(trial):
             step = self.prepare(trial)
             model, spec, history, seconds = training.train_step(
