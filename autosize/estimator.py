@@ -15,7 +15,8 @@ imputed and flagged; infinities are refused). Class labels may be of any type: t
 are encoded as 0..K-1 for the study and decoded by ``classes_``.
 
 Fitted attributes: ``study_`` (the Optuna study; in memory unless ``storage`` is
-given), ``best_spec_`` (the :class:`~autosize.models.ArchSpec` of the best network),
+given: then ``artifacts`` must be too, and each fit needs a ``study_name`` the storage
+does not have yet, since a fit is a study of its own), ``best_spec_`` (the :class:`~autosize.models.ArchSpec` of the best network),
 ``best_trial_`` (its trial number), ``model_`` (the loaded
 :class:`~autosize.predictor.Predictor`), ``chosen_`` (what was chosen from the data),
 ``classes_`` (classifier), ``n_features_in_`` and ``feature_names_in_``.
@@ -188,6 +189,8 @@ class _AutosizeBase(BaseEstimator):
                 f"{type(self).__name__} needs at least {MIN_SAMPLES} samples (train, "
                 f"validation and test splits), got n_samples = {n}"
             )
+        if self.storage is not None:
+            self._check_storage(self.storage)
         column = TARGET
         while column in frame.columns:
             column += "_"
@@ -244,6 +247,30 @@ class _AutosizeBase(BaseEstimator):
         self.best_trial_ = exported[0].record.trial
         self.best_spec_: ArchSpec = self.model_.spec
         return self
+
+    def _check_storage(self, url: str) -> None:
+        """A kept study must keep its networks, and each fit is a study of its own."""
+        import optuna
+
+        from autosize.search.storage import LOCK_MARK, make_storage
+
+        name = type(self).__name__
+        if self.artifacts is None:
+            raise ValueError(
+                f"{name}: storage={url!r} keeps the study, so give artifacts= too (a folder or "
+                "s3://BUCKET/PREFIX for its networks); without it they would be deleted with "
+                "fit's temporary folder and the kept study could not be exported or resumed"
+            )
+        names = {
+            s.study_name
+            for s in optuna.get_all_study_summaries(make_storage(url), include_best_trial=False)
+            if LOCK_MARK not in s.study_name
+        }
+        if self.study_name in names:
+            raise ValueError(
+                f"{name}: storage {url!r} already has a study named {self.study_name!r} (an "
+                "earlier fit's); each fit runs a study of its own: give study_name= a new name"
+            )
 
     # ------------------------------------------------------------------ predict
 

@@ -86,6 +86,14 @@ class Predictor(nn.Module):
 
     # ------------------------------------------------------------------ inputs
 
+    def read_table(self, path: str | Path) -> pd.DataFrame:
+        """A table export's rows from a CSV or Parquet file, its text columns read as text."""
+        from autosize.data.table import read_table
+
+        if self._table is None:
+            raise StudyError("read_table: this export was not trained on a table")
+        return read_table(path, text=self._table.text)
+
     def read_images(self, path: str | Path) -> tuple[np.ndarray, tuple[str, ...]]:
         """An images export's raw inputs from a folder or an .npz, and their names."""
         if self._images is None:
@@ -118,9 +126,7 @@ class Predictor(nn.Module):
 
         assert self._table is not None
         if isinstance(data, str | Path):
-            from autosize.data.table import read_table
-
-            return read_table(data)
+            return self.read_table(data)
         if isinstance(data, pd.DataFrame):
             return data
         if isinstance(data, Mapping):

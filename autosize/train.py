@@ -207,7 +207,13 @@ def fit(
         _float32_precision(dev, allow_tf32),
         torch.random.fork_rng(devices=rng_devices, device_type=dev.type if rng_devices else "cuda"),
     ):
-        torch.manual_seed(seed)  # dropout and other in-model randomness
+        # Dropout and other in-model randomness: the CPU's generator and the one of the
+        # device it trains on, the ones forked above (torch.manual_seed would reseed every
+        # GPU of the machine for good).
+        torch.random.default_generator.manual_seed(seed)
+        if dev.type == "cuda":
+            with torch.cuda.device(dev):
+                torch.cuda.manual_seed(seed)
         _loop(
             state,
             callbacks,

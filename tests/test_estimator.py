@@ -67,3 +67,12 @@ def test_regressor_keeps_the_unit_and_a_given_storage(tmp_path: Path) -> None:
     assert 800 < float(est.predict(x).mean()) < 1200
     assert (tmp_path / "est.db").exists()
     assert optuna.load_study(study_name="autosize", storage=storage).trials
+    # A second fit on the same storage is a study of its own: a new name, one line otherwise
+    # (it said that "[data] differs", naming fit's temporary files).
+    with pytest.raises(ValueError, match=r"already has a study named 'autosize'.*study_name="):
+        est.fit(x, y)
+    refit = clone(est).set_params(study_name="again").fit(x, y)
+    assert refit.study_.study_name == "again"
+    # A kept study without a place for its networks would point at deleted files.
+    with pytest.raises(ValueError, match="give artifacts= too"):
+        fast(AutosizeRegressor, storage=storage, study_name="third").fit(x, y)

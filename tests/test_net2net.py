@@ -5,6 +5,7 @@ the same shapes."""
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import pytest
 import torch
@@ -448,3 +449,10 @@ def test_errors_name_the_bad_value() -> None:
     gated.blocks[0].gate = nn.Sigmoid()
     with pytest.raises(SpecError, match=r"layers\[0\] carries a Sigmoid gate"):
         widen(gated, spec, layer=0, width=4)
+    # Deepening after a gated layer is not exact either (phi(g * phi(x)) != g * phi(x)).
+    relu = replace(spec, activation="relu")
+    gated = build_model(relu)
+    gated.blocks[0].gate = nn.Sigmoid()
+    with pytest.raises(SpecError, match=r"after: layers\[0\] carries a Sigmoid gate.*deepening"):
+        deepen(gated, relu, after=0)
+    deepen(gated, relu, after=0, init="random")  # the baseline's layer: nothing to keep

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -235,6 +236,19 @@ def test_resume_with_a_different_budget_is_refused(tmp_path: Path) -> None:
     other_seed = tiny_config(tmp_path, study="seed = 7")
     with pytest.raises(ConfigError, match=r"\[seed\].* differs"):
         run_study(load_config(other_seed, overrides={"n_trials": 2}))
+
+
+def test_resume_with_the_artifacts_elsewhere_names_both_folders(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path)
+    run_study(load_config(config, overrides={"n_trials": 1}))
+    text = config.read_text()
+    config.write_text(text.replace(str(tmp_path / "art"), str(tmp_path / "moved")))
+    with pytest.raises(ConfigError, match=r"study.artifacts is .*moved.*was started with .*art'"):
+        run_study(load_config(config, overrides={"n_trials": 2}))
+    # Its files copied there: the study resumes from them.
+    shutil.copytree(tmp_path / "art", tmp_path / "moved", dirs_exist_ok=True)
+    study = run_study(load_config(config, overrides={"n_trials": 2}))
+    assert len(by_role(study, "warmstart")) == 2
 
 
 def test_precision_reaches_every_fit_is_recorded_and_a_change_is_refused_on_resume(

@@ -373,6 +373,40 @@ def test_nullable_booleans_with_gaps_train_and_predict(tmp_path: Path) -> None:
     assert x.shape == (60, t.n_features) and np.isfinite(x).all()
 
 
+def test_a_text_column_of_digits_is_read_as_text_at_predict_time(tmp_path: Path) -> None:
+    # Training's file had codes like "007" and "A12" (text); a file to predict on with only
+    # "007"s is all digits, which pandas reads as 7: a level training never saw, an input of
+    # zeros. The transform records its text columns and the predictor reads them as text.
+    from autosize.data.table import read_table
+
+    rng = np.random.default_rng(0)
+    n = 60
+    codes = rng.choice(["007", "A12", "010"], n)
+    pd.DataFrame({"x": rng.normal(size=n), "code": codes, "y": codes == "007"}).to_csv(
+        tmp_path / "train.csv", index=False
+    )
+    pd.DataFrame({"x": [0.5, 1.0], "code": ["007", "010"]}).to_csv(
+        tmp_path / "new.csv", index=False
+    )
+    t = TableTransform.fit(
+        read_table(tmp_path / "train.csv"), target="y", task="classification",
+        classes=(False, True), categorical=(), drop=(), source="train.csv",
+    )  # fmt: skip
+    t = TableTransform.from_dict(json.loads(json.dumps(t.to_dict())))
+    assert t.text == ("code",)
+    start = len(t.mean)
+    levels = list(t.categories[t.categorical.index("code")])
+    rows = read_table(tmp_path / "new.csv", text=t.text)
+    block = t.transform(rows)[:, start : start + len(levels)]
+    np.testing.assert_array_equal(block.argmax(axis=1), [levels.index("007"), levels.index("010")])
+    assert block.sum() == 2
+    assert not t.transform(read_table(tmp_path / "new.csv"))[:, start:].any()  # as it was
+    # A file without the column still gets the transform's one-line error, not pandas'.
+    pd.DataFrame({"x": [0.5]}).to_csv(tmp_path / "short.csv", index=False)
+    with pytest.raises(DataError, match="no column 'code'"):
+        t.transform(read_table(tmp_path / "short.csv", text=t.text), source="short.csv")
+
+
 def test_predict_refuses_rows_without_a_training_column(exported: tuple[Path, Path, str]) -> None:
     tmp, folder, _ = exported
     frame(5).drop(columns=["x", "label"]).to_csv(tmp / "short.csv", index=False)

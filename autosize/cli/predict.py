@@ -37,7 +37,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from autosize import load_model
-    from autosize.data.table import read_table
 
     if args.out.suffix.lower() not in (".csv", ".parquet", ".pq"):
         raise ConfigError(f"--out {args.out}: expected a .csv or .parquet file name")
@@ -50,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
             f"study (this one was trained on {model.record.dataset.name!r})"
         )
     if model.columns is not None:
-        rows: object = read_table(args.file)
+        rows: object = model.read_table(args.file)
         names = None
     else:
         rows, names = model.read_images(args.file)

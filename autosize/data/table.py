@@ -124,8 +124,11 @@ class TableOptions:
 # --------------------------------------------------------------------------- reading
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """A CSV or Parquet file as a DataFrame; anything else is a one-line DataError."""
+def read_table(path: str | Path, *, text: Sequence[str] = ()) -> pd.DataFrame:
+    """A CSV or Parquet file as a DataFrame; anything else is a one-line DataError.
+
+    ``text``: columns a CSV's cells are read as text from (not as numbers, should they all
+    look like numbers: "007" stays "007"); Parquet keeps its own types."""
     path = Path(path)
     kind = TABLE_SUFFIXES.get(path.suffix.lower())
     if not path.exists():
@@ -138,7 +141,11 @@ def read_table(path: str | Path) -> pd.DataFrame:
             f"got {path.suffix or 'no suffix'!r})"
         )
     try:
-        df = pd.read_csv(path) if kind == "csv" else pd.read_parquet(path)
+        df = (
+            pd.read_csv(path, dtype=dict.fromkeys(text, str) or None)
+            if kind == "csv"
+            else pd.read_parquet(path)
+        )
     except ImportError as exc:
         raise DataError(f"{path}: reading Parquet needs pyarrow ({exc})") from None
     except pd.errors.EmptyDataError:

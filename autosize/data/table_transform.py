@@ -83,6 +83,10 @@ class TableTransform:
     classes: tuple[str | int, ...] | None = None
     drop: tuple[str, ...] = ()
     source: str = ""  # the training file (for messages)
+    # Categorical columns the training file held as text: a file to predict on is read with
+    # them as text too (read_table(text=...)), or one with only "007"s would read 7, a level
+    # training never saw.
+    text: tuple[str, ...] = ()
 
     @property
     def n_features(self) -> int:
@@ -117,6 +121,9 @@ class TableTransform:
             if c in categorical or is_bool_dtype(df[c].dtype) or not is_numeric_dtype(df[c].dtype)
         )
         nums = tuple(c for c in columns if c not in cats)
+        text_columns = tuple(
+            c for c in cats if not (is_bool_dtype(df[c].dtype) or is_numeric_dtype(df[c].dtype))
+        )
         median: tuple[float, ...] = ()
         indicator: tuple[str, ...] = ()
         mean: tuple[float, ...] = ()
@@ -161,6 +168,7 @@ class TableTransform:
             classes=classes,
             drop=tuple(drop),
             source=source,
+            text=text_columns,
         )
 
     def transform(self, df: pd.DataFrame, *, source: str = "input") -> np.ndarray:
@@ -236,6 +244,7 @@ class TableTransform:
             "classes": None if self.classes is None else list(self.classes),
             "drop": list(self.drop),
             "source": self.source,
+            "text": list(self.text),
         }
 
     @classmethod
@@ -260,6 +269,7 @@ class TableTransform:
                 classes=None if classes is None else tuple(classes),
                 drop=tuple(data.get("drop") or ()),
                 source=str(data.get("source", "")),
+                text=tuple(data.get("text") or ()),  # exports before it: none
             )
         except (KeyError, TypeError) as exc:
             raise DataError(f"malformed table preprocessing record ({exc})") from None

@@ -216,7 +216,17 @@ def run_study(
                 [config.objective, "params"] if p.multi_objective else [config.objective]
             )
         record.write_study_meta(study, meta)
-    seed_model, seed_spec = ensure_seed(study, p, deadline)
+    try:
+        seed_model, seed_spec = ensure_seed(study, p, deadline)
+    except StudyError as exc:
+        before = existing.get("artifacts") if isinstance(existing, dict) else None
+        if before is None or before == str(config.artifacts):
+            raise
+        raise ConfigError(
+            f"{config.path}: study.artifacts is {str(config.artifacts)!r}, but study "
+            f"{config.name!r} was started with {before!r} and its networks are not here ({exc}); "
+            "restore it, or copy that folder's files here"
+        ) from None
     if deadline.seconds is not None:
         deadline = replace(deadline, reserve=_reserve(seed_model, p))
     run_baselines(study, p, on_trial=on_trial, deadline=deadline)

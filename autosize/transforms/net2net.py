@@ -266,6 +266,14 @@ def deepen(
         )
     if batchnorm is not None and not isinstance(batchnorm, bool):
         raise SpecError(f"batchnorm: must be true, false or None, got {batchnorm!r}")
+    gate = model.blocks[after].gate
+    if init == "net2net" and not isinstance(gate, nn.Identity):
+        # An identity layer passes phi(x) on; a gate scales it after phi (negative gates,
+        # or any gate with a bounded phi, leave phi's range), and phi(g * phi(x)) != g * phi(x).
+        raise SpecError(
+            f"after: layers[{after}] carries a {type(gate).__name__} gate; "
+            "fold it (compress.fold_gates) before deepening"
+        )
     prev = spec.layers[after]
     bn = prev.batchnorm if batchnorm is None else batchnorm
     new_layer: ConvLayer | DenseLayer
