@@ -156,13 +156,13 @@ def test_a_diverged_trial_fails_and_the_study_goes_on(
     warm = []
 
     def diverging(*args, **kwargs):  # type: ignore[no-untyped-def]
-        model, spec, history, seconds = real(*args, **kwargs)
+        model, spec, history, seconds, cut = real(*args, **kwargs)
         if TrainSpy.role(kwargs.get("callbacks")) == "warmstart":
             warm.append(1)
             if len(warm) == 1:
                 history.stopped = "diverged"
                 history.stop_reason = "non-finite loss at epoch 1"
-        return model, spec, history, seconds
+        return model, spec, history, seconds, cut
 
     monkeypatch.setattr(training_mod, "train_step", diverging)
     study = run_study(load_config(tiny_config(tmp_path)))

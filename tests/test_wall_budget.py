@@ -214,6 +214,31 @@ def test_a_study_on_a_wall_budget_counts_from_the_start_and_cuts_the_last_trial(
         assert t.user_attrs["architecture"] == parent_arch
 
 
+def test_a_baseline_the_wall_budget_cut_is_trained_again_by_a_resume_with_time(
+    tmp_path: Path,
+) -> None:
+    # A short first run (--timeout 5, say) cut the baseline at its deadline; a later, longer
+    # run reused it as the reference the warm-started trials are measured (and pruned) by.
+    path = tiny_config(
+        tmp_path, n_trials=1, train="max_seconds = 8", train_epochs=100000, baselines="scales = []"
+    )
+    config = load_config(path)
+    run_study(config, timeout=5.0)
+    study = optuna.load_study(study_name="tiny", storage=config.storage)
+    (cut,) = [t for t in study.get_trials() if t.user_attrs.get("role") == "baseline"]
+    assert cut.state == TrialState.COMPLETE and cut.user_attrs["cut"] is True
+    assert cut.user_attrs["stopped"] == "time" and cut.user_attrs["seconds"] < 5.0
+    run_study(config, timeout=60)
+    trials = study.get_trials()
+    base = [t for t in trials if t.user_attrs.get("role") == "baseline"]
+    assert len(base) == 2 and "cut" not in base[1].user_attrs  # its 8 s in full
+    assert base[1].user_attrs["seconds"] >= 8.0
+    warm = [t for t in trials if t.user_attrs.get("role") == "warmstart"]
+    assert warm and warm[-1].user_attrs["baseline_trial"] == base[1].number
+    run_study(config, timeout=60)  # nothing left to redo: no third baseline
+    assert len([t for t in study.get_trials() if t.user_attrs.get("role") == "baseline"]) == 2
+
+
 def test_a_spent_budget_trains_the_seed_briefly_and_runs_no_trial(tmp_path: Path) -> None:
     path = tiny_config(tmp_path, n_trials=5, seed_epochs=100000)
     config = load_config(path)

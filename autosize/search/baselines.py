@@ -51,7 +51,7 @@ def run_baselines(
             for rec in map(
                 record.read, study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             )
-            if rec.is_baseline
+            if rec.is_baseline and not rec.cut  # one the wall budget cut short: again
         }
 
     with claim(
@@ -128,7 +128,7 @@ def _baseline_trial(
             report=not p.multi_objective,
         )
         model = build_model(spec, seed=seed)
-        model, spec, history, seconds = training.train_step(
+        model, spec, history, seconds, cut = training.train_step(
             model, spec, p, p.config.train, seed=seed, deadline=deadline, callbacks=[reporter]
         )
-        return finish_trial(trial, p, model, spec, history, seconds, reporter)
+        return finish_trial(trial, p, model, spec, history, seconds, reporter, cut=cut)

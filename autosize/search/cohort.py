@@ -199,7 +199,7 @@ def _raise(exc: BaseException) -> float:
 
 def _train_alone(objective: StepObjective, step: Step) -> float | tuple[float, float]:
     p = objective.p
-    model, spec, history, seconds = training.train_step(
+    model, spec, history, seconds, cut = training.train_step(
         step.model,
         step.spec,
         p,
@@ -210,7 +210,9 @@ def _train_alone(objective: StepObjective, step: Step) -> float | tuple[float, f
         callbacks=[step.reporter],
         compress_plan=step.plan.compress,
     )
-    return training.finish_trial(step.trial, p, model, spec, history, seconds, step.reporter)
+    return training.finish_trial(
+        step.trial, p, model, spec, history, seconds, step.reporter, cut=cut
+    )
 
 
 def _train_together(
@@ -264,7 +266,15 @@ def _train_together(
     logger.info("cohort of %d trials %s trained together in %.1f s", len(steps), numbers, seconds)
     for s, history in zip(steps, histories, strict=True):
         finish = functools.partial(
-            training.finish_trial, s.trial, p, s.model, s.spec, history, seconds, s.reporter
+            training.finish_trial,
+            s.trial,
+            p,
+            s.model,
+            s.spec,
+            history,
+            seconds,
+            s.reporter,
+            cut=training.cut_short(history, budget, max_seconds),
         )
         tell(s.trial, finish)
     return True

@@ -51,13 +51,14 @@ class BaselineCurve:
 
 
 def baseline_curves(trials: Sequence[FrozenTrial]) -> list[BaselineCurve]:
-    """The completed baseline trials among ``trials`` that have a curve.
+    """The completed baseline trials among ``trials`` that have a curve (of a baseline cut
+    short by the wall budget and trained again in full, the full one).
 
     The recorded per-epoch ``curve`` (epoch ``i + 1`` at index ``i``) is used when there is
     one: it is complete where reports are throttled, and a multi-objective study, whose
     trials cannot ``report()``, has it too. Otherwise the intermediate values.
     """
-    out = []
+    found: list[tuple[record.TrialRecord, BaselineCurve]] = []
     for t in trials:
         # Called at every report of every trial: only baselines' records are read in full.
         if t.state != TrialState.COMPLETE or record.role(t) != record.BASELINE or t.values is None:
@@ -67,15 +68,21 @@ def baseline_curves(trials: Sequence[FrozenTrial]) -> list[BaselineCurve]:
         curve = curve or dict(t.intermediate_values)
         if not curve:
             continue
-        out.append(
-            BaselineCurve(
-                number=t.number,
-                params=int(rec.params or 0),
-                value=float(t.values[0]),
-                curve=curve,
+        found.append(
+            (
+                rec,
+                BaselineCurve(
+                    number=t.number,
+                    params=int(rec.params or 0),
+                    value=float(t.values[0]),
+                    curve=curve,
+                ),
             )
         )
-    return out
+    # A baseline the wall budget cut short, once a resumed run has trained it in full, is
+    # not the one to compare with.
+    full = {rec.baseline_key for rec, _ in found if not rec.cut}
+    return [c for rec, c in found if not (rec.cut and rec.baseline_key in full)]
 
 
 def pick_baseline(

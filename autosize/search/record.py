@@ -80,6 +80,9 @@ class TrialRecord:
     epochs: int | None = None  # epochs trained in this trial
     lineage_epochs: int | None = None  # all the training behind the network
     stopped: str | None = None  # History.stopped
+    # Stopped by the study's wall budget before its own ([train] max_seconds or epochs): a
+    # baseline cut so is trained again by a resumed run that has the time.
+    cut: bool = False
     seconds: float | None = None
     device: str = ""  # where it trained: History.device, e.g. "cpu" or "cuda:0"
     curve: tuple[float | None, ...] = ()  # per-epoch objective (None where not finite)

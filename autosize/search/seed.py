@@ -77,7 +77,7 @@ def _train_seed(study: optuna.Study, p: Prepared, key: str, deadline: Deadline) 
     budget = p.config.seed_net.train
     logger.info("training the seed %s on %s", p.seed_spec.summary(), p.bundle.name)
     model = build_model(p.seed_spec, seed=p.config.seed)
-    model, spec, history, seconds = training.train_step(
+    model, spec, history, seconds, cut = training.train_step(
         model, p.seed_spec, p, budget, seed=p.config.seed, deadline=deadline
     )
     if history.stopped == "diverged":
@@ -101,6 +101,7 @@ def _train_seed(study: optuna.Study, p: Prepared, key: str, deadline: Deadline) 
             **describe(spec),
             "epochs": len(history.epochs),
             "seconds": round(seconds, 3),
+            "cut": cut,  # short of [seed]'s budget by the wall budget
             "val": val,
             "test": test,
         },

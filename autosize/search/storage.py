@@ -401,12 +401,13 @@ def fail_stale(study: optuna.Study) -> None:
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         started = t.datetime_start
         old = started is not None and (now - started).total_seconds() > 2 * grace_seconds()
-        if (record.is_blank(t) and old) or (
-            journal
-            and record.worker_gone(t.user_attrs.get("worker"), t.user_attrs.get("pid_space"))
-        ):
+        if (record.is_blank(t) and old) or (journal and _gone(record.read(t))):
             with suppress(UpdateFinishedTrialError, RuntimeError, ValueError):  # done by another
                 study.tell(t.number, state=TrialState.FAIL)
+
+
+def _gone(rec: record.TrialRecord) -> bool:
+    return record.worker_gone(rec.worker, rec.pid_space)
 
 
 def load_study(storage: str | BaseStorage, study_name: str | None) -> optuna.Study:

@@ -104,8 +104,11 @@ def train_step(
     lr: float | None = None,
     callbacks: list[TrialReporter] | None = None,
     compress_plan: CompressPlan | None = None,
-) -> tuple[Net, ArchSpec, History, float]:
-    """Train for ``budget``, cut at the study's ``deadline`` (the network keeps what it has)."""
+) -> tuple[Net, ArchSpec, History, float, bool]:
+    """Train for ``budget``, cut at the study's ``deadline`` (the network keeps what it has).
+
+    Returns the network and its spec (compress changes both), the history, the seconds it
+    took and whether the deadline cut it short of ``budget`` (:func:`cut_short`)."""
     start = time.perf_counter()
     # Keep a moment after the cut for validation, test and the artifact upload.
     max_seconds = deadline.clip(budget.max_seconds)
@@ -138,7 +141,16 @@ def train_step(
         )
     else:
         history = fit(model, p.bundle, restore_best=budget.restore_best, **common)
-    return model, spec, history, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    return model, spec, history, seconds, cut_short(history, budget, max_seconds)
+
+
+def cut_short(history: History, budget: TrainConfig, max_seconds: float | None) -> bool:
+    """Whether training that ran for ``max_seconds`` (a deadline's clip of the budget) was
+    stopped by the study's deadline rather than by ``budget``'s own limits."""
+    if history.stopped != "time" or max_seconds is None:
+        return False
+    return budget.max_seconds is None or max_seconds < budget.max_seconds
 
 
 def metrics(
@@ -172,8 +184,14 @@ def finish_trial(
     history: History,
     seconds: float,
     reporter: TrialReporter,
+    *,
+    cut: bool = False,
 ) -> float | tuple[float, float]:
-    """Common ending: failure checks, metrics, attributes, the network artifact."""
+    """Common ending: failure checks, metrics, attributes, the network artifact.
+
+    ``cut``: the study's deadline stopped the training short of its budget (recorded)."""
+    if cut:
+        record.write(trial, cut=True)
     record.write(
         trial,
         epochs=len(history.epochs),

@@ -100,7 +100,7 @@ class StepObjective:
         record.write(trial, **record.worker_attrs(), role=record.WARMSTART)
         with training.recorded_failures(trial):
             step = self.prepare(trial)
-            model, spec, history, seconds = training.train_step(
+            model, spec, history, seconds, cut = training.train_step(
                 step.model,
                 step.spec,
                 self.p,
@@ -111,7 +111,9 @@ class StepObjective:
                 callbacks=[step.reporter],
                 compress_plan=step.plan.compress,
             )
-            return finish_trial(trial, self.p, model, spec, history, seconds, step.reporter)
+            return finish_trial(
+                trial, self.p, model, spec, history, seconds, step.reporter, cut=cut
+            )
 
     def prepare(self, trial: optuna.Trial) -> Step:
         """Everything before training: the parent, the operations, lr, baseline, reporter.
