@@ -1,5 +1,3 @@
-import sys
+from autosize.cli import entry
 
-from autosize.cli import main
-
-sys.exit(main())
+entry()  # as the console script: exits with main's code
