@@ -214,6 +214,8 @@ def fit(
         if dev.type == "cuda":
             with torch.cuda.device(dev):
                 torch.cuda.manual_seed(seed)
+        elif dev.type == "mps":  # one device, nothing else to spare
+            torch.mps.manual_seed(seed)
         _loop(
             state,
             callbacks,

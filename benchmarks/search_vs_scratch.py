@@ -280,7 +280,12 @@ def _run_until(cmd: list[str], kill_at: float, log: Path) -> tuple[float, int]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with log.open("w") as f:
         proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            env=env,
         )
         assert proc.stdout is not None
         killer = threading.Timer(max(1.0, kill_at - time.time()), proc.kill)

@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 from autosize.cli import EXIT_INTERRUPTED
 from autosize.errors import StudyError
 from autosize.search import load_config, run_study
+from autosize.search import record as record_mod
 from autosize.search import storage as storage_mod
 from autosize.search.storage import make_storage
 from autosize.search.study import _counted
@@ -184,16 +185,19 @@ def test_a_trial_killed_before_its_first_heartbeat_is_failed_when_a_run_starts(
         study_name="s", storage=make_storage(f"sqlite:///{tmp_path / 'a.db'}")
     )
     dead = study.ask()  # created, then SIGKILL: no heartbeat, no attribute
+    half = study.ask()  # killed between its worker's write and its role's
+    half.set_user_attr("worker", "somewhere:1")
     alive = study.ask()
     alive.set_user_attr("role", "warmstart")  # a trial of autosize's records its role first
     fail_stale(study)
     assert study.trials[dead.number].state == TrialState.RUNNING  # too young to tell
     time.sleep(2.2)
     fail_stale(study)
-    assert study.trials[dead.number].state == TrialState.FAIL
+    assert study.trials[dead.number].state == study.trials[half.number].state == TrialState.FAIL
     assert study.trials[alive.number].state == TrialState.RUNNING  # left to its heartbeat
 
 
+@pytest.mark.skipif(not record_mod.PID_SPACE, reason="needs /proc (Linux): pids are not asked")
 def test_a_journal_storage_fails_the_running_trials_of_this_hosts_gone_workers(
     tmp_path: Path,
 ) -> None:

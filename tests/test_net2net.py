@@ -450,9 +450,23 @@ def test_errors_name_the_bad_value() -> None:
     with pytest.raises(SpecError, match=r"layers\[0\] carries a Sigmoid gate"):
         widen(gated, spec, layer=0, width=4)
     # Deepening after a gated layer is not exact either (phi(g * phi(x)) != g * phi(x)).
+    # Deepening after a gated layer: exact for compress's gates (g >= 0) under relu only.
+    from autosize.transforms.gates import Gate
+
     relu = replace(spec, activation="relu")
     gated = build_model(relu)
-    gated.blocks[0].gate = nn.Sigmoid()
-    with pytest.raises(SpecError, match=r"after: layers\[0\] carries a Sigmoid gate.*deepening"):
+    gated.blocks[0].gate = Gate(3)
+    with torch.no_grad():
+        gated.blocks[0].gate.f.copy_(torch.tensor([0.0, 0.5, 2.0]))
+    deeper, _ = deepen(gated, relu, after=0)
+    x = torch.randn(16, 4)
+    torch.testing.assert_close(deeper.eval()(x), gated.eval()(x))
+    relu6 = replace(spec, activation="relu6")
+    gated6 = build_model(relu6)
+    gated6.blocks[0].gate = Gate(3)
+    with pytest.raises(SpecError, match=r"after: layers\[0\] carries a Gate gate.*deepening"):
+        deepen(gated6, relu6, after=0)
+    gated.blocks[0].gate = nn.Sigmoid()  # not a compress gate: not known to be exact
+    with pytest.raises(SpecError, match=r"after: layers\[0\] carries a Sigmoid gate"):
         deepen(gated, relu, after=0)
     deepen(gated, relu, after=0, init="random")  # the baseline's layer: nothing to keep

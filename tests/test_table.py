@@ -401,6 +401,18 @@ def test_a_text_column_of_digits_is_read_as_text_at_predict_time(tmp_path: Path)
     np.testing.assert_array_equal(block.argmax(axis=1), [levels.index("007"), levels.index("010")])
     assert block.sum() == 2
     assert not t.transform(read_table(tmp_path / "new.csv"))[:, start:].any()  # as it was
+    # The same for a study's own val/test files: a test file of only "007"s is still "007".
+    pd.DataFrame({"x": rng.normal(size=20), "code": ["007"] * 20, "y": [True] * 20}).to_csv(
+        tmp_path / "test.csv", index=False
+    )
+    b = load_dataset(
+        "table", path=str(tmp_path / "train.csv"), target="y", test_path=str(tmp_path / "test.csv")
+    )
+    tb = TableTransform.from_dict(
+        {k: v for k, v in b.preprocessing.to_dict().items() if k != "kind"}
+    )
+    at = len(tb.mean) + tb.categories[0].index("007")
+    assert tb.categorical == ("code",) and bool((b.test[0][:, at] == 1).all())
     # A file without the column still gets the transform's one-line error, not pandas'.
     pd.DataFrame({"x": [0.5]}).to_csv(tmp_path / "short.csv", index=False)
     with pytest.raises(DataError, match="no column 'code'"):

@@ -245,7 +245,9 @@ def load_table(root: Path, *, seed: int, options: TableOptions) -> DataBundle:
         "val_path": _resolve(options.val_path) if options.val_path else None,
         "test_path": _resolve(options.test_path) if options.test_path else None,
     }
-    frames = {key: read_table(p) for key, p in extra.items() if p is not None}
+    # The training file's text columns are text in these too ("007" stays "007").
+    text = [c for c in df.columns if not (is_numeric_dtype(df[c]) or is_bool_dtype(df[c]))]
+    frames = {key: read_table(p, text=text) for key, p in extra.items() if p is not None}
     for key, other in frames.items():
         p = extra[key]
         assert p is not None

@@ -136,5 +136,7 @@ def build_model(spec: ArchSpec, *, seed: int | None = None) -> Net:
     if seed is None:
         return Net(spec)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        # Net is built on the CPU: its generator only (torch.manual_seed would reseed every
+        # GPU too, and fork_rng(devices=[]) does not restore those).
+        torch.random.default_generator.manual_seed(seed)
         return Net(spec)

@@ -9,8 +9,10 @@ name, so exactly one process gets it. The holder writes a heartbeat into the
 lock study's user attributes while it works and deletes the lock when done.
 
 A holder that dies (SIGKILL, a lost machine) stops beating; once its beat is
-older than the grace period, the next process claims attempt ``n + 1`` (again
-atomic) and does the work, and removes the dead holder's locks when it is done.
+older than the grace period (at once, when the holder was a process of this
+machine that is gone: ``record.worker_gone``), the next process claims attempt
+``n + 1`` (again atomic) and does the work, and removes the dead holder's locks
+when it is done.
 Beats are wall-clock times (``time.time()``): machines sharing a study should
 keep their clocks in sync to well within the grace period.
 """
@@ -141,14 +143,11 @@ def _stale(
     """Whether the holder of lock ``name`` has stopped beating (a missing lock is not stale)."""
     try:
         lock = optuna.load_study(study_name=name, storage=storage)
+        beat, gone = record.read_claim(lock)
     except KeyError:
         return False  # released in the meantime: claim it again (done() is checked first)
-    if record.claim_holder_gone(lock):  # a killed run on this machine: no need to wait
+    if gone:  # a killed run on this machine: no need to wait for its beat to go stale
         return True
-    try:
-        beat = record.claim_beat(lock)
-    except KeyError:
-        return False  # released between loading it and reading its beat: the same
     now = time.time()
     if beat is None:
         # Created but no beat yet: the holder writes one right after creating the lock.

@@ -255,10 +255,6 @@ def _train_together(
             restore_best=budget.restore_best,
         )
     except BaseException as exc:  # out of memory (FAIL, the study goes on) or worse (raised)
-        if isinstance(exc, torch.OutOfMemoryError) and torch.cuda.is_available():
-            for s in steps:
-                s.model.cpu()  # let the cache go before the next, smaller cohort
-            torch.cuda.empty_cache()
         for s in steps:  # out of memory: FAIL each; anything else is raised by the first
             tell(s.trial, functools.partial(_raise, exc))
         return False

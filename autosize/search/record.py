@@ -26,9 +26,9 @@ __all__ = [
     "KEYS",
     "WARMSTART",
     "TrialRecord",
-    "claim_beat",
     "is_blank",
     "read",
+    "read_claim",
     "seed_info",
     "study_meta",
     "this_worker",
@@ -123,9 +123,9 @@ _TUPLES = {"lineage", "curve", "gain_curve", "cohort"}
 
 
 def is_blank(trial: _HasUserAttrs) -> bool:
-    """Whether ``trial`` has no attribute at all: its worker stopped before writing its role
-    (the first thing every autosize trial writes)."""
-    return not trial.user_attrs
+    """Whether ``trial`` has no role: its worker stopped before writing it (every autosize
+    trial writes its worker, pid space and role first thing, one storage call each)."""
+    return "role" not in trial.user_attrs
 
 
 def role(trial: _HasUserAttrs) -> str | None:
@@ -186,13 +186,15 @@ def worker_gone(worker: object, pid_space: object) -> bool:
     if not isinstance(worker, str) or ":" not in worker or not PID_SPACE or pid_space != PID_SPACE:
         return False
     host, pid = worker.rsplit(":", 1)
-    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+    if host != socket.gethostname() or not (pid.isascii() and pid.isdigit()):
+        return False
+    if int(pid) == os.getpid():
         return False
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
         return True
-    except OSError:  # alive, another user's
+    except (OSError, OverflowError):  # alive, another user's; no such pid can exist
         return False
     return False
 
@@ -222,19 +224,15 @@ def seed_info(study: _HasUserAttrs) -> dict[str, Any]:
     return dict(info) if isinstance(info, Mapping) else {}
 
 
-def claim_holder_gone(lock: _HasUserAttrs) -> bool:
-    """Whether the holder of a claim's lock study is a process of this host that is gone."""
+def read_claim(lock: _HasUserAttrs) -> tuple[float | None, bool]:
+    """A claim's lock study, read once: when its holder last beat (``time.time()``, or None)
+    and whether that holder is a process of this host that is gone (:func:`worker_gone`)."""
     info = lock.user_attrs.get(_CLAIM)
     if not isinstance(info, Mapping):
-        return False
-    return worker_gone(info.get("worker"), info.get("pid_space"))
-
-
-def claim_beat(lock: _HasUserAttrs) -> float | None:
-    """When the holder of a claim's lock study last beat (``time.time()``), or None."""
-    info = lock.user_attrs.get(_CLAIM)
-    beat = info.get("beat") if isinstance(info, Mapping) else None
-    return float(beat) if isinstance(beat, int | float) else None
+        return None, False
+    beat = info.get("beat")
+    gone = worker_gone(info.get("worker"), info.get("pid_space"))
+    return (float(beat) if isinstance(beat, int | float) else None), gone
 
 
 def write_claim_beat(lock: _SetsUserAttrs, *, at: float | None = None) -> None:

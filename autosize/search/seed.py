@@ -41,6 +41,10 @@ def seed_key(p: Prepared) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
+class SeedNotFound(StudyError):
+    """The study's trained seed network is not in the artifact store (or not loadable)."""
+
+
 def ensure_seed(
     study: optuna.Study, p: Prepared, deadline: Deadline | None = None
 ) -> tuple[Net, ArchSpec]:
@@ -70,7 +74,10 @@ def ensure_seed(
         )
     if not trained_here:
         logger.info("reusing the seed network (key %s, artifact %s)", key, info["artifact_id"])
-    return download_network(store, str(info["artifact_id"]), owner="the seed network")
+    try:
+        return download_network(store, str(info["artifact_id"]), owner="the seed network")
+    except StudyError as exc:
+        raise SeedNotFound(str(exc)) from None
 
 
 def _train_seed(study: optuna.Study, p: Prepared, key: str, deadline: Deadline) -> None:

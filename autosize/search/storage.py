@@ -68,7 +68,8 @@ LOCK_MARK = ".autosize-lock."
 # RUNNING; with a heartbeat, every worker marks trials silent for GRACE_SECONDS FAIL before
 # each trial it starts, and `autosize run` does so when it opens the study (RDB storages:
 # SQLite, PostgreSQL, MySQL; Optuna's journal storage has no heartbeat: there a run fails the
-# RUNNING trials of this host's workers that are gone, see record.worker_gone).
+# RUNNING trials of this host's workers that are gone, see record.worker_gone, when it starts
+# and before each cohort; not before each trial of cohort = 1, Optuna's loop).
 # Each running trial beats every third of the grace period (20 s by default);
 # AUTOSIZE_HEARTBEAT_GRACE=S sets the grace period.
 GRACE_SECONDS = 60
@@ -389,8 +390,8 @@ def fail_stale(study: optuna.Study) -> None:
 
     Optuna only fails trials that have a heartbeat. A worker killed in the moment between
     creating its trial and the first beat leaves a RUNNING trial with none, for ever; every
-    autosize trial records its worker first thing, so a RUNNING trial with no attributes at
-    all that started more than twice the grace period ago is such a one, and is failed too.
+    autosize trial records its worker and role first thing, so a RUNNING trial without a role
+    that started more than twice the grace period ago is such a one, and is failed too.
     On a journal storage (no heartbeat) the RUNNING trials of this host's gone workers are.
     """
     with warnings.catch_warnings():

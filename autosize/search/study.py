@@ -54,7 +54,7 @@ from autosize.search.cohort import auto_size, run_cohorts
 from autosize.search.config import StudyConfig, load_config
 from autosize.search.prepare import Prepared, load_bundle, make_sampler, prepare
 from autosize.search.results import TrialResult
-from autosize.search.seed import ensure_seed, seed_key
+from autosize.search.seed import SeedNotFound, ensure_seed, seed_key
 from autosize.search.storage import fail_stale, make_storage
 from autosize.search.training import (
     RESERVE_EVALS,
@@ -218,7 +218,7 @@ def run_study(
         record.write_study_meta(study, meta)
     try:
         seed_model, seed_spec = ensure_seed(study, p, deadline)
-    except StudyError as exc:
+    except SeedNotFound as exc:
         before = existing.get("artifacts") if isinstance(existing, dict) else None
         if before is None or before == str(config.artifacts):
             raise

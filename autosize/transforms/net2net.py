@@ -51,6 +51,7 @@ from autosize.models import (
     DenseLayer,
     Net,
 )
+from autosize.transforms.gates import Gate
 
 __all__ = ["Init", "deepen", "widen"]
 
@@ -267,9 +268,14 @@ def deepen(
     if batchnorm is not None and not isinstance(batchnorm, bool):
         raise SpecError(f"batchnorm: must be true, false or None, got {batchnorm!r}")
     gate = model.blocks[after].gate
-    if init == "net2net" and not isinstance(gate, nn.Identity):
-        # An identity layer passes phi(x) on; a gate scales it after phi (negative gates,
-        # or any gate with a bounded phi, leave phi's range), and phi(g * phi(x)) != g * phi(x).
+    # The identity layer passes phi(x) on: exact while what it gets stays in phi's range. A
+    # compress gate scales phi(x) by g = relu(f) >= 0, which relu's and identity's range
+    # keeps (phi(g * phi(x)) == g * phi(x)); relu6's and hardtanh's it does not (g > 1), and
+    # another module there is anyone's guess.
+    exact = isinstance(gate, nn.Identity) or (
+        isinstance(gate, Gate) and spec.activation in ("relu", "identity")
+    )
+    if init == "net2net" and not exact:
         raise SpecError(
             f"after: layers[{after}] carries a {type(gate).__name__} gate; "
             "fold it (compress.fold_gates) before deepening"
