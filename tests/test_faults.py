@@ -30,19 +30,35 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 BIN = Path(sys.executable).parent
 
 
-def _running_warm_trials(db: Path) -> int:
+def _running_warm_trials(db: Path) -> set[int]:
     """RUNNING trials with role warmstart and a heartbeat, read with plain SQL (no Optuna in
     the loop)."""
     try:
         with sqlite3.connect(db, timeout=5) as con:
             rows = con.execute(
-                "SELECT COUNT(*) FROM trials t JOIN trial_user_attributes a "
+                "SELECT t.trial_id FROM trials t JOIN trial_user_attributes a "
                 "ON a.trial_id = t.trial_id JOIN trial_heartbeats h ON h.trial_id = t.trial_id "
                 "WHERE t.state = 'RUNNING' AND a.key = 'role' AND a.value_json = '\"warmstart\"'"
-            ).fetchone()
+            ).fetchall()
     except sqlite3.Error:
-        return 0
-    return int(rows[0])
+        return set()
+    return {int(r[0]) for r in rows}
+
+
+def _wait_for_a_new_warm_trial(db: Path, proc: subprocess.Popen[bytes]) -> None:
+    """Until a warm-started trial starts that was not running at the previous look (so it has
+    run for at most one poll): a signal then lands inside it, not after it, while Optuna
+    creates the next trial (which would leave that one RUNNING, without a role)."""
+    deadline = time.time() + 120
+    before = _running_warm_trials(db)
+    while True:
+        assert proc.poll() is None, "the run ended before a warm-started trial started"
+        assert time.time() < deadline, "no warm-started trial started"
+        time.sleep(0.1)
+        now = _running_warm_trials(db)
+        if now - before:
+            return
+        before = now
 
 
 @pytest.mark.slow
@@ -57,11 +73,7 @@ def test_a_sigkilled_worker_leaves_no_running_trial_and_its_trial_is_redone(
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([str(BIN / "autosize"), "-q", "run", str(config)], env=env)
     try:
-        deadline = time.time() + 120
-        while _running_warm_trials(db) == 0:
-            assert proc.poll() is None, "the run ended before a warm-started trial started"
-            assert time.time() < deadline, "no warm-started trial started"
-            time.sleep(0.2)
+        _wait_for_a_new_warm_trial(db, proc)
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait()
@@ -100,10 +112,7 @@ def test_sigterm_ends_the_running_trial_as_interrupted_and_it_is_redone(tmp_path
     proc = subprocess.Popen(
         [str(BIN / "autosize"), "-q", "run", str(config)], env=env, stderr=subprocess.PIPE
     )
-    deadline = time.time() + 120
-    while _running_warm_trials(db) == 0:
-        assert proc.poll() is None and time.time() < deadline
-        time.sleep(0.2)
+    _wait_for_a_new_warm_trial(db, proc)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == EXIT_INTERRUPTED, err
