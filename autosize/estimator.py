@@ -16,9 +16,10 @@ are encoded as 0..K-1 for the study and decoded by ``classes_``.
 
 Fitted attributes: ``study_`` (the Optuna study; in memory unless ``storage`` is
 given: then ``artifacts`` must be too, and each fit needs a ``study_name`` the storage
-does not have yet, since a fit is a study of its own), ``best_spec_`` (the :class:`~autosize.models.ArchSpec` of the best network),
-``best_trial_`` (its trial number), ``model_`` (the loaded
-:class:`~autosize.predictor.Predictor`), ``chosen_`` (what was chosen from the data),
+does not have yet, since a fit is a study of its own), ``best_spec_`` (the
+:class:`~autosize.models.ArchSpec` of the best network), ``best_trial_`` (its trial
+number), ``model_`` (the loaded :class:`~autosize.predictor.Predictor`), ``chosen_`` (what
+was chosen from the data),
 ``classes_`` (classifier), ``n_features_in_`` and ``feature_names_in_``.
 
 scikit-learn's estimator checks (``parametrize_with_checks``) pass except those

@@ -25,7 +25,8 @@ validation only; the test set never steers anything).
 
 writes ``<out>/<dataset>.json`` after every dataset, ``<out>/<dataset>.png`` (both curves against
 wall time), ``<out>/<dataset>.<side>.log`` (each side's output, every line stamped with the
-wall seconds at which it came: what a side did past B shows there) and ``<out>.md`` (the table). ``--from-json`` re-renders the table and plots only.
+wall seconds at which it came: what a side did past B shows there) and ``<out>.md`` (the
+table). ``--from-json`` re-renders the table and plots only.
 ``--scratch-from DIR`` reuses the scratch side of an earlier run at the same budget (it does not
 depend on the shipped search configs, only on the data): each JSON then records the file and
 the start time it came from, and the table says so below itself.

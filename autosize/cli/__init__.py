@@ -91,12 +91,12 @@ def entry() -> None:
     """The ``autosize`` console script: :func:`main`, then exit with its code at once
     (``os._exit``, after flushing the output; see below)."""
     code = main()
-    # The process ends at once, after an interrupt and after a normal end alike. Everything is written and
-    # closed by now (storage, artifacts, exports); the interpreter's own shutdown would only
-    # free memory, and it costs: the cyclic collector over every object torch, Optuna and
-    # pandas left, and libtorch's destructors faulting its code pages back in (2 s after a
-    # 1-minute MNIST study, 4.5 s after a 10-minute one, measured with perf; far more on a
-    # machine whose page cache has dropped them), all counted in the user's wall budget.
+    # The process ends at once, after an interrupt and after a normal end alike. Everything
+    # is written and closed by now (storage, artifacts, exports); the interpreter's own
+    # shutdown would only free memory, and it costs: the cyclic collector over every object
+    # torch, Optuna and pandas left, and libtorch's destructors faulting its code pages back
+    # in (2.1 s after a 40-s MNIST study, 4.5 s after a 600-s one, seen with perf; far more
+    # on a machine whose page cache has dropped them), all counted in the wall budget.
     # After an interrupt (Ctrl-C, SIGTERM) it is a must: one can land between an Optuna
     # trial and the stop of its heartbeat thread, a non-daemon thread that would keep the
     # process alive for ever.
