@@ -251,9 +251,7 @@ class _AutosizeBase(BaseEstimator):
 
     def _check_storage(self, url: str) -> None:
         """A kept study must keep its networks, and each fit is a study of its own."""
-        import optuna
-
-        from autosize.search.storage import LOCK_MARK, make_storage
+        from autosize.search.storage import study_summaries
 
         name = type(self).__name__
         if self.artifacts is None:
@@ -262,12 +260,7 @@ class _AutosizeBase(BaseEstimator):
                 "s3://BUCKET/PREFIX for its networks); without it they would be deleted with "
                 "fit's temporary folder and the kept study could not be exported or resumed"
             )
-        names = {
-            s.study_name
-            for s in optuna.get_all_study_summaries(make_storage(url), include_best_trial=False)
-            if LOCK_MARK not in s.study_name
-        }
-        if self.study_name in names:
+        if any(s.study_name == self.study_name for s in study_summaries(url)):
             raise ValueError(
                 f"{name}: storage {url!r} already has a study named {self.study_name!r} (an "
                 "earlier fit's); each fit runs a study of its own: give study_name= a new name"

@@ -102,10 +102,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _summaries(url: str) -> Iterator[optuna.study.StudySummary]:
     """The storage's studies, read only when ``--artifacts`` and CONFIG say nothing."""
-    import optuna
+    from autosize.search.storage import study_summaries
 
-    from autosize.search.storage import LOCK_MARK, make_storage
-
-    for summary in optuna.get_all_study_summaries(make_storage(url), include_best_trial=False):
-        if LOCK_MARK not in summary.study_name:  # a claim's lock, not a study (as load_study)
-            yield summary
+    yield from study_summaries(url)

@@ -49,7 +49,7 @@ from pandas.api.types import is_bool_dtype, is_integer_dtype, is_numeric_dtype
 
 from autosize.data.bundle import DataBundle, Preprocessing, Task, target_scaling
 from autosize.data.options import check_choice, check_fraction
-from autosize.data.table_transform import MISSING, TableTransform, as_text, label
+from autosize.data.table_transform import MISSING, TableTransform, as_text, label, text_columns
 from autosize.errors import DataError
 
 __all__ = [
@@ -246,7 +246,7 @@ def load_table(root: Path, *, seed: int, options: TableOptions) -> DataBundle:
         "test_path": _resolve(options.test_path) if options.test_path else None,
     }
     # The training file's text columns are text in these too ("007" stays "007").
-    text = [c for c in df.columns if not (is_numeric_dtype(df[c]) or is_bool_dtype(df[c]))]
+    text = text_columns(df)
     frames = {key: read_table(p, text=text) for key, p in extra.items() if p is not None}
     for key, other in frames.items():
         p = extra[key]

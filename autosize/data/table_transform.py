@@ -22,7 +22,7 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 from autosize.data.bundle import Task
 from autosize.errors import DataError
 
-__all__ = ["FORMAT", "MISSING", "TableTransform", "as_text", "label"]
+__all__ = ["FORMAT", "MISSING", "TableTransform", "as_text", "label", "text_columns"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,14 @@ def as_text(values: pd.Series) -> np.ndarray:
         out[:] = [str(v) for v in values.astype(object).to_numpy()]
     out[missing] = None
     return out
+
+
+def text_columns(df: pd.DataFrame) -> tuple[str, ...]:
+    """The columns pandas read as text (neither numbers nor flags): read so in every file
+    of the same table ("007" stays "007", see ``read_table(text=...)``)."""
+    return tuple(
+        str(c) for c in df.columns if not (is_bool_dtype(df[c]) or is_numeric_dtype(df[c]))
+    )
 
 
 def label(text: str, integral: bool) -> str | int:
@@ -121,9 +129,6 @@ class TableTransform:
             if c in categorical or is_bool_dtype(df[c].dtype) or not is_numeric_dtype(df[c].dtype)
         )
         nums = tuple(c for c in columns if c not in cats)
-        text_columns = tuple(
-            c for c in cats if not (is_bool_dtype(df[c].dtype) or is_numeric_dtype(df[c].dtype))
-        )
         median: tuple[float, ...] = ()
         indicator: tuple[str, ...] = ()
         mean: tuple[float, ...] = ()
@@ -168,7 +173,7 @@ class TableTransform:
             classes=classes,
             drop=tuple(drop),
             source=source,
-            text=text_columns,
+            text=tuple(c for c in text_columns(df) if c in cats),
         )
 
     def transform(self, df: pd.DataFrame, *, source: str = "input") -> np.ndarray:
@@ -277,9 +282,6 @@ class TableTransform:
 
 def _text_frame(df: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
     return np.column_stack([as_text(df[c]) for c in columns])
-
-
-# --------------------------------------------------------------------------- splitting
 
 
 def _check_finite(x: np.ndarray, column: str, source: str) -> None:

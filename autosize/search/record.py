@@ -100,6 +100,11 @@ class TrialRecord:
     cohort: tuple[int, ...] = ()
 
     @property
+    def gone(self) -> bool:
+        """Whether the worker that ran it is a process of this host that is gone."""
+        return worker_gone(self.worker, self.pid_space)
+
+    @property
     def is_baseline(self) -> bool:
         return self.role == BASELINE
 

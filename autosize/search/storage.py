@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from optuna.artifacts import download_artifact, upload_artifact
 from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.storages import BaseStorage, InMemoryStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
+from optuna.study import StudySummary
 from optuna.trial import FrozenTrial, Trial, TrialState
 from torch import nn
 
@@ -56,6 +57,7 @@ __all__ = [
     "grace_seconds",
     "load_study",
     "make_storage",
+    "study_summaries",
     "upload_network",
 ]
 
@@ -402,23 +404,24 @@ def fail_stale(study: optuna.Study) -> None:
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         started = t.datetime_start
         old = started is not None and (now - started).total_seconds() > 2 * grace_seconds()
-        if (record.is_blank(t) and old) or (journal and _gone(record.read(t))):
+        if (record.is_blank(t) and old) or (journal and record.read(t).gone):
             with suppress(UpdateFinishedTrialError, RuntimeError, ValueError):  # done by another
                 study.tell(t.number, state=TrialState.FAIL)
 
 
-def _gone(rec: record.TrialRecord) -> bool:
-    return record.worker_gone(rec.worker, rec.pid_space)
+def study_summaries(storage: str | BaseStorage) -> Iterator[StudySummary]:
+    """The storage's studies, the user's only: not a claim's lock study
+    (:mod:`autosize.search.claims`), which a killed run leaves behind."""
+    store = make_storage(storage) if isinstance(storage, str) else storage
+    for summary in optuna.get_all_study_summaries(store, include_best_trial=False):
+        if LOCK_MARK not in summary.study_name:
+            yield summary
 
 
 def load_study(storage: str | BaseStorage, study_name: str | None) -> optuna.Study:
     """An existing study; a missing one is a one-line StudyError listing what the storage has."""
     store = make_storage(storage) if isinstance(storage, str) else storage
-    names = [
-        s.study_name
-        for s in optuna.get_all_study_summaries(store, include_best_trial=False)
-        if LOCK_MARK not in s.study_name  # a claim's lock (autosize.search.claims), left by a kill
-    ]
+    names = [s.study_name for s in study_summaries(store)]
     if study_name is None:
         if len(names) != 1:
             raise StudyError(
