@@ -187,3 +187,35 @@ def test_near_the_deadline_a_cohort_is_only_as_large_as_its_reserves_allow() -> 
     assert next_size(16, None, replace(roomy, reserve=4.0)) == 16
     assert next_size(16, None, tight) == 2 and next_size(16, 1, tight) == 1
     assert next_size(16, None, Deadline.after(None)) == 16
+
+
+@pytest.mark.parametrize("cohort", [1, 4])
+def test_steps_that_grow_train_grow_budget_times_longer(tmp_path: Path, cohort: int) -> None:
+    # [train] epochs = 2; widen and deepen steps train 3 (ceil(2 x 1.5)), train-on steps 2.
+    # In a cohort the growing steps stack among themselves, the rest among themselves.
+    search = f'{STACKABLE}\ngrow_budget = 1.5\nparents = "best"'
+    config = tiny_config(tmp_path, n_trials=8, search=search, study=f"cohort = {cohort}")
+    trials = warm(run_study(load_config(config)))
+    assert len(trials) == 8 and all(t.state == TrialState.COMPLETE for t in trials)
+    kinds = {t.number: t.user_attrs["op_kind"] for t in trials}
+    assert {"train on"} < set(kinds.values())  # both kinds drawn
+    for t in trials:
+        grows = kinds[t.number] in ("widen", "deepen")
+        assert t.user_attrs["epochs"] == (3 if grows else 2), kinds[t.number]
+        assert len(t.user_attrs["curve"]) == t.user_attrs["epochs"]
+    if cohort > 1:
+        assert any(len(t.user_attrs["cohort"]) > 1 for t in trials)
+        for t in trials:
+            same = [
+                u.number
+                for u in trials
+                if (kinds[u.number] == "train on") == (kinds[t.number] == "train on")
+            ]
+            assert set(t.user_attrs["cohort"]) <= set(same)
+
+
+@pytest.mark.parametrize("value", ["0.5", "true", '"2"'])
+def test_grow_budget_below_one_is_refused_with_the_file_and_key(tmp_path: Path, value: str) -> None:
+    path = tiny_config(tmp_path, search=f"grow_budget = {value}")
+    with pytest.raises(ConfigError, match=r"study\.toml: .*search\.grow_budget"):
+        load_config(path)

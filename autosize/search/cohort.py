@@ -39,6 +39,7 @@ from autosize.search import record, training
 from autosize.search.clock import Deadline
 from autosize.search.prepare import Prepared
 from autosize.search.storage import fail_stale
+from autosize.search.study_config import TrainConfig
 from autosize.search.warmstart import Step, StepObjective
 
 __all__ = ["auto_size", "run_cohorts"]
@@ -186,7 +187,13 @@ def _run(
             tell(trial, functools.partial(_raise, exc))
     together = [s for s in steps if s.plan.compress is None and can_stack(s.model, p.bundle)]
     alone = [s for s in steps if s not in together]
-    out_of_memory = bool(together) and not _train_together(p, together, tell, deadline)
+    # One fit_population per budget: steps that grow train longer ([search] grow_budget).
+    groups: dict[TrainConfig, list[Step]] = {}
+    for s in together:
+        groups.setdefault(s.budget, []).append(s)
+    out_of_memory = False
+    for group in groups.values():
+        out_of_memory |= not _train_together(p, group, tell, deadline)
     for step in alone:
         tell(step.trial, functools.partial(_train_alone, objective, step))
     return out_of_memory
@@ -203,7 +210,7 @@ def _train_alone(objective: StepObjective, step: Step) -> float | tuple[float, f
         step.model,
         step.spec,
         p,
-        p.config.train,
+        step.budget,
         seed=step.seed,
         deadline=objective.deadline,
         lr=step.lr,
@@ -221,8 +228,9 @@ def _train_together(
     tell: Callable[[optuna.Trial, Callable[[], float | tuple[float, float]]], None],
     deadline: Deadline,
 ) -> bool:
-    """Train ``steps`` with one fit_population and tell each; False if that ran out of memory."""
-    budget = p.config.train
+    """Train ``steps`` (one budget) with one fit_population and tell each; False if that ran
+    out of memory."""
+    budget = steps[0].budget
     # K trials end one after another (validation, test, upload): keep K trials' reserve.
     max_seconds = replace(deadline, reserve=deadline.reserve * len(steps)).clip(budget.max_seconds)
     numbers = [s.trial.number for s in steps]

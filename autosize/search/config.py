@@ -339,6 +339,7 @@ def config_from_dict(
         gate_lr=s.range("gate_lr", _SEARCH.gate_lr),
         lr=s.range("lr", _SEARCH.lr),
         dropout=s.range("dropout", _SEARCH.dropout, strict=False),
+        grow_budget=s.float("grow_budget", _SEARCH.grow_budget, low=1.0),
     )
     if max(lay.size for lay in seed_layers) > search.max_width:
         s.fail(

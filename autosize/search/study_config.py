@@ -133,6 +133,10 @@ class SearchSpace:
     lr: tuple[float, float] | None = None
     # The dropout rate a "regularize" step gives every dense layer, drawn uniformly.
     dropout: tuple[float, float] = (0.0, 0.5)
+    # A step that grows the network (widen or deepen) trains this many times the [train]
+    # budget (its epochs and max_seconds): a grown network starts below its trained parent
+    # and is judged as a parent only after it has caught up, not after one short step.
+    grow_budget: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import copy
 import logging
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 import optuna
 from optuna.trial import TrialState
@@ -19,15 +20,35 @@ from autosize.search.policy import ranked_parents
 from autosize.search.prepare import Prepared
 from autosize.search.pruner import baseline_curves, pick_baseline
 from autosize.search.storage import artifact_store, download_network
+from autosize.search.study_config import TrainConfig
 from autosize.search.training import (
     describe,
     finish_trial,
 )
 from autosize.seeds import derive_seed
 
-__all__ = ["Parent", "Step", "StepObjective"]
+__all__ = ["GROWING", "Parent", "Step", "StepObjective", "step_budget"]
 
 logger = logging.getLogger(__name__)
+
+# The operations after which a network is larger than its parent (and starts below it).
+GROWING = frozenset({"widen", "deepen"})
+
+
+def step_budget(train: TrainConfig, plan: Plan, grow_budget: float) -> TrainConfig:
+    """The budget a step trains for: ``[train]``'s, times ``grow_budget`` when it grows.
+
+    A widened or deepened network keeps its parent's function but restarts the schedule
+    with new units to fit; after one short step it usually trails the parent it came from,
+    so a population that picks its best networks as parents would never train it again.
+    Giving the growing step itself a longer budget judges it after it caught up."""
+    if grow_budget == 1.0 or not GROWING.intersection(plan.kind.split("+")):
+        return train
+    return replace(
+        train,
+        epochs=None if train.epochs is None else max(1, math.ceil(train.epochs * grow_budget)),
+        max_seconds=None if train.max_seconds is None else train.max_seconds * grow_budget,
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,6 +74,7 @@ class Step:
     lr: float | None  # None: [train] lr
     reporter: TrialReporter
     seed: int
+    budget: TrainConfig  # [train], or longer for a step that grows (step_budget)
 
 
 class StepObjective:
@@ -104,7 +126,7 @@ class StepObjective:
                 step.model,
                 step.spec,
                 self.p,
-                self.p.config.train,
+                step.budget,
                 seed=step.seed,
                 deadline=self.deadline,
                 lr=step.lr,
@@ -162,7 +184,8 @@ class StepObjective:
             baseline=baseline,
         )
         seed = derive_seed(p.config.seed, "trial", trial.number)
-        return Step(trial, model, spec, plan, lr, reporter, seed)
+        budget = step_budget(p.config.train, plan, space.grow_budget)
+        return Step(trial, model, spec, plan, lr, reporter, seed, budget)
 
 
 def _lineage_step(plan: Plan, parent: int | None) -> str:
