@@ -183,6 +183,9 @@ def test_a_study_on_a_wall_budget_counts_from_the_start_and_cuts_the_last_trial(
         extra='[sampler]\nname = "population"',
     )
     config = load_config(path)
+    # torch's first optimizer imports torch._dynamo (about 3.5 s here): run alone, this test
+    # would spend its whole budget importing; it is about the budget's accounting.
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
     budget = 4.0
     started = time.time() - 1.0  # one second of "process start-up" already spent
     run_study(config, timeout=budget, started=started)
@@ -246,6 +249,38 @@ def test_a_spent_budget_trains_the_seed_briefly_and_runs_no_trial(tmp_path: Path
     study = optuna.load_study(study_name="tiny", storage=config.storage)
     assert study.user_attrs["seed"]["seconds"] < 5.0  # cut, not 100,000 epochs
     assert [t for t in study.get_trials() if t.user_attrs.get("role") == "warmstart"] == []
+
+
+def test_workers_are_spawned_only_with_time_to_load_the_data_and_train() -> None:
+    from autosize.search.study import worth_spawning
+
+    assert worth_spawning(float("inf"), 5.0)
+    assert worth_spawning(60.0, 5.0)
+    assert not worth_spawning(8.0, 5.0)  # a worker would spend what is left loading
+    assert not worth_spawning(0.0, 0.1)
+
+
+def test_near_the_deadline_a_workers_study_trains_in_its_own_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from autosize.search import record
+    from autosize.search import study as study_module
+
+    seen: list[tuple[float, float]] = []
+
+    def never(left: float, prepare_seconds: float) -> bool:
+        seen.append((left, prepare_seconds))
+        return False
+
+    monkeypatch.setattr(study_module, "worth_spawning", never)
+    config = tiny_config(tmp_path, n_trials=2)
+    with caplog.at_level("INFO", logger="autosize.search.study"):
+        study = run_study(load_config(config), workers=2, timeout=3600)
+    assert len(seen) == 1 and seen[0][1] > 0  # this process's own preparation was timed
+    assert "this process trains alone" in caplog.text
+    warm = [t for t in study.get_trials() if t.user_attrs.get("role") == "warmstart"]
+    assert len(warm) == 2 and all(t.state == TrialState.COMPLETE for t in warm)
+    assert {t.user_attrs["worker"] for t in warm} == {record.this_worker()}
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])

@@ -193,7 +193,9 @@ def run_study(
         raise ConfigError(f"--workers: must be at least 1, got {workers}")
     seconds = timeout if timeout is not None else config.timeout
     deadline = replace(Deadline.after(seconds, start=started), reserve=RESERVE_SECONDS)
+    preparing = time.perf_counter()
     p = prepare(config)
+    prepare_seconds = time.perf_counter() - preparing
     config = p.config  # with the parts chosen from the data
     if workers > 1 and (config.storage.startswith("memory:") or not config.path.is_file()):
         raise ConfigError(
@@ -238,6 +240,17 @@ def run_study(
     if deadline.training_left() <= 0:
         logger.info("study %r: the wall budget is spent", config.name)
         return study
+    if workers > 1 and not worth_spawning(deadline.training_left(), prepare_seconds):
+        # Each worker loads the data again before its first trial: with less time left
+        # than that takes, a worker would spend what is left loading; train here instead.
+        logger.info(
+            "study %r: %.0f s left, less than a worker needs to load the data (%.1f s here): "
+            "this process trains alone",
+            config.name,
+            deadline.training_left(),
+            prepare_seconds,
+        )
+        workers = 1
     if workers == 1:
         _optimize(
             study,
@@ -292,6 +305,13 @@ def run_study(
                 "above); the trials they finished are in the study, run again to resume"
             )
     return study
+
+
+def worth_spawning(left: float, prepare_seconds: float) -> bool:
+    """Whether worker processes, which each prepare the data again (as long as this
+    process took, ``prepare_seconds``) before their first trial, would still have time to
+    train in the ``left`` seconds of the wall budget."""
+    return left > 2 * prepare_seconds
 
 
 def _reserve(model: nn.Module, p: Prepared) -> float:
@@ -380,6 +400,8 @@ def _worker(
 def _work(
     config_path: str, overrides: dict[str, object], target: int | None, deadline: Deadline
 ) -> None:
+    if deadline.training_left() <= 0:  # spawned too late: loading the data would overrun
+        return
     config = load_config(Path(config_path), overrides=overrides)
     p = prepare(config)
     study = open_study(p)

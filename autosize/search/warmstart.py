@@ -41,7 +41,8 @@ def step_budget(train: TrainConfig, plan: Plan, grow_budget: float) -> TrainConf
     A widened or deepened network keeps its parent's function but restarts the schedule
     with new units to fit; after one short step it usually trails the parent it came from,
     so a population that picks its best networks as parents would never train it again.
-    Giving the growing step itself a longer budget judges it after it caught up."""
+    A longer budget for the growing step itself lets it catch up before it is judged
+    (tried on MNIST at 600 s: no gain there, reports/search_vs_scratch.md)."""
     if grow_budget == 1.0 or not GROWING.intersection(plan.kind.split("+")):
         return train
     return replace(
