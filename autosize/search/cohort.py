@@ -195,31 +195,13 @@ def _run(
     for group in groups.values():
         out_of_memory |= not _train_together(p, group, tell, deadline)
     for step in alone:
-        tell(step.trial, functools.partial(_train_alone, objective, step))
+        tell(step.trial, functools.partial(objective.train, step))
     return out_of_memory
 
 
 def _raise(exc: BaseException) -> float:
     """What a trial's run does when its outcome is already known: raise it."""
     raise exc
-
-
-def _train_alone(objective: StepObjective, step: Step) -> float | tuple[float, float]:
-    p = objective.p
-    model, spec, history, seconds, cut = training.train_step(
-        step.model,
-        step.spec,
-        p,
-        step.budget,
-        seed=step.seed,
-        deadline=objective.deadline,
-        lr=step.lr,
-        callbacks=[step.reporter],
-        compress_plan=step.plan.compress,
-    )
-    return training.finish_trial(
-        step.trial, p, model, spec, history, seconds, step.reporter, cut=cut
-    )
 
 
 def _train_together(

@@ -66,6 +66,11 @@ class Plan:
         """The operation names, e.g. ``widen+compress``."""
         return "+".join(s.split("(")[0] for s in self.steps) or "none"
 
+    @property
+    def grows(self) -> bool:
+        """Whether the network ends larger than its parent (a widen or a deepen)."""
+        return any(k in ("widen", "deepen") for k in self.kind.split("+"))
+
     def describe(self) -> str:
         return " + ".join(self.steps) or "none"
 

@@ -27,12 +27,9 @@ from autosize.search.training import (
 )
 from autosize.seeds import derive_seed
 
-__all__ = ["GROWING", "Parent", "Step", "StepObjective", "step_budget"]
+__all__ = ["Parent", "Step", "StepObjective", "step_budget"]
 
 logger = logging.getLogger(__name__)
-
-# The operations after which a network is larger than its parent (and starts below it).
-GROWING = frozenset({"widen", "deepen"})
 
 
 def step_budget(train: TrainConfig, plan: Plan, grow_budget: float) -> TrainConfig:
@@ -43,7 +40,7 @@ def step_budget(train: TrainConfig, plan: Plan, grow_budget: float) -> TrainConf
     so a population that picks its best networks as parents would never train it again.
     A longer budget for the growing step itself lets it catch up before it is judged
     (tried on MNIST at 600 s: no gain there, reports/search_vs_scratch.md)."""
-    if grow_budget == 1.0 or not GROWING.intersection(plan.kind.split("+")):
+    if grow_budget == 1.0 or not plan.grows:
         return train
     return replace(
         train,
@@ -122,21 +119,24 @@ class StepObjective:
         # worker before role (one attribute each): a kill between them never leaves a role without it
         record.write(trial, **record.worker_attrs(), role=record.WARMSTART)
         with training.recorded_failures(trial):
-            step = self.prepare(trial)
-            model, spec, history, seconds, cut = training.train_step(
-                step.model,
-                step.spec,
-                self.p,
-                step.budget,
-                seed=step.seed,
-                deadline=self.deadline,
-                lr=step.lr,
-                callbacks=[step.reporter],
-                compress_plan=step.plan.compress,
-            )
-            return finish_trial(
-                trial, self.p, model, spec, history, seconds, step.reporter, cut=cut
-            )
+            return self.train(self.prepare(trial))
+
+    def train(self, step: Step) -> float | tuple[float, float]:
+        """Train a prepared step on its own for its budget and record the trial's result."""
+        model, spec, history, seconds, cut = training.train_step(
+            step.model,
+            step.spec,
+            self.p,
+            step.budget,
+            seed=step.seed,
+            deadline=self.deadline,
+            lr=step.lr,
+            callbacks=[step.reporter],
+            compress_plan=step.plan.compress,
+        )
+        return finish_trial(
+            step.trial, self.p, model, spec, history, seconds, step.reporter, cut=cut
+        )
 
     def prepare(self, trial: optuna.Trial) -> Step:
         """Everything before training: the parent, the operations, lr, baseline, reporter.
