@@ -11,6 +11,8 @@ For every dataset, one side after the other on the same machine, each in its own
     about 20 s on this 2-core CPU). When the shipped config's seed is a CNN, the scratch side
     searches the same family: 1-2 conv layers (channels 8-128, log; 3x3, pool 2), then 1-2 dense,
     for a number of epochs by the same rule applied to the seed's CNN (``SCRATCH_CNN_EPOCHS``).
+    Likewise its networks take the seed's activation and, when the seed embeds the numeric
+    columns (``[seed] embedding``), the same embedding: the comparison stays one of method.
     Same data loaders and splits as autosize (``load_bundle`` of the shipped config), same
     training engine (``autosize.train.fit``), best-validation weights kept, as autosize does.
 
@@ -76,7 +78,7 @@ def run_scratch(dataset: str, budget: float, seed: int, out: Path, t0: float) ->
     import torch
 
     from autosize.callbacks import Callback
-    from autosize.models import ArchSpec, ConvLayer, DenseLayer, build_model
+    from autosize.models import ConvLayer, DenseLayer, build_model
     from autosize.search import load_config
     from autosize.search.prepare import load_bundle
     from autosize.train import evaluate, fit
@@ -126,11 +128,13 @@ def run_scratch(dataset: str, budget: float, seed: int, out: Path, t0: float) ->
             layers.append(DenseLayer(trial.suggest_int(f"width{i}", 16, 2048, log=True)))
         lr = trial.suggest_float("lr", 1e-4, 1e-2, log=True)
         batch_size = trial.suggest_categorical("batch_size", [128, 256, 512])
-        spec = ArchSpec(
-            input_shape=bundle.input_shape,
-            n_outputs=bundle.n_outputs,
-            layers=tuple(layers),
-            activation=config.seed_net.activation,  # type: ignore[arg-type]
+        # The seed's family: its activation and, where it has one, its embedding of the
+        # numeric columns (config.arch builds both as the autosize side does).
+        spec = config.arch(
+            tuple(layers),
+            bundle.input_shape,
+            bundle.n_outputs,
+            numeric_features=bundle.numeric_features,
             **target,
         )
         model = build_model(spec, seed=seed + trial.number)

@@ -79,6 +79,7 @@ def load_add10(*, seed: int, options: Add10Options) -> DataBundle:
         test=split(x_test, y_test),
         input_shape=(N_INPUTS,),
         n_outputs=1,
+        numeric_features=N_INPUTS,
         preprocessing=Preprocessing(
             kind="tabular",
             steps={

@@ -104,6 +104,7 @@ def load_airfoil(root: Path, *, seed: int, options: AirfoilOptions) -> DataBundl
         test=split(test),
         input_shape=(5,),
         n_outputs=1,
+        numeric_features=5,
         preprocessing=Preprocessing(
             kind="tabular",
             steps={"columns": list(COLUMNS[:5]), "mean": mean.tolist(), "std": std.tolist()},

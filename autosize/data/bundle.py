@@ -66,6 +66,9 @@ class DataBundle:
     preprocessing: Preprocessing
     target_mean: float = 0.0
     target_std: float = 1.0
+    # The first numeric_features input columns are numeric values (standardised), the rest
+    # one-hot codes or flags: what a seed's ``embedding`` embeds. 0 for images and all-one-hot data.
+    numeric_features: int = 0
     # Free-form provenance worth reporting, e.g. {"test_source": "generated"} for poker.
     notes: Mapping[str, JSONScalar] = field(default_factory=dict)
 

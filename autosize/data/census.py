@@ -104,6 +104,7 @@ def load_census(root: Path, *, seed: int, options: CensusOptions) -> DataBundle:
         test=split(df_test, y_test),
         input_shape=(int(train[0].shape[1]),),
         n_outputs=2,
+        numeric_features=len(NUMERIC),  # standardised, before the one-hot columns
         preprocessing=Preprocessing(
             kind="tabular",
             steps={

@@ -393,6 +393,7 @@ def load_table(root: Path, *, seed: int, options: TableOptions) -> DataBundle:
         val=val,
         test=test,
         input_shape=(transform.n_features,),
+        numeric_features=len(transform.numeric),  # first, before missing flags and one-hot codes
         n_outputs=len(classes) if classes is not None else 1,
         preprocessing=Preprocessing(kind="table", steps=transform.to_dict()),
         target_mean=target_mean,

@@ -16,6 +16,7 @@ JSON is what users export and edit::
         ConvBlock:  conv -> norm -> act -> gate -> pool -> drop
         DenseBlock: linear -> norm -> act -> gate -> drop
     (output)        ->  net.head        nn.Linear(n_features, n_outputs)
+    spec.embedding  ->  net.embed       PeriodicFeatures, or None (tables only)
 
 ``norm`` is BatchNorm or Identity, ``gate`` is Identity unless compress puts
 a gate there, ``pool`` is max-pooling or Identity, ``drop`` is Dropout or
@@ -25,6 +26,11 @@ head), so channel ``c`` of the last conv block owns the flattened columns
 (:meth:`ArchSpec.flatten_size`). For regression the head's output is
 rescaled, ``y = head(h) * target_scale + target_shift``, so a network learns
 standardised targets and still predicts in the data's own unit.
+
+A table's spec may carry an ``embedding`` (:class:`PeriodicEmbedding`): its first
+``features`` columns (the numeric ones) are embedded before the first hidden layer,
+which then takes ``features * width`` plus the other columns. Model surgery
+never touches it: widening, deepening and compressing act on hidden layers only.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from autosize.models.net import (
     ConvBlock,
     DenseBlock,
     Net,
+    PeriodicFeatures,
     build_model,
     make_activation,
 )
@@ -46,6 +53,8 @@ from autosize.models.spec import (
     ConvLayer,
     DenseLayer,
     Layer,
+    PeriodicEmbedding,
+    embedding_from_dict,
     layer_from_dict,
 )
 
@@ -62,7 +71,10 @@ __all__ = [
     "DenseLayer",
     "Layer",
     "Net",
+    "PeriodicEmbedding",
+    "PeriodicFeatures",
     "build_model",
+    "embedding_from_dict",
     "layer_from_dict",
     "make_activation",
 ]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Protocol, cast
 
@@ -10,9 +11,18 @@ import torch
 from torch import nn
 
 from autosize.errors import SpecError
-from autosize.models.spec import ArchSpec, ConvLayer, DenseLayer
+from autosize.models.spec import ArchSpec, ConvLayer, DenseLayer, PeriodicEmbedding
 
-__all__ = ["Block", "BlockList", "ConvBlock", "DenseBlock", "Net", "build_model", "make_activation"]
+__all__ = [
+    "Block",
+    "BlockList",
+    "ConvBlock",
+    "DenseBlock",
+    "Net",
+    "PeriodicFeatures",
+    "build_model",
+    "make_activation",
+]
 
 
 def make_activation(name: str) -> nn.Module:
@@ -79,6 +89,33 @@ class ConvBlock(nn.Module):
         return self.drop(self.pool(self.gate(self.act(self.norm(self.conv(x))))))
 
 
+class PeriodicFeatures(nn.Module):
+    """:class:`~autosize.models.PeriodicEmbedding` as a module: the first ``features`` columns
+    of a ``(batch, columns)`` input become ``features * width`` values, the rest pass through.
+
+    ``frequency`` is ``(features, frequencies)``; ``weight`` ``(features, 2 * frequencies,
+    width)`` and ``bias`` ``(features, width)`` are each column's own linear map, initialised
+    as ``nn.Linear(2 * frequencies, width)`` would be.
+    """
+
+    def __init__(self, emb: PeriodicEmbedding) -> None:
+        super().__init__()
+        self.features = emb.features
+        n, k, d = emb.features, emb.frequencies, emb.width
+        self.frequency = nn.Parameter(torch.randn(n, k) * emb.sigma)
+        bound = 1.0 / math.sqrt(2 * k)
+        self.weight = nn.Parameter(torch.empty(n, 2 * k, d).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(n, d).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        num, rest = x[:, : self.features], x[:, self.features :]
+        angle = (2 * math.pi) * self.frequency * num.unsqueeze(-1)  # (batch, n, k)
+        waves = torch.cat([torch.cos(angle), torch.sin(angle)], dim=-1)  # (batch, n, 2k)
+        # One small matmul per column: (n, batch, 2k) @ (n, 2k, d) -> (n, batch, d).
+        out = torch.baddbmm(self.bias.unsqueeze(1), waves.transpose(0, 1), self.weight)
+        return torch.cat([torch.relu(out).transpose(0, 1).flatten(1), rest], dim=1)
+
+
 Block = DenseBlock | ConvBlock
 
 
@@ -92,10 +129,16 @@ class BlockList(Protocol):
 
 
 class Net(nn.Module):
-    """Hidden blocks, a flatten where the first dense layer (or the head) needs it, a linear head."""
+    """An optional embedding of numeric columns, hidden blocks, a flatten where the first
+    dense layer (or the head) needs it, a linear head."""
+
+    embed: PeriodicFeatures | None
 
     def __init__(self, spec: ArchSpec) -> None:
         super().__init__()
+        # Built first, so that a seeded build_model draws its weights before the blocks'. A
+        # network without one has no ``embed`` entry in its state_dict (older exports load).
+        self.embed = None if spec.embedding is None else PeriodicFeatures(spec.embedding)
         blocks: list[Block] = []
         for i, layer in enumerate(spec.layers):
             if isinstance(layer, ConvLayer):
@@ -111,6 +154,8 @@ class Net(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The flattened output of the last hidden block (what the head sees)."""
+        if self.embed is not None:
+            x = self.embed(x)
         for block in self.blocks:
             if isinstance(block, DenseBlock) and x.dim() > 2:
                 x = x.flatten(1)

@@ -18,6 +18,8 @@ __all__ = [
     "ConvLayer",
     "DenseLayer",
     "Layer",
+    "PeriodicEmbedding",
+    "embedding_from_dict",
     "layer_from_dict",
 ]
 
@@ -87,6 +89,37 @@ class ConvLayer:
         return f"conv{self.channels}"
 
 
+@dataclass(frozen=True)
+class PeriodicEmbedding:
+    """An embedding of each of the first ``features`` input columns (numeric ones) before the
+    first hidden layer: "PLR" of Gorishniy, Rubachev & Babenko, *On Embeddings for Numerical
+    Features in Tabular Deep Learning* (NeurIPS 2022).
+
+    Column ``j``'s value ``x`` becomes ``relu(W_j [cos(2 pi c_j x), sin(2 pi c_j x)] + b_j)``:
+    ``frequencies`` learned frequencies ``c_j`` (initialised from N(0, ``sigma``^2)), then a
+    linear map of its own to ``width`` values. The other columns (one-hot categories, say) pass
+    through unchanged, after the embedded ones. MLPs on tables with skewed or
+    non-monotone numeric columns learn their effects far more easily this way.
+    """
+
+    type: ClassVar[str] = "periodic"
+    features: int
+    frequencies: int = 16
+    width: int = 16
+    sigma: float = 1.0
+
+    @property
+    def out_features(self) -> int:
+        """How many values the embedded columns become."""
+        return self.features * self.width
+
+    def param_count(self) -> int:
+        return self.features * (self.frequencies + (2 * self.frequencies + 1) * self.width)
+
+    def tag(self) -> str:
+        return f"plr{self.features}x{self.width}"
+
+
 Layer = DenseLayer | ConvLayer
 _LAYER_TYPES: dict[str, type[DenseLayer] | type[ConvLayer]] = {
     "dense": DenseLayer,
@@ -115,7 +148,11 @@ class ArchSpec:
     # target_shift (the training targets' std and mean), so the net learns standardised targets.
     target_shift: float = 0.0
     target_scale: float = 1.0
+    # An embedding of the first input columns, in front of the first hidden layer (tables only).
+    embedding: PeriodicEmbedding | None = None
     _shapes: tuple[tuple[int, ...], ...] = field(init=False, repr=False, compare=False)
+    # What layers[0] (or the head of a linear model) receives: the input, or the embedding's output.
+    _in_shape: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_shape", tuple(self.input_shape))
@@ -149,6 +186,9 @@ class ArchSpec:
             raise SpecError(f"target_shift: must be a finite number, got {self.target_shift!r}")
 
         shape = self.input_shape
+        if self.embedding is not None:
+            shape = self._check_embedding(self.embedding)
+        object.__setattr__(self, "_in_shape", shape)
         shapes: list[tuple[int, ...]] = []
         seen_dense = False
         for i, layer in enumerate(self.layers):
@@ -199,6 +239,32 @@ class ArchSpec:
             shapes.append(shape)
         return tuple(shapes)
 
+    def _check_embedding(self, emb: object) -> tuple[int, ...]:
+        """What the first hidden layer receives behind a valid ``emb``, else SpecError."""
+        if not isinstance(emb, PeriodicEmbedding):
+            raise SpecError(f"embedding: expected a PeriodicEmbedding, got {type(emb).__name__}")
+        if len(self.input_shape) != 1:
+            raise SpecError(
+                f"embedding: needs a table of features, not an input of shape {list(self.input_shape)}"
+            )
+        for name in ("features", "frequencies", "width"):
+            value = getattr(emb, name)
+            if not _is_int(value) or value < 1:
+                raise SpecError(f"embedding.{name}: must be a positive integer, got {value!r}")
+        if emb.features > self.input_shape[0]:
+            raise SpecError(
+                f"embedding.features: {emb.features} columns to embed, but the input has "
+                f"{self.input_shape[0]}"
+            )
+        if not (
+            isinstance(emb.sigma, int | float)
+            and not isinstance(emb.sigma, bool)
+            and math.isfinite(emb.sigma)
+            and emb.sigma > 0
+        ):
+            raise SpecError(f"embedding.sigma: must be a positive number, got {emb.sigma!r}")
+        return (emb.out_features + self.input_shape[0] - emb.features,)
+
     # -- derived facts ------------------------------------------------------------
 
     def output_shape(self, i: int) -> tuple[int, ...]:
@@ -207,7 +273,7 @@ class ArchSpec:
 
     def in_shape(self, i: int) -> tuple[int, ...]:
         """Shape (without batch) of what hidden layer ``i`` (or the head, ``i == len(layers)``) receives."""
-        return self.input_shape if i == 0 else self._shapes[i - 1]
+        return self._in_shape if i == 0 else self._shapes[i - 1]
 
     def flatten_size(self, i: int) -> int:
         """Spatial positions per channel that layer ``i`` (or the head) sees after the flatten.
@@ -230,12 +296,14 @@ class ArchSpec:
         return tuple(layer.size for layer in self.layers)
 
     def summary(self) -> str:
-        """One line such as ``conv32-conv64-fc128`` (``linear`` without hidden layers)."""
-        return "-".join(layer.tag() for layer in self.layers) or "linear"
+        """One line such as ``conv32-conv64-fc128`` (``linear`` without hidden layers), with
+        the embedding first where there is one (``plr6x16-fc32``)."""
+        layers = "-".join(layer.tag() for layer in self.layers) or "linear"
+        return layers if self.embedding is None else f"{self.embedding.tag()}-{layers}"
 
     def param_count(self) -> int:
         """Trainable parameters of the built network (gates excluded)."""
-        total = 0
+        total = 0 if self.embedding is None else self.embedding.param_count()
         for i, layer in enumerate(self.layers):
             fan_in = (
                 self.in_shape(i)[0] * layer.kernel**2
@@ -250,9 +318,11 @@ class ArchSpec:
         """Floating-point operations per example of one forward pass.
 
         Counts 2 per multiply-accumulate of the conv and linear layers (the bulk of
-        the cost); activations, BatchNorm and pooling are left out.
+        the cost); activations, BatchNorm and pooling are left out (and so are the
+        embedding's cosines and sines).
         """
-        total = 0
+        emb = self.embedding
+        total = 0 if emb is None else 2 * emb.features * 2 * emb.frequencies * emb.width
         for i, layer in enumerate(self.layers):
             if isinstance(layer, ConvLayer):
                 c_in, h, w = self.in_shape(i)
@@ -297,6 +367,8 @@ class ArchSpec:
         if self.target_shift != 0.0 or self.target_scale != 1.0:
             out["target_shift"] = self.target_shift
             out["target_scale"] = self.target_scale
+        if self.embedding is not None:
+            out["embedding"] = {"type": self.embedding.type, **_layer_fields(self.embedding)}
         return out
 
     def to_json(self, *, indent: int | None = 2) -> str:
@@ -317,6 +389,7 @@ class ArchSpec:
             "layers",
             "target_shift",
             "target_scale",
+            "embedding",
         }
         _reject_unknown(data, allowed, source)
         for key in ("input_shape", "n_outputs"):
@@ -349,6 +422,8 @@ class ArchSpec:
                 raise SpecError(f"{source}: {key} must be a number, got {kwargs[key]!r}")
             if key in kwargs:
                 kwargs[key] = float(kwargs[key])
+        if data.get("embedding") is not None:
+            kwargs["embedding"] = embedding_from_dict(data["embedding"], f"{source}: embedding")
         try:
             return cls(input_shape=tuple(input_shape), n_outputs=n_outputs, layers=layers, **kwargs)
         except SpecError as exc:
@@ -372,7 +447,7 @@ def _conv_out(d: int, layer: ConvLayer, *, pooled: bool = True) -> int:
     return out // layer.pool if pooled else out
 
 
-def _layer_fields(layer: Layer) -> dict[str, object]:
+def _layer_fields(layer: Layer | PeriodicEmbedding) -> dict[str, object]:
     return {f.name: getattr(layer, f.name) for f in fields(layer)}
 
 
@@ -382,6 +457,28 @@ def _reject_unknown(data: Mapping[str, object], allowed: set[str], where: str) -
         raise SpecError(
             f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}"
         )
+
+
+def embedding_from_dict(raw: object, where: str) -> PeriodicEmbedding:
+    """A :class:`PeriodicEmbedding` from its JSON form (``{"type": "periodic", "features": 6,
+    ...}``), refusing unknown keys and wrong types; its ranges are the spec's to check."""
+    if not isinstance(raw, Mapping):
+        raise SpecError(f"{where}: expected a table/object, got {type(raw).__name__}")
+    if raw.get("type", "periodic") != "periodic":
+        raise SpecError(f"{where}.type: unknown embedding {raw.get('type')!r}; expected 'periodic'")
+    names = {f.name for f in fields(PeriodicEmbedding)}
+    _reject_unknown(raw, {*names, "type"}, where)
+    if "features" not in raw:
+        raise SpecError(f"{where}: missing key 'features'")
+    kwargs = {k: v for k, v in raw.items() if k != "type"}
+    for key, value in kwargs.items():
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not (number if key == "sigma" else _is_int(value)):
+            expected = "a number" if key == "sigma" else "an integer"
+            raise SpecError(f"{where}.{key}: expected {expected}, got {value!r}")
+    if "sigma" in kwargs:
+        kwargs["sigma"] = float(kwargs["sigma"])
+    return PeriodicEmbedding(**kwargs)
 
 
 def layer_from_dict(raw: object, where: str) -> Layer:

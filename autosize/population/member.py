@@ -90,6 +90,8 @@ def member_shape(i: int, model: nn.Module, bundle: DataBundle) -> MemberShape:
     where = f"fit_population: model {i}"
     if not isinstance(model, Net):
         raise ConfigError(f"{where} is a {type(model).__name__}; expected a build_model network")
+    if model.embed is not None:
+        raise ConfigError(f"{where} embeds its numeric columns; train it with fit")
     for j, block in enumerate(model.blocks):
         if not isinstance(block, DenseBlock):
             raise ConfigError(f"{where}: layer {j} is not dense (train conv networks with fit)")

@@ -64,6 +64,7 @@ from autosize.search.study_config import (
     BaselineReference,
     Component,
     DataConfig,
+    EmbeddingConfig,
     Objective,
     Operation,
     ParentPolicy,
@@ -116,6 +117,23 @@ def _layers(value: object, where: str, path: Path) -> tuple[Layer, ...]:
         return tuple(layer_from_dict(raw, f"{where}[{i}]") for i, raw in enumerate(value))
     except SpecError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+
+
+def _embedding_config(seed_t: Table) -> EmbeddingConfig:
+    """``[seed] embedding = { type = "periodic", frequencies = 16, width = 16, sigma = 1.0 }``."""
+    if not isinstance(seed_t.get("embedding"), dict):
+        seed_t.fail("embedding", seed_t.get("embedding"), 'a table such as { type = "periodic" }')
+    emb_t = seed_t.table("embedding")
+    emb_t.str("type", "periodic", choices=("periodic",))
+    default = EmbeddingConfig()
+    out = EmbeddingConfig(
+        frequencies=emb_t.int("frequencies", default.frequencies, low=1),
+        width=emb_t.int("width", default.width, low=1),
+        sigma=emb_t.float("sigma", default.sigma, strict=True),
+        features=emb_t.int("features", None, low=1),
+    )
+    emb_t.close()
+    return out
 
 
 def _train_config(t: Table, *, epochs_default: int | None) -> TrainConfig:
@@ -289,8 +307,12 @@ def config_from_dict(
     )
     activation: Activation = seed_t.str("activation", "relu", choices=ACTIVATIONS)
     seed_budget = 1 if "seed" in auto else None
+    embedding = _embedding_config(seed_t) if seed_t.has("embedding") else None
     seed_net = SeedConfig(
-        seed_layers, activation, _train_config(seed_t, epochs_default=seed_budget)
+        seed_layers,
+        activation,
+        _train_config(seed_t, epochs_default=seed_budget),
+        embedding=embedding,
     )
     seed_t.close()
 

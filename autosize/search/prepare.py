@@ -12,7 +12,7 @@ from optuna.samplers import BaseSampler
 from autosize.data import DATASETS, DataBundle, load_dataset
 from autosize.data.loader import FILE_LOADERS
 from autosize.errors import ConfigError, DataError
-from autosize.models import ArchSpec
+from autosize.models import ArchSpec, Layer
 from autosize.search.components import SAMPLER_CLASSES, component_class
 from autosize.search.config import StudyConfig
 from autosize.search.pruner import make_pruner
@@ -98,20 +98,29 @@ def prepare(config: StudyConfig) -> Prepared:
         raise ConfigError(
             f"{config.path}: study.objective: 'val_rmse' needs a regression dataset; {bundle.name} is classification (use 'val_accuracy' or 'val_loss')"
         )
-    target = (
-        {"target_shift": bundle.target_mean, "target_scale": bundle.target_std}
-        if bundle.task == "regression"
-        else {}
+    regression = bundle.task == "regression"
+    target_shift, target_scale = (
+        (bundle.target_mean, bundle.target_std) if regression else (0.0, 1.0)
     )
-    seed_spec = config.seed_spec(bundle.input_shape, bundle.n_outputs, **target)
+
+    def arch(layers: tuple[Layer, ...], where: str) -> ArchSpec:
+        return config.arch(
+            layers,
+            bundle.input_shape,
+            bundle.n_outputs,
+            where=where,
+            numeric_features=bundle.numeric_features,
+            target_shift=target_shift,
+            target_scale=target_scale,
+        )
+
+    seed_spec = arch(config.seed_net.layers, "seed.layers")
     specs: list[ArchSpec] = [seed_spec] if config.baselines.include_seed else []
     for scale in config.baselines.scales:
         specs.append(seed_spec.with_widths([max(1, round(w * scale)) for w in seed_spec.widths]))
     for i, layers in enumerate(config.baselines.architectures):
         where = f"baselines.architectures[{i}]"
-        specs.append(
-            config.arch(layers, bundle.input_shape, bundle.n_outputs, where=where, **target)
-        )
+        specs.append(arch(layers, where))
     unique: dict[str, ArchSpec] = {}
     for spec in specs:
         unique.setdefault(spec.to_json(indent=None), spec)

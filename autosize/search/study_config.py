@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from autosize.errors import ConfigError, SpecError
-from autosize.models import Activation, ArchSpec, Layer
+from autosize.models import Activation, ArchSpec, Layer, PeriodicEmbedding
 from autosize.search.artifacts import ArtifactLocation
 from autosize.train import OptimizerName, Precision, precision_flags
 
@@ -100,10 +100,23 @@ _LATER_FIELDS = ("precision",)
 
 
 @dataclass(frozen=True)
+class EmbeddingConfig:
+    """``[seed] embedding``: a periodic embedding of the data's numeric columns (every network
+    of the study has it; see :class:`~autosize.models.PeriodicEmbedding`). ``features`` None
+    embeds the columns the dataset says are numeric."""
+
+    frequencies: int = 16
+    width: int = 16
+    sigma: float = 1.0
+    features: int | None = None
+
+
+@dataclass(frozen=True)
 class SeedConfig:
     layers: tuple[Layer, ...]
     activation: Activation
     train: TrainConfig
+    embedding: EmbeddingConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -196,11 +209,6 @@ class StudyConfig:
     def directions(self) -> list[Direction]:
         return [self.direction, "minimize"] if self.minimize_params else [self.direction]
 
-    def seed_spec(self, input_shape: tuple[int, ...], n_outputs: int, **target: float) -> ArchSpec:
-        return self.arch(
-            self.seed_net.layers, input_shape, n_outputs, where="seed.layers", **target
-        )
-
     def arch(
         self,
         layers: tuple[Layer, ...],
@@ -208,20 +216,45 @@ class StudyConfig:
         n_outputs: int,
         *,
         where: str = "layers",
-        **target: float,
+        numeric_features: int = 0,
+        target_shift: float = 0.0,
+        target_scale: float = 1.0,
     ) -> ArchSpec:
-        """The spec of ``layers`` (the config key ``where``) on this data; errors name the key."""
+        """The spec of ``layers`` (the config key ``where``) on this data; errors name the key.
+
+        ``numeric_features``: how many leading input columns the data says are numeric, what
+        ``[seed] embedding`` embeds unless it names its own ``features``.
+        """
+        embedding = self._embedding(numeric_features)
         try:
             return ArchSpec(
                 input_shape=input_shape,
                 n_outputs=n_outputs,
                 layers=layers,
                 activation=self.seed_net.activation,
-                **target,
+                embedding=embedding,
+                target_shift=target_shift,
+                target_scale=target_scale,
             )
         except SpecError as exc:
-            # ArchSpec says "layers[i].width: ..."; the config key is e.g. "seed.layers[i].width"
             message = str(exc)
+            if message.startswith("embedding"):
+                raise ConfigError(f"{self.path}: seed.{message}") from None
+            # ArchSpec says "layers[i].width: ..."; the config key is e.g. "seed.layers[i].width"
             if message.startswith("layers"):
                 message = where + message.removeprefix("layers")
             raise ConfigError(f"{self.path}: {message}") from None
+
+    def _embedding(self, numeric_features: int) -> PeriodicEmbedding | None:
+        emb = self.seed_net.embedding
+        if emb is None:
+            return None
+        features = emb.features if emb.features is not None else numeric_features
+        if features < 1:
+            raise ConfigError(
+                f"{self.path}: seed.embedding: the data has no numeric columns to embed "
+                "(set seed.embedding.features to the number of leading columns to embed)"
+            )
+        return PeriodicEmbedding(
+            features=features, frequencies=emb.frequencies, width=emb.width, sigma=emb.sigma
+        )

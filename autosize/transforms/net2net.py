@@ -337,6 +337,15 @@ def deepen(
 def _check_model(model: Net, spec: ArchSpec) -> None:
     if not isinstance(model, Net):
         raise SpecError(f"model: expected a Net from build_model, got {type(model).__name__}")
+    if (model.embed is None) != (spec.embedding is None):
+        raise SpecError(
+            "model: "
+            + (
+                "has no embedding but the spec has one"
+                if model.embed is None
+                else "has an embedding the spec does not"
+            )
+        )
     if len(model.blocks) != spec.depth:
         raise SpecError(
             f"model: has {len(model.blocks)} hidden blocks but the spec has {spec.depth} layers"
