@@ -23,11 +23,25 @@ STUDY_MARKS = [
 
 
 def run_main(*argv: str) -> tuple[int, str, str]:
-    """``autosize`` in this process: its exit code, stdout and stderr."""
+    """``autosize`` in this process, as a fresh ``autosize`` process would run: its exit
+    code, stdout and stderr.
+
+    A study's wall budget counts from the process's start, and pytest's process may be
+    minutes old (enough to spend a ``timeout = 300`` before the first trial): here it counts
+    from this call.
+    """
+    import time
+    from unittest import mock
+
     from autosize.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    started = time.time()
+    with (
+        mock.patch("autosize.search.clock.process_start", lambda: started),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
         rc = main(list(argv))
     return rc, out.getvalue(), err.getvalue()
 

@@ -256,21 +256,7 @@ def test_python_m_autosize_run_in_a_subprocess(tmp_path: Path) -> None:
     assert sum(line.startswith("trial ") for line in proc.stdout.splitlines()) == 3
 
 
-@pytest.fixture
-def clock_from_now(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``run_main`` runs the CLI in pytest's own process, and a study's wall budget counts
-    from the process's start: minutes ago by the time these tests run in the full suite,
-    enough to spend a 300-s budget before the first trial. Count from now, as a fresh
-    ``autosize run`` process would."""
-    import time
-
-    from autosize.search import clock
-
-    monkeypatch.setattr(clock, "process_start", time.time)
-
-
 @pytest.mark.slow
-@pytest.mark.usefixtures("clock_from_now")
 def test_two_workers_on_a_journal_storage(tmp_path: Path) -> None:
     log = tmp_path / "s.log"
     config = tiny_config(tmp_path, storage=str(log), study="timeout = 300")
@@ -289,7 +275,6 @@ def test_two_workers_on_a_journal_storage(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.usefixtures("clock_from_now")
 def test_workers_that_fail_fail_the_run_each_in_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:

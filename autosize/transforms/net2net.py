@@ -338,14 +338,8 @@ def _check_model(model: Net, spec: ArchSpec) -> None:
     if not isinstance(model, Net):
         raise SpecError(f"model: expected a Net from build_model, got {type(model).__name__}")
     if (model.embed is None) != (spec.embedding is None):
-        raise SpecError(
-            "model: "
-            + (
-                "has no embedding but the spec has one"
-                if model.embed is None
-                else "has an embedding the spec does not"
-            )
-        )
+        which = ("the spec", "the model") if model.embed is None else ("the model", "the spec")
+        raise SpecError(f"model: {which[0]} has an embedding and {which[1]} has none")
     if len(model.blocks) != spec.depth:
         raise SpecError(
             f"model: has {len(model.blocks)} hidden blocks but the spec has {spec.depth} layers"
