@@ -148,7 +148,7 @@ def _dense(**extra: object) -> dict[str, object]:
         (_dense(depth=3), r"unknown key 'depth'"),
         (
             _dense(layers=[{"type": "dense", "width": "4"}]),
-            r"layers\[0\]\.width: expected int, got '4'",
+            r"layers\[0\]\.width: expected an integer, got '4'",
         ),
         (
             _dense(
@@ -167,6 +167,18 @@ def _dense(**extra: object) -> dict[str, object]:
             _dense(input_shape=[8], layers=[{"type": "conv", "channels": 2}]),
             r"layers\[0\]: a conv layer needs an image",
         ),
+        (
+            _dense(layers=[{"type": "dense", "width": 4, "batchnorm": 1}]),
+            r"layers\[0\]\.batchnorm: expected true or false, got 1",
+        ),
+        (
+            _dense(layers=[{"type": "dense", "width": 4, "dropout": "0.1"}]),
+            r"layers\[0\]\.dropout: expected a number, got '0.1'",
+        ),
+        (
+            _dense(layers=[{"type": "conv", "channels": 4, "stride": None}]),
+            r"layers\[0\]\.stride: expected an integer, got None",
+        ),
         (_dense(activation="swish"), r"activation: unknown 'swish'"),
         (_dense(n_outputs=0), r"n_outputs: .*got 0"),
         (_dense(target_scale=0.0), r"target_scale: .*got 0.0"),
@@ -178,6 +190,20 @@ def test_invalid_specs_are_refused_naming_the_field(data: dict[str, object], mes
         ArchSpec.from_dict(data, source="arch.json")
     with pytest.raises(SpecError, match=r"^arch\.json: "):
         ArchSpec.from_dict(data, source="arch.json")
+
+
+def test_layer_json_takes_optional_fields_as_their_types() -> None:
+    """``padding`` may be null (same padding); a dropout given as an integer is a float."""
+    data = _dense(
+        layers=[
+            {"type": "conv", "channels": 4, "padding": None, "pool": 2},
+            {"type": "dense", "width": 4, "dropout": 0},
+        ]
+    )
+    spec = ArchSpec.from_dict(data)
+    assert spec.layers == (ConvLayer(4, padding=None, pool=2), DenseLayer(4, dropout=0.0))
+    assert isinstance(spec.layers[1].dropout, float)
+    assert ArchSpec.from_dict(spec.to_dict()) == spec
 
 
 def test_invalid_json_text_is_a_spec_error() -> None:

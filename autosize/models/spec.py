@@ -459,6 +459,29 @@ def _reject_unknown(data: Mapping[str, object], allowed: set[str], where: str) -
         )
 
 
+def _typed_kwargs(raw: Mapping[str, object], cls: type, where: str) -> dict[str, Any]:
+    """``raw``'s keys but ``type`` as keyword arguments of the dataclass ``cls``: unknown keys
+    are refused, and each value is checked against its field's annotation (``int``, ``float``,
+    ``bool``, any of them ``| None``); a float field given an integer gets a float."""
+    kinds = {f.name: str(f.type) for f in fields(cls)}
+    _reject_unknown(raw, {*kinds, "type"}, where)
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "type":
+            continue
+        kind = kinds[key].removesuffix(" | None")
+        if value is None and kinds[key] != kind:
+            kwargs[key] = None
+            continue
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        ok = {"bool": isinstance(value, bool), "float": number}.get(kind, _is_int(value))
+        if not ok:
+            expected = {"bool": "true or false", "float": "a number"}.get(kind, "an integer")
+            raise SpecError(f"{where}.{key}: expected {expected}, got {value!r}")
+        kwargs[key] = float(value) if kind == "float" else value  # type: ignore[arg-type]
+    return kwargs
+
+
 def embedding_from_dict(raw: object, where: str) -> PeriodicEmbedding:
     """A :class:`PeriodicEmbedding` from its JSON form (``{"type": "periodic", "features": 6,
     ...}``), refusing unknown keys and wrong types; its ranges are the spec's to check."""
@@ -466,19 +489,9 @@ def embedding_from_dict(raw: object, where: str) -> PeriodicEmbedding:
         raise SpecError(f"{where}: expected a table/object, got {type(raw).__name__}")
     if raw.get("type", "periodic") != "periodic":
         raise SpecError(f"{where}.type: unknown embedding {raw.get('type')!r}; expected 'periodic'")
-    names = {f.name for f in fields(PeriodicEmbedding)}
-    _reject_unknown(raw, {*names, "type"}, where)
     if "features" not in raw:
         raise SpecError(f"{where}: missing key 'features'")
-    kwargs = {k: v for k, v in raw.items() if k != "type"}
-    for key, value in kwargs.items():
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        if not (number if key == "sigma" else _is_int(value)):
-            expected = "a number" if key == "sigma" else "an integer"
-            raise SpecError(f"{where}.{key}: expected {expected}, got {value!r}")
-    if "sigma" in kwargs:
-        kwargs["sigma"] = float(kwargs["sigma"])
-    return PeriodicEmbedding(**kwargs)
+    return PeriodicEmbedding(**_typed_kwargs(raw, PeriodicEmbedding, where))
 
 
 def layer_from_dict(raw: object, where: str) -> Layer:
@@ -488,22 +501,7 @@ def layer_from_dict(raw: object, where: str) -> Layer:
     if kind not in _LAYER_TYPES:
         raise SpecError(f"{where}.type: unknown layer type {kind!r}; expected 'dense' or 'conv'")
     cls = _LAYER_TYPES[kind]
-    names = {f.name: f for f in fields(cls)}
-    _reject_unknown(raw, {*names, "type"}, where)
-    kwargs = {k: v for k, v in raw.items() if k != "type"}
-    for key, value in kwargs.items():
-        expected = (
-            "bool" if key in ("batchnorm", "bias") else "float" if key == "dropout" else "int"
-        )
-        ok = (
-            isinstance(value, bool)
-            if expected == "bool"
-            else isinstance(value, int | float) and not isinstance(value, bool)
-            if expected == "float"
-            else _is_int(value) or (key == "padding" and value is None)
-        )
-        if not ok:
-            raise SpecError(f"{where}.{key}: expected {expected}, got {value!r}")
+    kwargs = _typed_kwargs(raw, cls, where)
     try:
         return cls(**kwargs)
     except TypeError as exc:
