@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -249,6 +250,37 @@ def test_a_spent_budget_trains_the_seed_briefly_and_runs_no_trial(tmp_path: Path
     study = optuna.load_study(study_name="tiny", storage=config.storage)
     assert study.user_attrs["seed"]["seconds"] < 5.0  # cut, not 100,000 epochs
     assert [t for t in study.get_trials() if t.user_attrs.get("role") == "warmstart"] == []
+
+
+def test_a_seed_cut_short_is_trained_again_in_full_until_a_trial_grows_from_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from autosize.search import record
+
+    config = load_config(tiny_config(tmp_path, n_trials=1, seed_epochs=3, baselines="scales = []"))
+    run_study(config, timeout=1.0, started=time.time() - 0.9)  # the budget cuts the seed
+    study = optuna.load_study(study_name="tiny", storage=config.storage)
+    cut = record.seed_info(study)
+    assert cut["cut"] is True and cut["epochs"] < 3
+    assert [t for t in study.get_trials() if record.role(t) == record.WARMSTART] == []
+
+    with caplog.at_level(logging.INFO, logger="autosize.search"):
+        run_study(config, timeout=120)  # no trial grew from it: trained again, in full
+    full = record.seed_info(study)
+    assert "training the seed again in full" in caplog.text
+    assert full["cut"] is False and full["epochs"] == 3
+    assert full["artifact_id"] != cut["artifact_id"]
+    (warm,) = [t for t in study.get_trials() if record.role(t) == record.WARMSTART]
+    assert warm.state == TrialState.COMPLETE
+
+    # A cut seed that trials have grown from stays (their lineages start from it).
+    record.write_seed_info(study, {**full, "cut": True, "run_started": 0.0})
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="autosize.search"):
+        run_study(load_config(config.path, overrides={"n_trials": 2}), timeout=120)
+    assert record.seed_info(study)["artifact_id"] == full["artifact_id"]
+    assert "cut it short, and trials have grown from it since, so it stays" in caplog.text
+    assert len([t for t in study.get_trials() if record.role(t) == record.WARMSTART]) == 2
 
 
 def test_workers_are_spawned_only_with_time_to_load_the_data_and_train() -> None:

@@ -58,7 +58,13 @@ def ensure_seed(
     key = seed_key(p)
 
     def ready() -> bool:
-        return record.seed_info(study).get("key") == key
+        info = record.seed_info(study)
+        if info.get("key") != key:
+            return False
+        # A seed an earlier run's wall budget cut short is trained again in full, as a cut
+        # baseline is redone, while no trial has grown from it; once one has, it stays.
+        stale_cut = info.get("cut") and info.get("run_started") != deadline.start
+        return not (stale_cut and not _grown_from(study))
 
     give_up = None if deadline.seconds is None else deadline.start + deadline.seconds
     with claim(
@@ -74,14 +80,32 @@ def ensure_seed(
         )
     if not trained_here:
         logger.info("reusing the seed network (key %s, artifact %s)", key, info["artifact_id"])
+        if info.get("cut"):
+            logger.warning(
+                "the seed network had %s epochs: the wall budget of the run that trained it "
+                "cut it short, and trials have grown from it since, so it stays",
+                info.get("epochs"),
+            )
     try:
         return download_network(store, str(info["artifact_id"]), owner="the seed network")
     except StudyError as exc:
         raise SeedNotFound(str(exc)) from None
 
 
+def _grown_from(study: optuna.Study) -> bool:
+    """Whether any warm-started trial (in any state) has started from the study's networks."""
+    return any(record.role(t) == record.WARMSTART for t in study.get_trials(deepcopy=False))
+
+
 def _train_seed(study: optuna.Study, p: Prepared, key: str, deadline: Deadline) -> None:
     budget = p.config.seed_net.train
+    before = record.seed_info(study)
+    if before.get("key") == key and before.get("cut"):
+        logger.info(
+            "training the seed again in full: an earlier run's wall budget cut it at %s epochs "
+            "and no trial has grown from it yet",
+            before.get("epochs"),
+        )
     logger.info("training the seed %s on %s", p.seed_spec.summary(), p.bundle.name)
     model = build_model(p.seed_spec, seed=p.config.seed)
     model, spec, history, seconds, cut = training.train_step(
@@ -109,6 +133,7 @@ def _train_seed(study: optuna.Study, p: Prepared, key: str, deadline: Deadline) 
             "epochs": len(history.epochs),
             "seconds": round(seconds, 3),
             "cut": cut,  # short of [seed]'s budget by the wall budget
+            "run_started": deadline.start,  # the run (its workers share it) that trained it
             "val": val,
             "test": test,
         },
