@@ -80,7 +80,7 @@ def ensure_seed(
         )
     if not trained_here:
         logger.info("reusing the seed network (key %s, artifact %s)", key, info["artifact_id"])
-        if info.get("cut"):
+        if info.get("cut") and info.get("run_started") != deadline.start:
             logger.warning(
                 "the seed network had %s epochs: the wall budget of the run that trained it "
                 "cut it short, and trials have grown from it since, so it stays",
