@@ -227,7 +227,9 @@ def _side_scratch(dataset: str, budget: float, seed: int, work: Path) -> dict[st
     ]
     # Nothing finished after the budget counts: the trial running then is ended at B (+5 s).
     wall, code = _run_until(cmd, t0 + budget + 5, work / "scratch.log")
-    data = json.loads(out.read_text()) if out.exists() else {"records": []}
+    # No file: no trial ended within the budget (the first one was still training).
+    empty = {"records": [], "trials": 0, "pruned": 0, "completed": 0}
+    data = json.loads(out.read_text()) if out.exists() else empty
     data.update(wall=wall, returncode=code)
     return data
 
@@ -242,7 +244,11 @@ def _side_autosize(
     t0 = time.time()
     start = datetime.fromtimestamp(t0)  # Optuna's trial times are naive local datetimes
     # -v: the info lines (the seed, cohorts) in the side's log too
-    cmd = [str(Path(sys.executable).with_name("autosize")), "-v", "run", str(config)]
+    # The console script beside this interpreter, as a user runs it; where there is none
+    # (autosize on PYTHONPATH, not installed: the lent GPU machine), the same CLI by -m.
+    script = Path(sys.executable).with_name("autosize")
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "autosize"]
+    cmd += ["-v", "run", str(config)]
     cmd += ["--timeout", str(budget), "--n-trials", "100000"]
     if cohort is not None:  # K trials trained together (autosize.population); 1: one at a time
         cmd += ["--cohort", str(cohort)]
