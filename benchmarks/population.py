@@ -43,9 +43,10 @@ import torch
 
 from autosize.data import load_dataset
 from autosize.data.bundle import DataBundle
-from autosize.models import ArchSpec, DenseLayer, build_model
+from autosize.models import DenseLayer, build_model
 from autosize.population import fit_population
 from autosize.search.config import load_config
+from autosize.search.study_config import StudyConfig
 from autosize.train import fit, resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,9 +58,13 @@ GOALS = {"add10": 5.0, "airfoil": 5.0, "census": 2.0, "poker": 2.0}  # x at K=16
 GPU_GOAL = 10.0  # x at K=16 on a GPU, every dataset
 
 
+def study_config(name: str) -> StudyConfig:
+    return load_config(ROOT / "studies" / f"{name}.toml")
+
+
 def search_shapes(name: str) -> tuple[list[tuple[int, ...]], str, int]:
     """The hidden widths a study's search tries, its activation and batch size."""
-    config = load_config(ROOT / "studies" / f"{name}.toml")
+    config = study_config(name)
     seed = tuple(layer.width for layer in config.seed_net.layers)  # type: ignore[union-attr]
     space = config.search
     lo, hi = space.min_widen_factor, space.max_widen_factor
@@ -79,15 +84,18 @@ def search_shapes(name: str) -> tuple[list[tuple[int, ...]], str, int]:
 
 
 def models_for(
-    bundle: DataBundle, shapes: list[tuple[int, ...]], activation: str, k: int
+    bundle: DataBundle, shapes: list[tuple[int, ...]], config: StudyConfig, k: int
 ) -> list[torch.nn.Module]:
+    """K networks cycling through ``shapes``, each as the study builds it: its activation
+    and, where ``[seed] embedding`` asks for one (Census), the embedding of the numeric
+    columns in front."""
     out = []
     for i in range(k):
-        spec = ArchSpec(
-            input_shape=bundle.input_shape,
-            n_outputs=bundle.n_outputs,
-            layers=tuple(DenseLayer(w) for w in shapes[i % len(shapes)]),
-            activation=activation,  # type: ignore[arg-type]
+        spec = config.arch(
+            tuple(DenseLayer(w) for w in shapes[i % len(shapes)]),
+            bundle.input_shape,
+            bundle.n_outputs,
+            numeric_features=bundle.numeric_features,
             target_shift=bundle.target_mean if bundle.task == "regression" else 0.0,
             target_scale=bundle.target_std if bundle.task == "regression" else 1.0,
         )
@@ -130,14 +138,15 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         bundle = load_dataset(name, **options)  # type: ignore[arg-type]
         if args.quick:
             bundle = bundle.subset(train=min(2000, bundle.sizes["train"]), val=500)
-        shapes, activation, batch = search_shapes(name)
+        shapes, _, batch = search_shapes(name)
+        config = study_config(name)
         epochs = 1 if args.quick else EPOCHS[name]
         # Warm-up: the first call in a process pays one-off costs (allocator, MKL).
-        warm = models_for(bundle, shapes, activation, 2)
+        warm = models_for(bundle, shapes, config, 2)
         fit(copy.deepcopy(warm[0]), bundle.subset(train=512), epochs=1, device=device)
         fit_population(warm, bundle.subset(train=512), epochs=1, device=device)
         for k in args.ks:
-            models = models_for(bundle, shapes, activation, k)
+            models = models_for(bundle, shapes, config, k)
             rounds = [time_both(bundle, models, epochs, batch, device) for _ in range(args.rounds)]
             seq = min(r["sequential"] for r in rounds)
             pop = min(r["population"] for r in rounds)
@@ -149,6 +158,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 "batch_size": batch,
                 "train_examples": bundle.sizes["train"],
                 "shapes": [list(s) for s in shapes[: min(k, len(shapes))]],
+                "embedding": models[0].embed is not None,  # type: ignore[union-attr]
                 "sequential_s": seq,
                 "population_s": pop,
                 "sequential_trials_per_s": k / seq,

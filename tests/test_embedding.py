@@ -153,7 +153,9 @@ def test_net2net_keeps_the_function_and_compress_keeps_the_embedding() -> None:
         torch.testing.assert_close(fresh(x), reference, rtol=0, atol=1e-10)
 
 
-def test_population_training_refuses_an_embedding_and_a_cohort_trains_it_alone() -> None:
+def test_population_training_stacks_an_embedding_and_refuses_a_wrong_input() -> None:
+    """Embedded nets stack (tests/test_population.py trains them against fit); one whose
+    embedding does not fit the table's columns is refused in one line."""
     x = torch.randn(40, 7)
     y = torch.randint(0, 2, (40,))
     bundle = DataBundle(
@@ -168,10 +170,13 @@ def test_population_training_refuses_an_embedding_and_a_cohort_trains_it_alone()
         numeric_features=3,
     )
     model = build_model(spec(8), seed=0)
-    assert not can_stack(model, bundle)
+    assert can_stack(model, bundle)
     assert can_stack(build_model(spec(8, emb=None), seed=0), bundle)
-    with pytest.raises(ConfigError, match="model 0 embeds its numeric columns; train it with fit"):
-        fit_population([model], bundle, epochs=1, lr=1e-3, batch_size=8, seed=0)
+    fit_population([model], bundle, epochs=1, lr=1e-3, batch_size=8, seed=0)
+    wide = build_model(spec(8, inputs=9), seed=0)  # built for a 9-column table
+    assert not can_stack(wide, bundle)
+    with pytest.raises(ConfigError, match="model 0 takes 21 inputs, not 19"):
+        fit_population([wide], bundle, epochs=1, lr=1e-3, batch_size=8, seed=0)
 
 
 def with_embedding(path: Path, line: str) -> Path:

@@ -17,12 +17,20 @@ from autosize.callbacks import Callback, CosineSchedule, EarlyStopping, TrainSta
 from autosize.data.bundle import DataBundle
 from autosize.errors import ConfigError
 from autosize.history import EpochRecord, History
-from autosize.models import ACTIVATIONS, ArchSpec, ConvLayer, DenseLayer, build_model
+from autosize.models import (
+    ACTIVATIONS,
+    ArchSpec,
+    ConvLayer,
+    DenseLayer,
+    PeriodicEmbedding,
+    build_model,
+)
 from autosize.models.net import make_activation
 from autosize.population import fit_population
 from autosize.population import loop as loop_module
 from autosize.population import optimizer as optimizer_module
 from autosize.population import stack as stack_module
+from autosize.population.member import write_layers
 from autosize.population.stack import MemberShape, Stack, plan_stacks
 from autosize.train import _CHECK_EVERY_CUDA, fit
 
@@ -50,7 +58,16 @@ def as_dtype(bundle: DataBundle, dtype: torch.dtype) -> DataBundle:
     return replace(bundle, train=cast(bundle.train), val=cast(bundle.val), test=cast(bundle.test))
 
 
-def nets(bundle: DataBundle, dtype: torch.dtype = torch.float32, **spec: object) -> list[nn.Module]:
+# A periodic embedding of the first 3 of the test tables' 8 columns ([seed] embedding).
+EMBED = PeriodicEmbedding(features=3, frequencies=4, width=5, sigma=0.5)
+
+
+def nets(
+    bundle: DataBundle,
+    dtype: torch.dtype = torch.float32,
+    embedding: PeriodicEmbedding | None = None,
+    **spec: object,
+) -> list[nn.Module]:
     regression = bundle.task == "regression"
     out = []
     for i, (widths, act) in enumerate(SHAPES):
@@ -61,6 +78,7 @@ def nets(bundle: DataBundle, dtype: torch.dtype = torch.float32, **spec: object)
             activation=act,  # type: ignore[arg-type]
             target_scale=2.0 if regression else 1.0,
             target_shift=0.5 if regression else 0.0,
+            embedding=embedding,
         )
         out.append(build_model(arch, seed=i).to(dtype))
     return out
@@ -140,6 +158,40 @@ def test_each_member_matches_fit_alone(
     got = fit_population(models, bundle, seed=SEEDS, lr=LRS, **kw)  # type: ignore[arg-type]
     assert_same(got, alone(refs, bundle, **kw), models, refs, tol)
     assert all(h.stopped == "epochs" and len(h) == 4 for h in got)
+
+
+@pytest.mark.parametrize("task", ["regression", "classification"])
+@pytest.mark.parametrize(("dtype", "tol"), [(torch.float64, 1e-8), (torch.float32, 1e-4)])
+@pytest.mark.parametrize(("optimizer", "path"), [("adam", "flat"), ("adamw", "fused"), ("sgd", "flat")])  # fmt: skip
+def test_members_with_an_embedding_match_fit_alone(
+    task: str,
+    dtype: torch.dtype,
+    tol: float,
+    optimizer: str,
+    path: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Members carrying a periodic embedding ([seed] embedding), beside members without
+    one (another stack each), every depth, shared and distinct seeds, restore_best."""
+    monkeypatch.setattr(optimizer_module, "FUSED_MIN_ELEMENTS", 0 if path == "fused" else 1 << 60)
+    bundle = as_dtype(linear_regression() if task == "regression" else blobs(), dtype)
+    models = nets(bundle, dtype, embedding=EMBED)
+    models[1], models[5] = nets(bundle, dtype)[1], nets(bundle, dtype)[5]
+    refs = copy.deepcopy(models)
+    start = {i: m.embed.frequency.clone() for i, m in enumerate(models) if m.embed is not None}  # type: ignore[union-attr, operator]
+    assert len(start) == 5
+    kw = {
+        "epochs": 4,
+        "batch_size": 32,
+        "device": "cpu",
+        "optimizer": optimizer,
+        "weight_decay": 0.0 if optimizer == "adam" else 1e-2,
+        "restore_best": True,
+    }
+    got = fit_population(models, bundle, seed=SEEDS, lr=LRS, **kw)  # type: ignore[arg-type]
+    assert_same(got, alone(refs, bundle, **kw), models, refs, tol)
+    for i, freq in start.items():  # the embeddings trained (assert_same: as fit's did)
+        assert not torch.equal(models[i].embed.frequency, freq), i  # type: ignore[union-attr, operator]
 
 
 def test_restore_best_and_early_stopping_per_member() -> None:
@@ -299,6 +351,54 @@ def test_the_stacks_backward_is_autograds(
     torch.testing.assert_close(out, stack.forward(x).detach(), rtol=0, atol=0)
     stack.backward(grad_out, saved)
     torch.testing.assert_close(stack.grad, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("sizes", [(20, 9, 4, 3), (20, 1)])
+@pytest.mark.parametrize("shared", [True, False])
+def test_the_stacks_backward_is_autograds_with_an_embedding(
+    sizes: tuple[int, ...], shared: bool
+) -> None:
+    """An embedding of 3 of 8 columns (3 x 5 values + 5 passed on = 20 inputs) before the
+    first layer (a one-output head too), for a batch shared by all members or one each."""
+    torch.manual_seed(0)
+    n, k, d = 3, 4, 5
+    f64 = torch.float64
+    shapes = [
+        MemberShape(s, (True,) * (len(sizes) - 1), nn.Tanh(), f64, embed=(n, k, d))
+        for s in (sizes, sizes[:1] + tuple(max(1, w - 2) for w in sizes[1:-1]) + sizes[-1:])
+    ]
+    weights = [
+        [(torch.randn(b, a, dtype=f64), torch.randn(b, dtype=f64)) for a, b in itertools.pairwise(sh.sizes)]
+        for sh in shapes
+    ]  # fmt: skip
+    embeds = [
+        (torch.randn(n, k, dtype=f64), torch.randn(n, 2 * k, d, dtype=f64), torch.randn(n, d, dtype=f64))
+        for _ in shapes
+    ]  # fmt: skip
+    stack = Stack(weights, shapes, optimizer="adam", embeds=embeds)
+    x = torch.randn(5, 8, dtype=f64) if shared else torch.randn(2, 5, 8, dtype=f64)
+    grad_out = torch.randn(2, 5, sizes[-1], dtype=f64)
+    stack.zero_grad()
+    stack.forward(x).backward(grad_out)
+    want = stack.grad.clone()
+    assert want[: 2 * n * k].abs().min() > 0  # every frequency got a gradient
+    stack.grad.fill_(float("nan"))  # backward writes every element, it does not accumulate
+    out, saved = stack.forward_saving(x)
+    torch.testing.assert_close(out, stack.forward(x).detach(), rtol=0, atol=0)
+    stack.backward(grad_out, saved)
+    torch.testing.assert_close(stack.grad, want, rtol=1e-12, atol=1e-12)
+    # each member's rows against its own PeriodicFeatures and layers, built from its weights
+    for row, (emb, layers) in enumerate(zip(embeds, weights, strict=True)):
+        h = x if shared else x[row]
+        spec_net = ArchSpec(
+            input_shape=(8,), n_outputs=sizes[-1], activation="tanh",
+            layers=tuple(DenseLayer(w) for w in shapes[row].sizes[1:-1]),
+            embedding=PeriodicEmbedding(features=n, frequencies=k, width=d),
+        ).to_json()  # fmt: skip
+        net = build_model(ArchSpec.from_json(spec_net)).double()
+        write_layers(net, [*emb] + [t for w, b in layers for t in (w.T, b.unsqueeze(0))])
+        with torch.no_grad():
+            torch.testing.assert_close(out[row], net(h), rtol=1e-12, atol=1e-12)
 
 
 def test_the_autograd_path_matches_fit_alone(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -398,7 +398,7 @@ class _Loop:
             if cause is not None:
                 for g in self.groups:
                     for row, m in enumerate(g.members):
-                        self._finish(m, g.stack.layers(row), cause, reason)
+                        self._finish(m, g.stack.member(row), cause, reason)
                 self.groups = []
 
     def _gather(
@@ -466,15 +466,12 @@ class _Loop:
                         f"non-finite loss in epoch {epoch + 1} (train loss {train_loss}, "
                         f"penalty 0.0, val loss {val['loss']}); lr={state.lr} may be too high"
                     )
-                    self._finish(m, g.stack.layers(row), "diverged", reason)
+                    self._finish(m, g.stack.member(row), "diverged", reason)
                     continue
                 if history.is_better(record.val_metric, m.best_metric):
                     m.best_metric, m.best_epoch = record.val_metric, record.epoch
                     if self.restore_best:
-                        m.best = [
-                            (w.clone(), None if b is None else b.clone())
-                            for w, b in g.stack.layers(row)
-                        ]
+                        m.best = [t.clone() for t in g.stack.member(row)]
                 state.stop_reason = ""
                 votes = [cb.on_epoch_end(state, record) for cb in m.callbacks]
                 if any(v is True for v in votes):
@@ -483,7 +480,7 @@ class _Loop:
                         state.stop_reason
                         or f"{type(asked).__name__} asked to stop after epoch {epoch + 1}"
                     )
-                    self._finish(m, g.stack.layers(row), "callback", reason)
+                    self._finish(m, g.stack.member(row), "callback", reason)
                     continue
                 stay.append(row)
             self._keep(g, stay)
@@ -530,7 +527,7 @@ class _Loop:
             for row, m in enumerate(g.members):
                 if not bad[row]:
                     continue
-                layers = g.stack.layers(row)
+                layers = g.stack.member(row)
                 write_layers(m.model, layers)
                 val = _evaluate_tensors(
                     m.model, self.vx, self.vy, self.bundle.task,

@@ -24,11 +24,14 @@ __all__ = [
     "can_stack",
     "make_group",
     "member_shape",
+    "net_embed",
     "net_layers",
     "write_layers",
 ]
 
-Layers = list[tuple[torch.Tensor, torch.Tensor | None]]
+# A member's row of every slab of its stack, padded (Stack.member): what write_layers
+# puts back into its modules.
+Layers = list[torch.Tensor]
 
 
 @dataclass(eq=False)
@@ -90,8 +93,6 @@ def member_shape(i: int, model: nn.Module, bundle: DataBundle) -> MemberShape:
     where = f"fit_population: model {i}"
     if not isinstance(model, Net):
         raise ConfigError(f"{where} is a {type(model).__name__}; expected a build_model network")
-    if model.embed is not None:
-        raise ConfigError(f"{where} embeds its numeric columns; train it with fit")
     for j, block in enumerate(model.blocks):
         if not isinstance(block, DenseBlock):
             raise ConfigError(f"{where}: layer {j} is not dense (train conv networks with fit)")
@@ -103,10 +104,16 @@ def member_shape(i: int, model: nn.Module, bundle: DataBundle) -> MemberShape:
     if len(bundle.input_shape) != 1:
         raise ConfigError(f"fit_population: {bundle.name!r} is not a table of features")
     linears = _linears(model)
-    if linears[0].in_features != bundle.input_shape[0]:
-        raise ConfigError(
-            f"{where} takes {linears[0].in_features} inputs, not {bundle.input_shape[0]}"
-        )
+    embed = None
+    width = bundle.input_shape[0]  # what the first weight layer takes
+    if model.embed is not None:
+        n, k2, d = model.embed.weight.shape
+        embed = (n, k2 // 2, d)
+        if n > width:
+            raise ConfigError(f"{where} embeds {n} columns; {bundle.name!r} has {width}")
+        width += n * (d - 1)
+    if linears[0].in_features != width:
+        raise ConfigError(f"{where} takes {linears[0].in_features} inputs, not {width}")
     if linears[-1].out_features != bundle.n_outputs:
         raise ConfigError(
             f"{where} has {linears[-1].out_features} outputs; {bundle.name!r} needs {bundle.n_outputs}"
@@ -120,6 +127,7 @@ def member_shape(i: int, model: nn.Module, bundle: DataBundle) -> MemberShape:
         bias=tuple(lin.bias is not None for lin in linears),
         act=model.blocks[0].act if len(model.blocks) else nn.Identity(),
         dtype=dtypes.pop(),
+        embed=embed,
     )
 
 
@@ -133,24 +141,37 @@ def _linears(model: Net) -> list[nn.Linear]:
     return [*out, model.head]
 
 
-def net_layers(model: Net) -> Layers:
+def net_layers(model: Net) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
     return [(lin.weight, lin.bias) for lin in _linears(model)]
+
+
+def net_embed(model: Net) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    e = model.embed
+    return None if e is None else (e.frequency, e.weight, e.bias)
 
 
 @torch.no_grad()
 def write_layers(model: Net, layers: Layers) -> None:
-    """Padded ``(weight [in, out], bias)`` slabs back into the member's own modules."""
-    for lin, (w, b) in zip(_linears(model), layers, strict=True):
-        lin.weight.copy_(w[: lin.in_features, : lin.out_features].T)
-        if b is not None:
-            lin.bias.copy_(b[: lin.out_features])
+    """A member's rows of its stack's slabs (:meth:`Stack.member`) back into its modules:
+    the embedding's as they are, each padded weight ``[in, out]`` and bias ``[1, out]`` cut
+    to the layer's size."""
+    rows = iter(layers)
+    for p in net_embed(model) or ():
+        p.copy_(next(rows))
+    for lin in _linears(model):
+        lin.weight.copy_(next(rows)[: lin.in_features, : lin.out_features].T)
+        if lin.bias is not None:
+            lin.bias.copy_(next(rows)[0, : lin.out_features])
+    assert next(rows, None) is None, "write_layers: more slabs than the model has"
 
 
 def make_group(members: list[Member], optimizer: OptimizerName) -> Group:
+    embeds = [net_embed(m.model) for m in members]
     stack = Stack(
         [net_layers(m.model) for m in members],
         [m.shape for m in members],
         optimizer=optimizer,
+        embeds=[e for e in embeds if e is not None],
     )
     nets = [m.model for m in members]
     scale = shift = None

@@ -12,6 +12,13 @@ Every member's layer ``l`` is padded to the stack's widest ``l`` and stored as o
 - Adam with a zero gradient from zero moments moves nothing (``0 / (0 + eps)``), and
   weight decay of a zero weight is zero: padded entries stay zero for ever.
 
+A member may carry a periodic embedding of its first numeric columns
+(:class:`~autosize.models.net.PeriodicFeatures`) in front of its first layer; the
+members of one stack then have the same embedding shape (it is part of
+:attr:`MemberShape.key`: a study's networks all carry its seed's embedding), so its
+three slabs (frequencies ``[K, n, k]``, weights ``[K, n, 2k, d]``, biases ``[K, n, d]``)
+need no padding, and a forward pass adds one ``baddbmm`` over ``K x n`` columns.
+
 All slabs live in one flat buffer, each slab a contiguous piece of it, with a flat
 gradient buffer of the same layout (each slab's ``.grad`` is a view of it) that
 :meth:`Stack.backward` writes, or autograd accumulates into under autocast, and so do
@@ -67,9 +74,10 @@ def act_backward(act: nn.Module) -> ActBackward | None:
     return None
 
 
-# What Stack.forward_saving keeps for Stack.backward: each layer's input, and each hidden
-# layer's pre-activation and activation output.
-Saved = tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]
+# What Stack.forward_saving keeps for Stack.backward: each layer's input, each hidden
+# layer's pre-activation and activation output, and the embedding's (numeric columns
+# [K or 1, n, B, 1], cosines and sines [K * n, B, 2k], output after its relu [K * n, B, d]).
+Saved = tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]
 
 
 @dataclass(frozen=True)
@@ -80,15 +88,19 @@ class MemberShape:
     bias: tuple[bool, ...]  # per weight layer (the head always has one)
     act: nn.Module  # the hidden layers' activation (stateless; shared within a stack)
     dtype: torch.dtype
+    # (features n, frequencies k, width d) of a periodic embedding before the first layer
+    embed: tuple[int, int, int] | None = None
 
     @property
     def key(self) -> tuple[object, ...]:
-        """Members with the same key can share a stack: depth, activation, biases, dtype."""
-        return (len(self.sizes), repr(self.act), self.bias, self.dtype)
+        """Members with the same key can share a stack: depth, activation, biases, dtype,
+        embedding."""
+        return (len(self.sizes), repr(self.act), self.bias, self.dtype, self.embed)
 
     def params(self, sizes: Sequence[int] | None = None) -> int:
         s = self.sizes if sizes is None else sizes
-        return sum(a * b + b for a, b in itertools.pairwise(s))
+        n, k, d = self.embed or (0, 0, 0)
+        return n * k + n * 2 * k * d + n * d + sum(a * b + b for a, b in itertools.pairwise(s))
 
 
 def _padded(shapes: Sequence[MemberShape]) -> tuple[int, ...]:
@@ -148,13 +160,19 @@ class Stack:
         shapes: Sequence[MemberShape],
         *,
         optimizer: OptimizerName,
+        embeds: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = (),
     ) -> None:
-        """``weights[k][l]`` is member k's layer l as ``(weight [out, in], bias [out] or None)``.
+        """``weights[k][l]`` is member k's layer l as ``(weight [out, in], bias [out] or None)``;
+        ``embeds[k]`` its embedding's ``(frequency, weight, bias)`` where the members have one
+        (``shapes[k].embed``).
 
         ``optimizer`` says which moments the stack keeps (SGD one buffer, Adam(W) two).
         """
         self.sizes = _padded(shapes)
         self.bias = shapes[0].bias
+        self.embed = shapes[0].embed
+        if (self.embed is None) != (len(embeds) == 0) or (embeds and len(embeds) != len(weights)):
+            raise ValueError("Stack: one embedding per member where the shapes have one")
         self.act = shapes[0].act
         self.act_backward = act_backward(self.act)
         self.optimizer = optimizer
@@ -164,6 +182,8 @@ class Stack:
         act0 = self.act(torch.zeros(1, dtype=self.dtype, device=self.device))
         masked = bool(act0.abs().item() != 0.0)
         slabs: list[torch.Tensor] = []
+        if embeds:  # the same shape for every member (MemberShape.key): stacked, not padded
+            slabs.extend(torch.stack([e[j].detach() for e in embeds]) for j in range(3))
         for i, (a, b) in enumerate(itertools.pairwise(self.sizes)):
             w = torch.zeros(k, a, b, dtype=self.dtype, device=self.device)
             for m, layers in enumerate(weights):
@@ -225,8 +245,10 @@ class Stack:
         for p, g in zip(self.slabs, self._grads, strict=True):
             p.requires_grad_(True)
             p.grad = g
-        self._weights = self._per_layer(self.slabs)
-        self._layer_grads = self._per_layer(self._grads)
+        e = 0 if self.embed is None else 3  # the embedding's slabs come first
+        self._embed, self._embed_grads = self.slabs[:e], self._grads[:e]
+        self._weights = self._per_layer(self.slabs[e:])
+        self._layer_grads = self._per_layer(self._grads[e:])
         bufs = [self._views(b) for b in (self.flat, self.grad, *self.state)]
         # member r's [params, grads, *moments], each a list of its rows of every slab
         self.row_views = [[[v[r] for v in views] for views in bufs] for r in range(self.k)]
@@ -272,11 +294,11 @@ class Stack:
             [rates.view(-1, *[1] * (len(s) - 1)).expand(s).reshape(-1) for s in self.shapes]
         )
 
-    def layers(self, row: int) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
-        """Member ``row``'s padded ``(weight [in, out], bias [out] or None)`` per layer (views)."""
-        return [
-            (w[row].detach(), None if b is None else b[row, 0].detach()) for w, b in self._weights
-        ]
+    def member(self, row: int) -> list[torch.Tensor]:
+        """Member ``row``'s row of every slab (views): its embedding's frequencies, weights
+        and biases where it has one, then per layer a padded weight ``[in, out]`` and, where
+        the layer has one, a padded bias ``[1, out]``."""
+        return [s[row].detach() for s in self.slabs]
 
     # -- compute -------------------------------------------------------------------
 
@@ -290,11 +312,14 @@ class Stack:
 
         Only for a stack whose activation has a known backward (``self.act_backward``).
         """
-        saved: Saved = ([], [], [])
+        saved: Saved = ([], [], [], [])
         return self._forward(x, saved), saved
 
     def _forward(self, x: torch.Tensor, saved: Saved | None) -> torch.Tensor:
-        h = x if x.dim() == 3 else x.expand(self.k, *x.shape)
+        if self._embed:
+            h = self._embed_forward(x, None if saved is None else saved[3])
+        else:
+            h = x if x.dim() == 3 else x.expand(self.k, *x.shape)
         last = len(self._weights) - 1
         for i, (w, b) in enumerate(self._weights):
             if saved is not None:
@@ -310,6 +335,45 @@ class Stack:
                     h = h * self.masks[i]
         return h
 
+    def _embed_forward(self, x: torch.Tensor, saved: list[torch.Tensor] | None) -> torch.Tensor:
+        """:class:`~autosize.models.net.PeriodicFeatures` per member: the first ``n`` columns
+        of ``x`` (``[K, B, cols]`` or ``[B, cols]``) become ``n * d`` values, the rest pass."""
+        freq, weight, bias = self._embed
+        n, k2, d = weight.shape[1:]
+        kk, b = self.k, x.shape[-2]
+        num = x[..., :n].transpose(-1, -2).unsqueeze(-1)  # [K or 1, n, B, 1]
+        if num.dim() == 3:
+            num = num.unsqueeze(0)
+        # (2 pi f) x, in fit's order of operations (PeriodicFeatures.forward)
+        angle = ((2 * math.pi) * freq).unsqueeze(2) * num  # [K, n, B, k]
+        waves = torch.cat([torch.cos(angle), torch.sin(angle)], dim=-1).view(kk * n, b, k2)
+        out = torch.relu(
+            torch.baddbmm(bias.reshape(kk * n, 1, d), waves, weight.reshape(kk * n, k2, d))
+        )  # [K * n, B, d]
+        if saved is not None:
+            saved.extend((num, waves, out))
+        rest = x[..., n:] if x.dim() == 3 else x[:, n:].expand(kk, b, -1)
+        return torch.cat([out.view(kk, n, b, d).transpose(1, 2).reshape(kk, b, n * d), rest], -1)
+
+    def _embed_backward(self, g: torch.Tensor, saved: list[torch.Tensor]) -> None:
+        """The embedding's gradients from ``g``, the gradient at the first layer's input."""
+        num, waves, out = saved
+        weight = self._embed[1]
+        g_freq, g_weight, g_bias = self._embed_grads
+        kk, b = self.k, g.shape[1]
+        n, k2, d = weight.shape[1:]
+        g = g[..., : n * d].reshape(kk, b, n, d).transpose(1, 2).reshape(kk * n, b, d)
+        g = _aten.threshold_backward(g, out, 0)
+        torch.sum(g, dim=1, keepdim=True, out=g_bias.view(kk * n, 1, d))
+        torch.bmm(waves.transpose(1, 2), g, out=g_weight.view(kk * n, k2, d))
+        g_waves = torch.bmm(g, weight.reshape(kk * n, k2, d).transpose(1, 2))
+        g_waves = g_waves.view(kk, n, b, k2)
+        cos, sin = waves.view(kk, n, b, k2).chunk(2, dim=-1)
+        g_cos, g_sin = g_waves.chunk(2, dim=-1)
+        g_angle = g_sin * cos - g_cos * sin  # d cos = -sin, d sin = cos
+        torch.sum(g_angle * num, dim=2, out=g_freq)
+        g_freq.mul_(2 * math.pi)
+
     @torch.no_grad()
     def backward(self, grad_out: torch.Tensor, saved: Saved) -> None:
         """Write every slab's gradient into ``self.grad`` from the output's gradient.
@@ -321,7 +385,7 @@ class Stack:
         bookkeeping, not the arithmetic, was most of a population step.
         """
         assert self.act_backward is not None
-        inputs, pre, post = saved
+        inputs, pre, post, embedded = saved
         g = grad_out
         for i in range(len(self._weights) - 1, -1, -1):
             w, w_grad, b_grad = self._weights[i][0], *self._layer_grads[i]
@@ -332,11 +396,14 @@ class Stack:
                 torch.bmm(inputs[i].transpose(1, 2), g, out=w_grad)
             if b_grad is not None:
                 torch.sum(g, dim=1, keepdim=True, out=b_grad)
-            if i == 0:
+            if i == 0 and not embedded:
                 break
             # (no mask here: a padded unit's gradient is exactly 0 already, through its
             # zero outgoing weights; the forward's mask keeps its weights' gradients 0)
             g = g * w.transpose(1, 2) if single else torch.bmm(g, w.transpose(1, 2))
+            if i == 0:
+                self._embed_backward(g, embedded)
+                break
             g = self.act_backward(g, pre[i - 1], post[i - 1])
 
     def zero_grad(self) -> None:
