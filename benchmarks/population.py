@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import os
 import platform
 import sys
@@ -56,6 +57,10 @@ EPOCHS = {"add10": 3, "airfoil": 10, "census": 1, "poker": 1}
 KS = (1, 4, 16, 64)
 GOALS = {"add10": 5.0, "airfoil": 5.0, "census": 2.0, "poker": 2.0}  # x at K=16 on a CPU
 GPU_GOAL = 10.0  # x at K=16 on a GPU, every dataset
+# --issue-sizes: the nets issue 11 had in mind for Airfoil ("a 5-x-1 Airfoil net", a few
+# thousand FLOPs per example), where the shipped study searches 256-256-256 and up. Rows
+# labelled "airfoil 5-x-1"; the goal lines keep judging the shipped sizes.
+ISSUE_SHAPES = {"airfoil": [(8,), (12,), (16,), (24,), (32,), (48,), (64,), (16, 16)]}
 
 
 def study_config(name: str) -> StudyConfig:
@@ -103,6 +108,47 @@ def models_for(
     return out
 
 
+def train_flops(model: torch.nn.Module, examples: int) -> float:
+    """Floating-point operations of training ``model`` on ``examples`` examples: the
+    matmuls only (2 per multiply-add), forward, the weights' gradient and the input's
+    gradient of every weight layer but a first one fed by the data. Element-wise work
+    (activations, the optimizer) is left out: this is what a roofline is about."""
+    macs, first = 0, True
+    embed = getattr(model, "embed", None)
+    if embed is not None:
+        n, k2, d = embed.weight.shape
+        macs += 2 * n * k2 * d  # forward and the weights' gradient (no input gradient)
+        first = False
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            macs += module.in_features * module.out_features * (2 if first else 3)
+            first = False
+    return 2.0 * macs * examples
+
+
+def matmul_peak(device: str) -> dict[str, float]:
+    """GFLOP/s of one plain matmul at two shapes, on this device and thread count: a large
+    square one (the machine's roofline) and one of a search's step shapes (128 x 256 x 256,
+    an Airfoil layer at batch 128)."""
+    out = {}
+    for name, (m, k, n) in {"1024^3": (1024, 1024, 1024), "128x256x256": (128, 256, 256)}.items():
+        a = torch.randn(m, k, device=device)
+        b = torch.randn(k, n, device=device)
+        reps = max(3, int(2e9 // (2 * m * k * n)))
+        best = math.inf
+        for _ in range(3):
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            for _ in range(reps):
+                torch.mm(a, b)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - start)
+        out[name] = 2.0 * m * k * n * reps / best / 1e9
+    return out
+
+
 def lrs_for(k: int) -> list[float]:
     """Distinct learning rates, log-spaced in [3e-4, 3e-3] (a search's lr range)."""
     return [3e-4 * 10 ** (i / max(k - 1, 1)) for i in range(k)]
@@ -132,13 +178,19 @@ def time_both(
 def run(args: argparse.Namespace) -> dict[str, object]:
     device = str(resolve_device(args.device))
     load_before = os.getloadavg()
+    peak = matmul_peak(device)
+    print("one matmul: " + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in peak.items()), flush=True)
     rows = []
-    for name in args.datasets:
+    runs = [(name, name, None) for name in args.datasets]
+    if args.issue_sizes:
+        runs += [(n, f"{n} 5-x-1", shapes) for n, shapes in ISSUE_SHAPES.items()]
+    for name, label, override in runs:
         options = {"split": "chord"} if name == "airfoil" else {}
         bundle = load_dataset(name, **options)  # type: ignore[arg-type]
         if args.quick:
             bundle = bundle.subset(train=min(2000, bundle.sizes["train"]), val=500)
         shapes, _, batch = search_shapes(name)
+        shapes = override or shapes
         config = study_config(name)
         epochs = 1 if args.quick else EPOCHS[name]
         # Warm-up: the first call in a process pays one-off costs (allocator, MKL).
@@ -151,8 +203,9 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             seq = min(r["sequential"] for r in rounds)
             pop = min(r["population"] for r in rounds)
             examples = k * epochs * bundle.sizes["train"]
+            flops = sum(train_flops(m, epochs * bundle.sizes["train"]) for m in models)
             row = {
-                "dataset": name,
+                "dataset": label,
                 "k": k,
                 "epochs": epochs,
                 "batch_size": batch,
@@ -166,11 +219,13 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 "sequential_examples_per_s": examples / seq,
                 "population_examples_per_s": examples / pop,
                 "speedup": seq / pop,
+                "sequential_gflops": flops / seq / 1e9,
+                "population_gflops": flops / pop / 1e9,
                 "max_val_diff": max(r["max_val_diff"] for r in rounds),
             }
             rows.append(row)
             print(
-                f"{name:8s} K={k:3d}  sequential {seq:7.2f} s  population {pop:7.2f} s  "
+                f"{label:8s} K={k:3d}  sequential {seq:7.2f} s  population {pop:7.2f} s  "
                 f"x{row['speedup']:.2f}  (max |val diff| {row['max_val_diff']:.1e})",
                 flush=True,
             )
@@ -187,6 +242,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "load_before": load_before,
         "quick": args.quick,
         "rounds": args.rounds,
+        "matmul_gflops": peak,
         "rows": rows,
     }
 
@@ -205,15 +261,29 @@ def render(result: dict[str, object]) -> str:
         f"load average before {', '.join(f'{x:.2f}' for x in result['load_before'])}, "  # type: ignore[union-attr]
         f"after {', '.join(f'{x:.2f}' for x in result['load_after'])}; {result['seconds']:.0f} s in all."
         + (" **Smoke run (--quick): not a measurement.**" if result["quick"] else ""),
+    ]
+    peak = result.get("matmul_gflops")
+    if peak:
+        lines += [
+            "",
+            "**One plain matmul** on the same device and threads (the roofline the GFLOP/s "
+            "columns are read against): "
+            + ", ".join(f"{k}: {v:.1f} GFLOP/s" for k, v in peak.items())  # type: ignore[union-attr]
+            + ". GFLOP/s counts each trial's own matmuls (forward, weight and input "
+            "gradients; not the padding), over the wall time.",
+        ]
+    lines += [
         "",
-        "| dataset | K | epochs | trials/s fit | trials/s population | examples/s fit | examples/s population | speedup | max abs val diff |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| dataset | K | epochs | trials/s fit | trials/s population | examples/s fit | examples/s population | GFLOP/s fit | GFLOP/s population | speedup | max abs val diff |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:  # type: ignore[union-attr]
+        gf = [f"{r[c]:.1f}" if c in r else "-" for c in ("sequential_gflops", "population_gflops")]
         lines.append(
             f"| {r['dataset']} | {r['k']} | {r['epochs']} | {r['sequential_trials_per_s']:.2f} | "
             f"{r['population_trials_per_s']:.2f} | {r['sequential_examples_per_s']:,.0f} | "
-            f"{r['population_examples_per_s']:,.0f} | {r['speedup']:.2f} | {r['max_val_diff']:.1e} |"
+            f"{r['population_examples_per_s']:,.0f} | {gf[0]} | {gf[1]} | {r['speedup']:.2f} | "
+            f"{r['max_val_diff']:.1e} |"
         )
     lines += ["", "## Against the goals (K = 16)", ""]
     on_gpu = str(result["device"]).startswith("cuda")
@@ -228,6 +298,13 @@ def render(result: dict[str, object]) -> str:
             f"- {name}: x{x:.2f} (goal >= {goal:g}x on a {'GPU' if on_gpu else 'CPU'}): "
             f"{'met' if x >= goal else 'missed'}"
         )
+    for name in ISSUE_SHAPES:
+        hit = [r for r in rows if r["dataset"] == f"{name} 5-x-1" and r["k"] == 16]  # type: ignore[union-attr]
+        if hit:
+            lines.append(
+                f"- ({name} at the issue's 5-x-1 sizes, not the shipped search's: "
+                f"x{hit[0]['speedup']:.2f})"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -267,6 +344,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ks", nargs="+", type=int, default=list(KS))
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--issue-sizes",
+        action="store_true",
+        help="also Airfoil at the 5-x-1 sizes issue 11 had in mind (rows 'airfoil 5-x-1')",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: K = 1, 4, 1 epoch, 2,000 rows"
