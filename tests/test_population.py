@@ -132,6 +132,22 @@ def assert_same(
 # ---------------------------------------------------------------- exactness against fit
 
 
+def exactness_case(
+    task: str, dtype: torch.dtype, optimizer: str, path: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[DataBundle, dict[str, object]]:
+    """The data and the training arguments of one exactness case, on one optimizer path."""
+    monkeypatch.setattr(optimizer_module, "FUSED_MIN_ELEMENTS", 0 if path == "fused" else 1 << 60)
+    bundle = as_dtype(linear_regression() if task == "regression" else blobs(), dtype)
+    kw = {
+        "epochs": 4,
+        "batch_size": 32,
+        "device": "cpu",
+        "optimizer": optimizer,
+        "weight_decay": 0.0 if optimizer == "adam" else 1e-2,
+    }
+    return bundle, kw
+
+
 @pytest.mark.parametrize("task", ["regression", "classification"])
 @pytest.mark.parametrize(("dtype", "tol"), [(torch.float64, 1e-8), (torch.float32, 1e-4)])
 @pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
@@ -144,17 +160,9 @@ def test_each_member_matches_fit_alone(
     path: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(optimizer_module, "FUSED_MIN_ELEMENTS", 0 if path == "fused" else 1 << 60)
-    bundle = as_dtype(linear_regression() if task == "regression" else blobs(), dtype)
+    bundle, kw = exactness_case(task, dtype, optimizer, path, monkeypatch)
     models = nets(bundle, dtype)
     refs = copy.deepcopy(models)
-    kw = {
-        "epochs": 4,
-        "batch_size": 32,
-        "device": "cpu",
-        "optimizer": optimizer,
-        "weight_decay": 0.0 if optimizer == "adam" else 1e-2,
-    }
     got = fit_population(models, bundle, seed=SEEDS, lr=LRS, **kw)  # type: ignore[arg-type]
     assert_same(got, alone(refs, bundle, **kw), models, refs, tol)
     assert all(h.stopped == "epochs" and len(h) == 4 for h in got)
@@ -173,21 +181,13 @@ def test_members_with_an_embedding_match_fit_alone(
 ) -> None:
     """Members carrying a periodic embedding ([seed] embedding), beside members without
     one (another stack each), every depth, shared and distinct seeds, restore_best."""
-    monkeypatch.setattr(optimizer_module, "FUSED_MIN_ELEMENTS", 0 if path == "fused" else 1 << 60)
-    bundle = as_dtype(linear_regression() if task == "regression" else blobs(), dtype)
+    bundle, kw = exactness_case(task, dtype, optimizer, path, monkeypatch)
+    kw["restore_best"] = True
     models = nets(bundle, dtype, embedding=EMBED)
     models[1], models[5] = nets(bundle, dtype)[1], nets(bundle, dtype)[5]
     refs = copy.deepcopy(models)
     start = {i: m.embed.frequency.clone() for i, m in enumerate(models) if m.embed is not None}  # type: ignore[union-attr, operator]
     assert len(start) == 5
-    kw = {
-        "epochs": 4,
-        "batch_size": 32,
-        "device": "cpu",
-        "optimizer": optimizer,
-        "weight_decay": 0.0 if optimizer == "adam" else 1e-2,
-        "restore_best": True,
-    }
     got = fit_population(models, bundle, seed=SEEDS, lr=LRS, **kw)  # type: ignore[arg-type]
     assert_same(got, alone(refs, bundle, **kw), models, refs, tol)
     for i, freq in start.items():  # the embeddings trained (assert_same: as fit's did)
