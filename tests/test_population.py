@@ -401,11 +401,14 @@ def test_the_stacks_backward_is_autograds_with_an_embedding(
             torch.testing.assert_close(out[row], net(h), rtol=1e-12, atol=1e-12)
 
 
-def test_the_autograd_path_matches_fit_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("embedding", [None, EMBED])
+def test_the_autograd_path_matches_fit_alone(
+    embedding: PeriodicEmbedding | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An activation without a known backward (or autocast) trains through autograd."""
     monkeypatch.setattr(stack_module, "act_backward", lambda act: None)
     bundle = as_dtype(linear_regression(), torch.float64)
-    models = nets(bundle, torch.float64)
+    models = nets(bundle, torch.float64, embedding=embedding)
     refs = copy.deepcopy(models)
     kw = {"epochs": 2, "batch_size": 32, "device": "cpu"}
     got = fit_population(models, bundle, seed=SEEDS, lr=LRS, **kw)  # type: ignore[arg-type]
@@ -550,9 +553,10 @@ def test_plan_stacks_pads_only_where_it_pays() -> None:
 
 
 @pytest.mark.gpu
-def test_each_member_matches_fit_alone_on_cuda() -> None:
+@pytest.mark.parametrize("embedding", [None, EMBED])
+def test_each_member_matches_fit_alone_on_cuda(embedding: PeriodicEmbedding | None) -> None:
     bundle = blobs()
-    models = nets(bundle)
+    models = nets(bundle, embedding=embedding)
     refs = copy.deepcopy(models)
     kw = {"epochs": 3, "batch_size": 32, "device": "cuda"}
     got = fit_population(models, bundle, seed=SEEDS, lr=LRS, **kw)  # type: ignore[arg-type]
