@@ -44,7 +44,8 @@ import torch
 
 from autosize.data import load_dataset
 from autosize.data.bundle import DataBundle
-from autosize.models import DenseLayer, build_model
+from autosize.history import History
+from autosize.models import ArchSpec, DenseLayer, build_model
 from autosize.population import fit_population
 from autosize.search.config import load_config
 from autosize.search.study_config import StudyConfig
@@ -67,9 +68,14 @@ def study_config(name: str) -> StudyConfig:
     return load_config(ROOT / "studies" / f"{name}.toml")
 
 
-def search_shapes(name: str) -> tuple[list[tuple[int, ...]], str, int]:
-    """The hidden widths a study's search tries, its activation and batch size."""
-    config = study_config(name)
+def load(name: str) -> DataBundle:
+    """The dataset as its shipped study reads it (Airfoil: the chord split)."""
+    options = {"split": "chord"} if name == "airfoil" else {}
+    return load_dataset(name, **options)  # type: ignore[arg-type]
+
+
+def search_shapes(config: StudyConfig) -> tuple[list[tuple[int, ...]], int]:
+    """The hidden widths a study's search tries, and its batch size."""
     seed = tuple(layer.width for layer in config.seed_net.layers)  # type: ignore[union-attr]
     space = config.search
     lo, hi = space.min_widen_factor, space.max_widen_factor
@@ -85,18 +91,16 @@ def search_shapes(name: str) -> tuple[list[tuple[int, ...]], str, int]:
         shapes += [deeper, widen(deeper, 0, lo)]
     shapes += [tuple(max(1, w // 2) for w in seed), tuple(max(1, w * 3 // 4) for w in seed)]
     unique = list(dict.fromkeys(shapes))
-    return unique, config.seed_net.activation, config.train.batch_size
+    return unique, config.train.batch_size
 
 
-def models_for(
+def specs_for(
     bundle: DataBundle, shapes: list[tuple[int, ...]], config: StudyConfig, k: int
-) -> list[torch.nn.Module]:
-    """K networks cycling through ``shapes``, each as the study builds it: its activation
-    and, where ``[seed] embedding`` asks for one (Census), the embedding of the numeric
-    columns in front."""
-    out = []
-    for i in range(k):
-        spec = config.arch(
+) -> list[ArchSpec]:
+    """K specs cycling through ``shapes``, each as the study builds it: its activation and,
+    where ``[seed] embedding`` asks for one (Census), the embedding of the numeric columns."""
+    return [
+        config.arch(
             tuple(DenseLayer(w) for w in shapes[i % len(shapes)]),
             bundle.input_shape,
             bundle.n_outputs,
@@ -104,26 +108,12 @@ def models_for(
             target_shift=bundle.target_mean if bundle.task == "regression" else 0.0,
             target_scale=bundle.target_std if bundle.task == "regression" else 1.0,
         )
-        out.append(build_model(spec, seed=1000 + i))
-    return out
+        for i in range(k)
+    ]
 
 
-def train_flops(model: torch.nn.Module, examples: int) -> float:
-    """Floating-point operations of training ``model`` on ``examples`` examples: the
-    matmuls only (2 per multiply-add), forward, the weights' gradient and the input's
-    gradient of every weight layer but a first one fed by the data. Element-wise work
-    (activations, the optimizer) is left out: this is what a roofline is about."""
-    macs, first = 0, True
-    embed = getattr(model, "embed", None)
-    if embed is not None:
-        n, k2, d = embed.weight.shape
-        macs += 2 * n * k2 * d  # forward and the weights' gradient (no input gradient)
-        first = False
-    for module in model.modules():
-        if isinstance(module, torch.nn.Linear):
-            macs += module.in_features * module.out_features * (2 if first else 3)
-            first = False
-    return 2.0 * macs * examples
+def models_for(specs: list[ArchSpec]) -> list[torch.nn.Module]:
+    return [build_model(spec, seed=1000 + i) for i, spec in enumerate(specs)]
 
 
 def matmul_peak(device: str) -> dict[str, float]:
@@ -154,6 +144,28 @@ def lrs_for(k: int) -> list[float]:
     return [3e-4 * 10 ** (i / max(k - 1, 1)) for i in range(k)]
 
 
+def one_after_another(
+    models: list[torch.nn.Module],
+    bundle: DataBundle,
+    seeds: list[int],
+    lrs: list[float],
+    **kw: object,
+) -> list[History]:
+    """The sequential side: ``fit`` each model with its own seed and learning rate."""
+    return [fit(m, bundle, seed=seeds[i], lr=lrs[i], **kw) for i, m in enumerate(models)]  # type: ignore[arg-type]
+
+
+def together(
+    models: list[torch.nn.Module],
+    bundle: DataBundle,
+    seeds: list[int],
+    lrs: list[float],
+    **kw: object,
+) -> list[History]:
+    """The population side: one ``fit_population`` of them all."""
+    return fit_population(models, bundle, seed=seeds, lr=lrs, **kw)  # type: ignore[arg-type]
+
+
 def time_both(
     bundle: DataBundle, models: list[torch.nn.Module], epochs: int, batch: int, device: str
 ) -> dict[str, float]:
@@ -162,11 +174,11 @@ def time_both(
     kw = {"epochs": epochs, "batch_size": batch, "device": device}
     solo = copy.deepcopy(models)
     start = time.perf_counter()
-    want = [fit(m, bundle, seed=seeds[i], lr=lrs[i], **kw) for i, m in enumerate(solo)]  # type: ignore[arg-type]
+    want = one_after_another(solo, bundle, seeds, lrs, **kw)
     sequential = time.perf_counter() - start
     pop = copy.deepcopy(models)
     start = time.perf_counter()
-    got = fit_population(pop, bundle, seed=seeds, lr=lrs, **kw)  # type: ignore[arg-type]
+    got = together(pop, bundle, seeds, lrs, **kw)
     population = time.perf_counter() - start
     diff = max(
         abs(g.epochs[-1].val_metric - w.epochs[-1].val_metric)
@@ -185,25 +197,26 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     if args.issue_sizes:
         runs += [(n, f"{n} 5-x-1", shapes) for n, shapes in ISSUE_SHAPES.items()]
     for name, label, override in runs:
-        options = {"split": "chord"} if name == "airfoil" else {}
-        bundle = load_dataset(name, **options)  # type: ignore[arg-type]
+        bundle = load(name)
         if args.quick:
             bundle = bundle.subset(train=min(2000, bundle.sizes["train"]), val=500)
-        shapes, _, batch = search_shapes(name)
-        shapes = override or shapes
         config = study_config(name)
+        shapes, batch = search_shapes(config)
+        shapes = override or shapes
         epochs = 1 if args.quick else EPOCHS[name]
         # Warm-up: the first call in a process pays one-off costs (allocator, MKL).
-        warm = models_for(bundle, shapes, config, 2)
+        warm = models_for(specs_for(bundle, shapes, config, 2))
         fit(copy.deepcopy(warm[0]), bundle.subset(train=512), epochs=1, device=device)
         fit_population(warm, bundle.subset(train=512), epochs=1, device=device)
         for k in args.ks:
-            models = models_for(bundle, shapes, config, k)
+            specs = specs_for(bundle, shapes, config, k)
+            models = models_for(specs)
             rounds = [time_both(bundle, models, epochs, batch, device) for _ in range(args.rounds)]
             seq = min(r["sequential"] for r in rounds)
             pop = min(r["population"] for r in rounds)
             examples = k * epochs * bundle.sizes["train"]
-            flops = sum(train_flops(m, epochs * bundle.sizes["train"]) for m in models)
+            # the matmuls of every trial's training (ArchSpec.train_flops), not the padding
+            flops = sum(spec.train_flops() for spec in specs) * epochs * bundle.sizes["train"]
             row = {
                 "dataset": label,
                 "k": k,
@@ -211,7 +224,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 "batch_size": batch,
                 "train_examples": bundle.sizes["train"],
                 "shapes": [list(s) for s in shapes[: min(k, len(shapes))]],
-                "embedding": models[0].embed is not None,  # type: ignore[union-attr]
+                "embedding": specs[0].embedding is not None,
                 "sequential_s": seq,
                 "population_s": pop,
                 "sequential_trials_per_s": k / seq,

@@ -23,19 +23,6 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import population as bench  # the sibling benchmark: shapes and models
 
-from autosize.data import load_dataset
-from autosize.data.bundle import DataBundle
-from autosize.population import fit_population
-from autosize.train import fit
-
-
-def one_after_another(ms: list[torch.nn.Module], bundle: DataBundle, kw: dict) -> object:
-    return [fit(m, bundle, seed=i, **kw) for i, m in enumerate(ms)]
-
-
-def together(ms: list[torch.nn.Module], bundle: DataBundle, kw: dict) -> object:
-    return fit_population(ms, bundle, seed=list(range(len(ms))), **kw)
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -45,17 +32,18 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     for name in args.datasets:
-        bundle = load_dataset(name, **({"split": "chord"} if name == "airfoil" else {}))  # type: ignore[arg-type]
+        bundle = bench.load(name)
         if bundle.sizes["train"] > 20_000:
             bundle = bundle.subset(train=20_000)
-        shapes, _, batch = bench.search_shapes(name)
-        models = bench.models_for(bundle, shapes, bench.study_config(name), args.k)
-        epochs = 3 if name == "airfoil" else 1
-        kw = {"epochs": epochs, "batch_size": batch, "device": "cpu"}
+        config = bench.study_config(name)
+        shapes, batch = bench.search_shapes(config)
+        models = bench.models_for(bench.specs_for(bundle, shapes, config, args.k))
+        seeds, lrs = list(range(args.k)), bench.lrs_for(args.k)
+        kw = {"epochs": 3 if name == "airfoil" else 1, "batch_size": batch, "device": "cpu"}
         sides: dict[str, Callable[[list[torch.nn.Module]], object]] = {
-            f"fit x{args.k}": functools.partial(one_after_another, bundle=bundle, kw=kw),
-            f"population {args.k}": functools.partial(together, bundle=bundle, kw=kw),
-        }
+            f"fit x{args.k}": functools.partial(bench.one_after_another, bundle=bundle, seeds=seeds, lrs=lrs, **kw),
+            f"population {args.k}": functools.partial(bench.together, bundle=bundle, seeds=seeds, lrs=lrs, **kw),
+        }  # fmt: skip
         for label, run in sides.items():
             run(copy.deepcopy(models))  # warm-up
             fresh = copy.deepcopy(models)

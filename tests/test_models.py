@@ -11,7 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from autosize.errors import SpecError
-from autosize.models import ArchSpec, ConvLayer, DenseLayer, build_model
+from autosize.models import ArchSpec, ConvLayer, DenseLayer, PeriodicEmbedding, build_model
 
 
 @st.composite
@@ -94,6 +94,13 @@ def test_flops_and_shapes_by_hand() -> None:
     assert spec.output_shape(0) == (2, 2, 2)
     assert spec.flatten_size(1) == 4 and spec.in_features(1) == 8 and spec.flatten_size(0) == 25
     assert spec.flops() == 900 + 48 + 24
+    # a training step: 3x the forward, less the conv's input gradient (the data's)
+    assert spec.train_flops() == 900 * 2 + (48 + 24) * 3
+    # with an embedding of 2 of 6 columns (2 x 2 x 4 frequencies x 3 wide x 2 = 96 forward),
+    # the embedding is the part the data feeds: fc5 on 2*3 + 4 = 10 inputs, head 5 -> 1
+    emb = ArchSpec((6,), 1, (DenseLayer(5),), embedding=PeriodicEmbedding(2, 4, 3))
+    assert emb.flops() == 96 + 100 + 10
+    assert emb.train_flops() == 96 * 2 + (100 + 10) * 3
     # params: conv 1*9*2 + 2, fc 8*3 + 3, head 3*4 + 4
     assert spec.param_count() == 20 + 27 + 16
 

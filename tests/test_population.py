@@ -184,7 +184,8 @@ def test_members_with_an_embedding_match_fit_alone(
     bundle, kw = exactness_case(task, dtype, optimizer, path, monkeypatch)
     kw["restore_best"] = True
     models = nets(bundle, dtype, embedding=EMBED)
-    models[1], models[5] = nets(bundle, dtype)[1], nets(bundle, dtype)[5]
+    plain = nets(bundle, dtype)
+    models[1], models[5] = plain[1], plain[5]
     refs = copy.deepcopy(models)
     start = {i: m.embed.frequency.clone() for i, m in enumerate(models) if m.embed is not None}  # type: ignore[union-attr, operator]
     assert len(start) == 5
@@ -390,12 +391,11 @@ def test_the_stacks_backward_is_autograds_with_an_embedding(
     # each member's rows against its own PeriodicFeatures and layers, built from its weights
     for row, (emb, layers) in enumerate(zip(embeds, weights, strict=True)):
         h = x if shared else x[row]
-        spec_net = ArchSpec(
+        net = build_model(ArchSpec(
             input_shape=(8,), n_outputs=sizes[-1], activation="tanh",
             layers=tuple(DenseLayer(w) for w in shapes[row].sizes[1:-1]),
             embedding=PeriodicEmbedding(features=n, frequencies=k, width=d),
-        ).to_json()  # fmt: skip
-        net = build_model(ArchSpec.from_json(spec_net)).double()
+        )).double()  # fmt: skip
         write_layers(net, [*emb] + [t for w, b in layers for t in (w.T, b.unsqueeze(0))])
         with torch.no_grad():
             torch.testing.assert_close(out[row], net(h), rtol=1e-12, atol=1e-12)

@@ -321,16 +321,29 @@ class ArchSpec:
         the cost); activations, BatchNorm and pooling are left out (and so are the
         embedding's cosines and sines).
         """
+        return sum(self._flop_terms())
+
+    def train_flops(self) -> int:
+        """Floating-point operations per example of one training step, counted as
+        :meth:`flops` counts: the forward pass, each weight's gradient and each layer's
+        input gradient (2x the forward's each), except the input gradient of the part the
+        data feeds (the embedding, else the first layer), which training never computes."""
+        terms = self._flop_terms()
+        return 3 * sum(terms) - terms[0]
+
+    def _flop_terms(self) -> list[int]:
+        """Forward FLOPs per example of each weight-carrying part, in order: the embedding
+        (where there is one), the layers, the head."""
         emb = self.embedding
-        total = 0 if emb is None else 2 * emb.features * 2 * emb.frequencies * emb.width
+        terms = [] if emb is None else [2 * emb.features * 2 * emb.frequencies * emb.width]
         for i, layer in enumerate(self.layers):
             if isinstance(layer, ConvLayer):
                 c_in, h, w = self.in_shape(i)
                 ho, wo = (_conv_out(d, layer, pooled=False) for d in (h, w))
-                total += 2 * c_in * layer.kernel**2 * layer.channels * ho * wo
+                terms.append(2 * c_in * layer.kernel**2 * layer.channels * ho * wo)
             else:
-                total += 2 * self.in_features(i) * layer.width
-        return total + 2 * self.in_features(self.depth) * self.n_outputs
+                terms.append(2 * self.in_features(i) * layer.width)
+        return [*terms, 2 * self.in_features(self.depth) * self.n_outputs]
 
     # -- editing (transforms use these; the spec stays valid or raises) -----------------
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from autosize.models.spec import PeriodicEmbedding
 from autosize.optim import OptimizerName
 
 __all__ = ["MemberShape", "Stack", "act_backward", "plan_stacks"]
@@ -99,8 +100,11 @@ class MemberShape:
 
     def params(self, sizes: Sequence[int] | None = None) -> int:
         s = self.sizes if sizes is None else sizes
-        n, k, d = self.embed or (0, 0, 0)
-        return n * k + n * 2 * k * d + n * d + sum(a * b + b for a, b in itertools.pairwise(s))
+        dense = sum(a * b + b for a, b in itertools.pairwise(s))
+        if self.embed is None:
+            return dense
+        n, k, d = self.embed
+        return dense + PeriodicEmbedding(features=n, frequencies=k, width=d).param_count()
 
 
 def _padded(shapes: Sequence[MemberShape]) -> tuple[int, ...]:
@@ -356,13 +360,14 @@ class Stack:
         return torch.cat([out.view(kk, n, b, d).transpose(1, 2).reshape(kk, b, n * d), rest], -1)
 
     def _embed_backward(self, g: torch.Tensor, saved: list[torch.Tensor]) -> None:
-        """The embedding's gradients from ``g``, the gradient at the first layer's input."""
+        """The embedding's gradients from ``g`` ``[K, B, n * d]``, the gradient at its
+        output (the first layer's input columns it fills)."""
         num, waves, out = saved
         weight = self._embed[1]
         g_freq, g_weight, g_bias = self._embed_grads
         kk, b = self.k, g.shape[1]
         n, k2, d = weight.shape[1:]
-        g = g[..., : n * d].reshape(kk, b, n, d).transpose(1, 2).reshape(kk * n, b, d)
+        g = g.reshape(kk, b, n, d).transpose(1, 2).reshape(kk * n, b, d)
         g = _aten.threshold_backward(g, out, 0)
         torch.sum(g, dim=1, keepdim=True, out=g_bias.view(kk * n, 1, d))
         torch.bmm(waves.transpose(1, 2), g, out=g_weight.view(kk * n, k2, d))
@@ -396,14 +401,15 @@ class Stack:
                 torch.bmm(inputs[i].transpose(1, 2), g, out=w_grad)
             if b_grad is not None:
                 torch.sum(g, dim=1, keepdim=True, out=b_grad)
-            if i == 0 and not embedded:
+            if i == 0:
+                if embedded:  # the input's gradient, for its embedded columns only
+                    w = w[:, : self._embed[2][0].numel()]  # n * d of them; the rest is data
+                    g = g * w.transpose(1, 2) if single else torch.bmm(g, w.transpose(1, 2))
+                    self._embed_backward(g, embedded)
                 break
             # (no mask here: a padded unit's gradient is exactly 0 already, through its
             # zero outgoing weights; the forward's mask keeps its weights' gradients 0)
             g = g * w.transpose(1, 2) if single else torch.bmm(g, w.transpose(1, 2))
-            if i == 0:
-                self._embed_backward(g, embedded)
-                break
             g = self.act_backward(g, pre[i - 1], post[i - 1])
 
     def zero_grad(self) -> None:
