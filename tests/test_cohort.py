@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -86,6 +87,8 @@ def test_cohort_must_be_positive_or_auto(tmp_path: Path, value: str) -> None:
     with pytest.raises(ConfigError, match=r'study.cohort.*an integer >= 1 or "auto"'):
         load_config(tiny_config(tmp_path, study=f"cohort = {value}"))
     assert load_config(tiny_config(tmp_path, study='cohort = "auto"')).cohort == "auto"
+    assert load_config(tiny_config(tmp_path, study="cohort = 1")).cohort == 1
+    assert load_config(tiny_config(tmp_path)).cohort == "auto"  # the default
 
 
 def test_auto_picks_many_for_small_seeds_and_one_for_wide_ones_on_a_cpu() -> None:
@@ -98,12 +101,48 @@ def test_auto_picks_many_for_small_seeds_and_one_for_wide_ones_on_a_cpu() -> Non
     assert auto_size(seed(128), cpu) == 16
     assert auto_size(seed(150, 150), cpu) == 4
     assert auto_size(seed(256, 256), cuda) == 32
+    assert auto_size(seed(), cpu) == 16  # a linear model stacks too
 
 
-def test_an_auto_cohort_study(tmp_path: Path) -> None:
-    config = tiny_config(tmp_path, n_trials=3, study='cohort = "auto"', search=STACKABLE)
-    trials = warm(run_study(load_config(config)))
-    assert [t.user_attrs["cohort"] for t in trials] == [[2, 3, 4]] * 3  # 16, capped by n_trials
+def test_auto_leaves_the_sampler_cohorts_to_learn_from_and_skips_what_cannot_stack() -> None:
+    small = ArchSpec(input_shape=(10,), n_outputs=1, layers=(DenseLayer(8),))
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert auto_size(small, cpu, n_trials=12) == 1  # the quickstart: one at a time
+    assert auto_size(small, cpu, n_trials=31) == 1  # fewer than 16 cohorts' worth
+    assert auto_size(small, cpu, n_trials=64) == 4
+    assert auto_size(small, cpu, n_trials=1000) == 16
+    assert auto_size(small, cuda, n_trials=320) == 20
+    assert auto_size(small, cuda, n_trials=None) == 32  # a wall budget alone
+    assert auto_size(small, cpu, stackable=False) == 1  # conv, batchnorm, dropout: fit alone
+    assert auto_size(small, cuda, stackable=False) == 1
+
+
+def test_the_default_cohort_study(tmp_path: Path) -> None:
+    config = load_config(tiny_config(tmp_path, n_trials=32, search=STACKABLE, train_epochs=1))
+    assert config.cohort == "auto"
+    trials = warm(run_study(config))
+    assert [t.user_attrs["cohort"] for t in trials] == [
+        [n, n + 1] for n in range(2, 34, 2) for _ in range(2)
+    ]
+    # Too few trials for 16 cohorts: one at a time, as before "auto" was the default.
+    small = run_study(load_config(tiny_config(tmp_path / "small", n_trials=3, search=STACKABLE)))
+    assert all("cohort" not in t.user_attrs for t in warm(small))
+
+
+def test_a_seed_that_cannot_stack_trains_one_at_a_time_under_auto(tmp_path: Path) -> None:
+    path = tiny_config(tmp_path, n_trials=32, search=STACKABLE, train_epochs=1)
+    text = path.read_text(encoding="utf-8")
+    dense = '{ type = "dense", width = 4 }'
+    assert dense in text
+    path.write_text(text.replace(dense, '{ type = "dense", width = 4, dropout = 0.1 }'), "utf-8")
+    config = load_config(path)
+    trials = warm(run_study(config))
+    assert len(trials) == 32
+    # One at a time: each trial was asked after the one before it was told (a cohort asks
+    # all of its trials first; its unstackable ones then train alone, one after another).
+    for before, after in itertools.pairwise(trials):
+        assert before.datetime_complete is not None and after.datetime_start is not None
+        assert after.datetime_start >= before.datetime_complete
 
 
 def test_an_interrupted_cohort_fails_as_interrupted_and_is_redone(

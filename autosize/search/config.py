@@ -39,7 +39,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import get_args
+from typing import Literal, get_args
 
 from autosize.errors import ConfigError, SpecError
 from autosize.models import (
@@ -260,13 +260,12 @@ def config_from_dict(
     objective: Objective = study.str("objective", "val_accuracy", choices=get_args(Objective))
     second = study.str("second_objective", None, choices=("params",))
     device = study.str("device", "auto")
-    cohort = study.get("cohort")
-    if cohort is None:
-        cohort = 1
-    elif cohort != "auto" and (
-        isinstance(cohort, bool) or not isinstance(cohort, int) or cohort < 1
-    ):
-        study.fail("cohort", cohort, 'an integer >= 1 or "auto"')
+    given = study.get("cohort")
+    cohort: int | Literal["auto"] = "auto"
+    if isinstance(given, int) and not isinstance(given, bool) and given >= 1:
+        cohort = given
+    elif given is not None and given != "auto":
+        study.fail("cohort", given, 'an integer >= 1 or "auto"')
     study.close()
 
     data_t = top.table("data")

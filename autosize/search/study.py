@@ -47,6 +47,7 @@ from torch import nn
 from autosize import interrupts
 from autosize.errors import AutosizeError, ConfigError, StorageLost, StudyError
 from autosize.models import ArchSpec, Net
+from autosize.population import can_stack
 from autosize.search import record
 from autosize.search.baselines import run_baselines
 from autosize.search.clock import Deadline
@@ -342,7 +343,12 @@ def _optimize(
     objective = StepObjective(study, p, seed_model, seed_spec, deadline)
     size = p.config.cohort
     if size == "auto":
-        size = auto_size(seed_spec, resolve_device(p.config.device))
+        size = auto_size(
+            seed_spec,
+            resolve_device(p.config.device),
+            target,
+            stackable=can_stack(seed_model, p.bundle),
+        )
         logger.info("study %r: cohort = %d (auto)", p.config.name, size)
     if size > 1:
         run_cohorts(
