@@ -91,16 +91,16 @@ def test_cohort_must_be_positive_or_auto(tmp_path: Path, value: str) -> None:
     assert load_config(tiny_config(tmp_path)).cohort == "auto"  # the default
 
 
-def test_auto_picks_many_for_small_seeds_and_one_for_wide_ones_on_a_cpu() -> None:
+def test_auto_picks_16_for_seeds_up_to_200k_parameters_on_a_cpu() -> None:
     def seed(*widths: int) -> ArchSpec:
         return ArchSpec(input_shape=(10,), n_outputs=1, layers=tuple(DenseLayer(w) for w in widths))
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert auto_size(seed(16, 16), cpu) == 16  # Add10's seed
-    assert auto_size(seed(256, 256, 256), cpu) == 1  # Airfoil's seed: compute-bound on a CPU
+    assert auto_size(seed(256, 256, 256), cpu) == 16  # Airfoil's seed (134k parameters)
     assert auto_size(seed(128), cpu) == 16
-    assert auto_size(seed(150, 150), cpu) == 4
-    assert auto_size(seed(256, 256), cuda) == 32
+    assert auto_size(seed(512, 512), cpu) == 1  # 268k: not measured in a search, one at a time
+    assert auto_size(seed(512, 512), cuda) == 32
     assert auto_size(seed(), cpu) == 16  # a linear model stacks too
 
 
