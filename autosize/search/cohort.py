@@ -51,12 +51,13 @@ TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
 # ``cohort = "auto"`` (the default). On a CPU a small net's step is per-step overhead
 # (~0.25 ms for fit), so K of them cost about one; a net whose step is arithmetic
 # (Airfoil's 256-wide, Poker's 512-wide seeds) trains only ~1.1-1.2x faster stacked
-# (reports/population.md). In a wall-budget search the cohort paid anyway on every
-# dataset measured, seeds of 200 to 178k parameters (Add10, Census, Airfoil and Poker,
-# 600 s, 16 at a time against one at a time: level or ahead on validation, 3-4x the
-# trials; the search's nets shrink and grow around the seed, and the small ones stack
-# well). Above 200k it is not measured: a member of a wide net's cohort gets ~1/16 of a
-# lone step's updates. A GPU has room for many.
+# (reports/population.md). In a wall-budget search the cohort mostly paid anyway, seeds of
+# 200 to 178k parameters (Add10, Census, Airfoil, Poker; 300-600 s, 16 at a time against
+# one at a time: level or ahead on validation in 16 of 21 comparisons, 3-4x the trials;
+# the search's nets shrink and grow around the seed, and the small ones stack well).
+# Above 200k it is not measured: a member of a wide net's cohort gets ~1/16 of a lone
+# step's updates (what held back Airfoil's 2M-parameter nets in the one clear loss).
+# A GPU has room for many.
 AUTO_CPU = ((200_000, 16),)  # (seed parameters at most, K)
 AUTO_CUDA = 32
 # A cohort's K trials are asked before any of them is told, so the sampler and the
