@@ -107,6 +107,12 @@ class MemberShape:
         return dense + PeriodicEmbedding(features=n, frequencies=k, width=d).param_count()
 
 
+def _input_grad(g: torch.Tensor, w: torch.Tensor, single: bool) -> torch.Tensor:
+    """A layer's input gradient from its output's, ``g @ w^T`` per member (a one-output
+    head's ``w`` is ``[K, n, 1]``: a broadcast product, as in :func:`_affine`)."""
+    return g * w.transpose(1, 2) if single else torch.bmm(g, w.transpose(1, 2))
+
+
 def _padded(shapes: Sequence[MemberShape]) -> tuple[int, ...]:
     return tuple(max(col) for col in zip(*(s.sizes for s in shapes), strict=True))
 
@@ -402,15 +408,14 @@ class Stack:
             if b_grad is not None:
                 torch.sum(g, dim=1, keepdim=True, out=b_grad)
             if i == 0:
-                if embedded:  # the input's gradient, for its embedded columns only
-                    w = w[:, : self._embed[2][0].numel()]  # n * d of them; the rest is data
-                    g = g * w.transpose(1, 2) if single else torch.bmm(g, w.transpose(1, 2))
-                    self._embed_backward(g, embedded)
+                if embedded:  # the input's gradient, for its embedded columns only (n * d
+                    # of them, the embedding's bias size); the rest of the input is data
+                    w = w[:, : self._embed[2][0].numel()]
+                    self._embed_backward(_input_grad(g, w, single), embedded)
                 break
             # (no mask here: a padded unit's gradient is exactly 0 already, through its
             # zero outgoing weights; the forward's mask keeps its weights' gradients 0)
-            g = g * w.transpose(1, 2) if single else torch.bmm(g, w.transpose(1, 2))
-            g = self.act_backward(g, pre[i - 1], post[i - 1])
+            g = self.act_backward(_input_grad(g, w, single), pre[i - 1], post[i - 1])
 
     def zero_grad(self) -> None:
         self.grad.zero_()

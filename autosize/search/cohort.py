@@ -58,7 +58,7 @@ TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
 # Above 200k it is not measured: a member of a wide net's cohort gets ~1/16 of a lone
 # step's updates (what held back Airfoil's 2M-parameter nets in the one clear loss).
 # A GPU has room for many.
-AUTO_CPU = ((200_000, 16),)  # (seed parameters at most, K)
+AUTO_CPU, AUTO_CPU_MAX_PARAMS = 16, 200_000
 AUTO_CUDA = 32
 # A cohort's K trials are asked before any of them is told, so the sampler and the
 # parent choice learn nothing inside a cohort. With a wall budget that is paid for by K
@@ -82,8 +82,7 @@ def auto_size(
     if device.type == "cuda":
         k = AUTO_CUDA
     else:
-        params = seed.param_count()
-        k = next((k for limit, k in AUTO_CPU if params <= limit), 1)
+        k = AUTO_CPU if seed.param_count() <= AUTO_CPU_MAX_PARAMS else 1
     if n_trials is not None:
         k = min(k, max(1, n_trials // AUTO_MIN_COHORTS))
     return k
