@@ -235,7 +235,7 @@ def _side_scratch(dataset: str, budget: float, seed: int, work: Path) -> dict[st
 
 
 def _side_autosize(
-    dataset: str, budget: float, work: Path, cohort: int | None = None
+    dataset: str, budget: float, work: Path, cohort: int | str | None = None
 ) -> dict[str, object]:
     import optuna
 
@@ -361,7 +361,7 @@ def run_dataset(
     budget: float,
     seed: int,
     sides: tuple[str, ...],
-    cohort: int | None = None,
+    cohort: int | str | None = None,
     logs: Path | None = None,
 ) -> dict:
     """Both sides of one dataset, one after the other; each side's output goes to
@@ -520,9 +520,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--cohort",
-        type=int,
+        type=lambda text: text if text == "auto" else int(text),
         default=None,
-        help="autosize side: --cohort K (K trials trained together; 1: one at a time); "
+        help='autosize side: --cohort K (K trials trained together; 1: one at a time) or "auto"; '
         "default: the shipped config's [study] cohort",
     )
     parser.add_argument(

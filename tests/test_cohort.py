@@ -91,21 +91,27 @@ def test_cohort_must_be_positive_or_auto(tmp_path: Path, value: str) -> None:
     assert load_config(tiny_config(tmp_path)).cohort == "auto"  # the default
 
 
-def test_auto_picks_16_for_seeds_up_to_200k_parameters_on_a_cpu() -> None:
-    def seed(*widths: int) -> ArchSpec:
-        return ArchSpec(input_shape=(10,), n_outputs=1, layers=tuple(DenseLayer(w) for w in widths))
+def test_auto_keeps_a_cpu_cohort_at_16_times_200k_parameters() -> None:
+    def params(*widths: int) -> int:
+        layers = tuple(DenseLayer(w) for w in widths)
+        return ArchSpec(input_shape=(10,), n_outputs=1, layers=layers).param_count()
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert auto_size(seed(16, 16), cpu) == 16  # Add10's seed
-    assert auto_size(seed(256, 256, 256), cpu) == 16  # Airfoil's seed (134k parameters)
-    assert auto_size(seed(128), cpu) == 16
-    assert auto_size(seed(512, 512), cpu) == 1  # 268k: not measured in a search, one at a time
-    assert auto_size(seed(512, 512), cuda) == 32
-    assert auto_size(seed(), cpu) == 16  # a linear model stacks too
+    assert auto_size(params(16, 16), cpu) == 16  # Add10's seed
+    assert auto_size(params(256, 256, 256), cpu) == 16  # Airfoil's seed (134k parameters)
+    assert auto_size(params(), cpu) == 16  # a linear model stacks too
+    assert auto_size(200_000, cpu) == 16
+    assert auto_size(200_001, cpu) == 15
+    assert auto_size(params(512, 512), cpu) == 11  # 268k
+    assert auto_size(400_000, cpu) == 8
+    assert auto_size(1_600_000, cpu) == 2
+    assert auto_size(1_600_001, cpu) == 1  # Airfoil's 2.2M-parameter nets: one at a time
+    assert auto_size(50_000_000, cpu) == 1
+    assert auto_size(50_000_000, cuda) == 32
 
 
 def test_auto_leaves_the_sampler_cohorts_to_learn_from_and_skips_what_cannot_stack() -> None:
-    small = ArchSpec(input_shape=(10,), n_outputs=1, layers=(DenseLayer(8),))
+    small = 100
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert auto_size(small, cpu, n_trials=12) == 1  # the quickstart: one at a time
     assert auto_size(small, cpu, n_trials=31) == 1  # fewer than 16 cohorts' worth
@@ -115,6 +121,42 @@ def test_auto_leaves_the_sampler_cohorts_to_learn_from_and_skips_what_cannot_sta
     assert auto_size(small, cuda, n_trials=None) == 32  # a wall budget alone
     assert auto_size(small, cpu, stackable=False) == 1  # conv, batchnorm, dropout: fit alone
     assert auto_size(small, cuda, stackable=False) == 1
+
+
+def test_auto_sizes_each_cohort_from_the_best_network_so_far(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import autosize.search.cohort as cohort_mod
+
+    # At most 1,600 parameters in a cohort: the tiny seed (10-4-1, 49 parameters) 4 at a
+    # time (n_trials caps it there), a best network of 465 parameters 3, of 737 2, 1 from 801.
+    monkeypatch.setattr(cohort_mod, "AUTO_CPU_PARAMS", 1600)
+    search = STACKABLE + '\nparents = "best"\nmax_width = 16'
+    path = tiny_config(
+        tmp_path, n_trials=64, search=search, train_epochs=1, extra='[sampler]\nname = "population"'
+    )
+    config = load_config(path)
+    assert config.cohort == "auto"
+    real = cohort_mod.run_cohort
+    seen: list[tuple[int, int]] = []  # (cohort size, the best network's parameters then)
+
+    def spy(study: optuna.Study, objective: object, k: int, **kwargs: object) -> bool:
+        done = [
+            t
+            for t in study.get_trials(states=(TrialState.COMPLETE,))
+            if t.user_attrs.get("role") == "warmstart"
+        ]
+        best = min(done, key=lambda t: (t.value, t.number), default=None)
+        seen.append((k, 49 if best is None else best.user_attrs["params"]))
+        return real(study, objective, k, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cohort_mod, "run_cohort", spy)
+    trials = warm(run_study(config))
+    assert len(trials) == 64
+    assert sum(k for k, _ in seen) == 64
+    assert [k for k, _ in seen] == [min(4, max(1, 1600 // params)) for _, params in seen]
+    sizes = [k for k, _ in seen]
+    assert sizes[0] == 4 and min(sizes) < 4  # it followed the best network as it grew
 
 
 def test_the_default_cohort_study(tmp_path: Path) -> None:

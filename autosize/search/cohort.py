@@ -37,12 +37,13 @@ from autosize.models import ArchSpec
 from autosize.population import can_stack, fit_population
 from autosize.search import record, training
 from autosize.search.clock import Deadline
+from autosize.search.policy import ranked_parents
 from autosize.search.prepare import Prepared
 from autosize.search.storage import fail_stale
 from autosize.search.study_config import TrainConfig
 from autosize.search.warmstart import Step, StepObjective
 
-__all__ = ["auto_size", "run_cohorts"]
+__all__ = ["auto_size", "auto_sizer", "run_cohorts"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,14 +52,18 @@ TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
 # ``cohort = "auto"`` (the default). On a CPU a small net's step is per-step overhead
 # (~0.25 ms for fit), so K of them cost about one; a net whose step is arithmetic
 # (Airfoil's 256-wide, Poker's 512-wide seeds) trains only ~1.1-1.2x faster stacked
-# (reports/population.md). In a wall-budget search the cohort mostly paid anyway, seeds of
-# 200 to 178k parameters (Add10, Census, Airfoil, Poker; 300-600 s, 16 at a time against
-# one at a time: level or ahead on validation in 16 of 21 comparisons, 3-4x the trials;
-# the search's nets shrink and grow around the seed, and the small ones stack well).
-# Above 200k it is not measured: a member of a wide net's cohort gets ~1/16 of a lone
-# step's updates (what held back Airfoil's 2M-parameter nets in the one clear loss).
-# A GPU has room for many.
-AUTO_CPU, AUTO_CPU_MAX_PARAMS = 16, 200_000
+# (reports/population.md), so each member of a cohort of K gets ~1/K of the updates it
+# would get alone in the same seconds. In a wall-budget search cohorts of 16 paid anyway
+# for networks of 200 to 178k parameters (Add10, Census, Airfoil, Poker; 300-600 s, 16 at
+# a time against one at a time: level or ahead on validation in 16 of 21 comparisons,
+# 3-4x the trials). As the search grows its networks past that, a cohort of 16 starves
+# them: Airfoil's cohort led until 511 s, then stalled on 400k-parameter nets while one
+# at a time trained a 2.2M one to a better value. So on a CPU "auto" sizes each cohort
+# from the network its steps start from (the study's best so far; the seed before any):
+# at most AUTO_CPU_PARAMS parameters in all, i.e. 16 members up to 200k parameters, 8 at
+# 400k, one at a time above 1.6M; each member then gets at least the updates a member of
+# the measured cohorts of 16 got. A GPU has room for many.
+AUTO_CPU, AUTO_CPU_PARAMS = 16, 16 * 200_000
 AUTO_CUDA = 32
 # A cohort's K trials are asked before any of them is told, so the sampler and the
 # parent choice learn nothing inside a cohort. With a wall budget that is paid for by K
@@ -71,49 +76,75 @@ AUTO_MIN_COHORTS = 16
 
 
 def auto_size(
-    seed: ArchSpec, device: torch.device, n_trials: int | None = None, *, stackable: bool = True
+    params: int, device: torch.device, n_trials: int | None = None, *, stackable: bool = True
 ) -> int:
-    """The cohort size ``"auto"`` stands for, from the seed network, the device and the
-    study's ``n_trials`` (None: bounded by time only). ``stackable``: whether
-    :func:`~autosize.population.can_stack` takes the seed (conv, batchnorm or dropout
-    networks train with ``fit``, so a cohort of them would gain nothing)."""
+    """The cohort size ``"auto"`` stands for, for steps that start from a network of
+    ``params`` parameters, on ``device``, in a study of ``n_trials`` (None: bounded by time
+    only). ``stackable``: whether :func:`~autosize.population.can_stack` takes the seed
+    (conv, batchnorm or dropout networks train with ``fit``, so a cohort of them would gain
+    nothing)."""
     if not stackable:
         return 1
     if device.type == "cuda":
         k = AUTO_CUDA
     else:
-        k = AUTO_CPU if seed.param_count() <= AUTO_CPU_MAX_PARAMS else 1
+        k = max(1, min(AUTO_CPU, AUTO_CPU_PARAMS // max(1, params)))
     if n_trials is not None:
         k = min(k, max(1, n_trials // AUTO_MIN_COHORTS))
     return k
+
+
+def auto_sizer(
+    study: optuna.Study,
+    seed: ArchSpec,
+    device: torch.device,
+    n_trials: int | None,
+    *,
+    maximize: bool,
+) -> Callable[[], int]:
+    """``"auto"`` for a study of a stackable seed: before each cohort, :func:`auto_size` of
+    the network most of its steps start from (the population sampler's rank-1 parent:
+    the best warm-started network so far, else the seed)."""
+
+    def size() -> int:
+        best = ranked_parents(study, maximize=maximize)
+        params = record.read(best[0]).params if best else None
+        return auto_size(seed.param_count() if params is None else params, device, n_trials)
+
+    return size
 
 
 def run_cohorts(
     study: optuna.Study,
     objective: StepObjective,
     *,
-    size: int,
+    size: int | Callable[[], int],
     n_trials: int | None,
     deadline: Deadline,
     should_stop: Callable[[], bool] = lambda: False,
     callbacks: Sequence[TrialCallback] = (),
 ) -> None:
-    """Cohorts of ``size`` trials until ``n_trials``, the deadline or ``should_stop()``."""
+    """Cohorts of ``size`` trials (or of ``size()``, asked before each cohort: see
+    :func:`auto_sizer`) until ``n_trials``, the deadline or ``should_stop()``."""
+    sizer = size if callable(size) else lambda: size
+    cap: int | None = None  # after an out-of-memory cohort: at most half of it
     done = 0
     while (n_trials is None or done < n_trials) and deadline.training_left() > 0:
         if should_stop():
             break
-        k = next_size(size, None if n_trials is None else n_trials - done, deadline)
+        want = sizer() if cap is None else min(sizer(), cap)
+        k = next_size(want, None if n_trials is None else n_trials - done, deadline)
         out_of_memory = run_cohort(study, objective, k, deadline=deadline, callbacks=callbacks)
         done += k
         if out_of_memory and k > 1:
             # The same K would fail the same way: each cohort after this one is half as large.
-            size = max(1, k // 2)
+            cap = max(1, k // 2)
             logger.warning(
-                "study %r: a cohort of %d trials ran out of memory; cohorts of %d from now on",
+                "study %r: a cohort of %d trials ran out of memory; cohorts of at most %d "
+                "from now on",
                 study.study_name,
                 k,
-                size,
+                cap,
             )
 
 

@@ -51,7 +51,7 @@ from autosize.population import can_stack
 from autosize.search import record
 from autosize.search.baselines import run_baselines
 from autosize.search.clock import Deadline
-from autosize.search.cohort import auto_size, run_cohorts
+from autosize.search.cohort import auto_size, auto_sizer, run_cohorts
 from autosize.search.config import StudyConfig, load_config
 from autosize.search.prepare import Prepared, load_bundle, make_sampler, prepare
 from autosize.search.results import TrialResult
@@ -341,16 +341,17 @@ def _optimize(
     if left <= 0:
         return
     objective = StepObjective(study, p, seed_model, seed_spec, deadline)
-    size = p.config.cohort
-    if size == "auto":
-        size = auto_size(
-            seed_spec,
-            resolve_device(p.config.device),
-            target,
-            stackable=can_stack(seed_model, p.bundle),
-        )
-        logger.info("study %r: cohort = %d (auto)", p.config.name, size)
-    if size > 1:
+    size: int | Callable[[], int] = 1
+    if p.config.cohort != "auto":
+        size = p.config.cohort
+    elif can_stack(seed_model, p.bundle):
+        device = resolve_device(p.config.device)
+        size = auto_size(seed_spec.param_count(), device, target)
+        logger.info("study %r: cohort = %d (auto, from the seed)", p.config.name, size)
+        if p.config.search.parents != "seed" and auto_size(1, device, target) > 1:
+            # Each cohort's size then follows the networks its steps start from.
+            size = auto_sizer(study, seed_spec, device, target, maximize=p.maximize)
+    if callable(size) or size > 1:
         run_cohorts(
             study,
             objective,
