@@ -192,9 +192,9 @@ class StudyConfig:
     sampler: Component
     pruner: Component
     # Warm-started trials trained together, K at a time, in one fit_population (1: one by
-    # one; "auto", the default: K from the seed, the device and n_trials, see
-    # search.cohort.auto_size). The trials are the same either way; K of them cost about
-    # one on small nets.
+    # one; "auto", the default: K from the networks, the device and n_trials, per cohort
+    # on a CPU, see search.cohort.auto_size). The trials are the same either way; K of them
+    # cost about one on small nets.
     cohort: int | Literal["auto"] = "auto"
     # The [study] keys given on the command line (what worker processes re-apply).
     overrides: Mapping[str, object] = field(default_factory=dict)
