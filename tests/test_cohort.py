@@ -151,7 +151,7 @@ def test_auto_keeps_a_cpu_cohort_at_16_times_200k_parameters() -> None:
     assert auto_size(50_000_000, cuda) == 32
 
 
-def test_auto_leaves_the_sampler_cohorts_to_learn_from_and_skips_what_cannot_stack() -> None:
+def test_auto_leaves_the_sampler_cohorts_to_learn_from() -> None:
     small = 100
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert auto_size(small, cpu, n_trials=12) == 1  # the quickstart: one at a time
@@ -160,8 +160,6 @@ def test_auto_leaves_the_sampler_cohorts_to_learn_from_and_skips_what_cannot_sta
     assert auto_size(small, cpu, n_trials=1000) == 16
     assert auto_size(small, cuda, n_trials=320) == 20
     assert auto_size(small, cuda, n_trials=None) == 32  # a wall budget alone
-    assert auto_size(small, cpu, stackable=False) == 1  # conv, batchnorm, dropout: fit alone
-    assert auto_size(small, cuda, stackable=False) == 1
 
 
 def test_auto_sizes_each_cohort_from_the_best_network_so_far(

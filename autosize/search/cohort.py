@@ -76,16 +76,11 @@ AUTO_CUDA = 32
 AUTO_MIN_COHORTS = 16
 
 
-def auto_size(
-    params: int, device: torch.device, n_trials: int | None = None, *, stackable: bool = True
-) -> int:
+def auto_size(params: int, device: torch.device, n_trials: int | None = None) -> int:
     """The cohort size ``"auto"`` stands for, for steps that start from a network of
     ``params`` parameters, on ``device``, in a study of ``n_trials`` (None: bounded by time
-    only). ``stackable``: whether :func:`~autosize.population.can_stack` takes the seed
-    (conv, batchnorm or dropout networks train with ``fit``, so a cohort of them would gain
-    nothing)."""
-    if not stackable:
-        return 1
+    only). A seed :func:`~autosize.population.can_stack` refuses (conv, batchnorm,
+    dropout) trains one at a time instead (it would train with ``fit`` in a cohort too)."""
     if device.type == "cuda":
         k = AUTO_CUDA
     else:
