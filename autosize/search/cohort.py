@@ -63,7 +63,9 @@ TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
 # from the network its steps start from (the study's best so far; the seed before any):
 # at most AUTO_CPU_PARAMS parameters in all, i.e. 16 members up to 200k parameters, 8 at
 # 400k, one at a time above 1.6M; each member then gets at least the updates a member of
-# the measured cohorts of 16 got. A GPU has room for many.
+# the measured cohorts of 16 got. That the smaller cohorts win the study is not shown:
+# forced on Airfoil, "auto" was level with cohorts of 16 and behind one at a time in both
+# samples (reports/population.md, "Third sitting"). A GPU has room for many.
 AUTO_CPU, AUTO_CPU_PARAMS = 16, 16 * 200_000
 AUTO_CUDA = 32
 # A cohort's K trials are asked before any of them is told, so the sampler and the
