@@ -161,6 +161,53 @@ def test_a_wind_down_that_hangs_after_an_interrupt_ends_after_the_grace(sig: int
     assert b'File "<string>", line 12 in <module>' in err  # where the main thread hung
 
 
+INTERRUPTED_INSIDE_A_STORAGE_CALL = """
+import os, signal, sys, time
+import optuna
+from sqlalchemy import event
+from autosize import interrupts
+from autosize.search.storage import make_storage
+interrupts.install(grace=20)
+storage = make_storage("sqlite:///" + sys.argv[1])
+engine = getattr(storage, "_backend", storage).engine
+study = optuna.create_study(study_name="s", storage=storage)
+trial = study.ask()
+armed = False
+def lands_mid_write(conn, cursor, statement, *args):
+    global armed
+    if armed and statement.lstrip().upper().startswith(("INSERT", "UPDATE")):
+        armed = False
+        os.kill(os.getpid(), signal.SIGTERM)  # after the write began, before its commit
+        time.sleep(0.2)
+def committed(conn):
+    print("committed", flush=True)
+event.listen(engine, "before_cursor_execute", lands_mid_write)
+armed = True
+try:
+    trial.set_user_attr("a", 1)
+    print("not interrupted", flush=True)
+except KeyboardInterrupt:
+    event.listen(engine, "commit", committed)
+    trial.set_user_attr("fail_reason", "interrupted")  # the wind-down writes too
+    print("interrupted after the write", flush=True)
+"""
+
+
+def test_an_interrupt_inside_a_storage_call_is_raised_when_the_call_returns(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "s.db"
+    proc = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_INSIDE_A_STORAGE_CALL, str(db)],
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.stdout == b"committed\ninterrupted after the write\n", proc.stderr.decode()
+    assert proc.returncode == 0, proc.stderr.decode()
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{db}")
+    assert study.trials[0].user_attrs == {"a": 1, "fail_reason": "interrupted"}
+
+
 # The test asks a trial itself (a dead worker's), outside Study.optimize: Optuna warns.
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
 def test_a_run_fails_stale_trials_when_it_starts_even_with_nothing_left_to_do(

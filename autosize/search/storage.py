@@ -42,6 +42,7 @@ from optuna.study import StudySummary
 from optuna.trial import FrozenTrial, Trial, TrialState
 from torch import nn
 
+from autosize import interrupts
 from autosize.checkpoint import load_network, save_network
 from autosize.errors import ArtifactWriteError, StorageLost, StudyError
 from autosize.models import ArchSpec, Net
@@ -258,7 +259,8 @@ class _ReconnectingRDBStorage(RDBStorage):
         delay = 0.5
         while True:
             try:
-                result = call()
+                with interrupts.shielded():  # Ctrl-C lands after the call, not mid-write
+                    result = call()
             except UpdateFinishedTrialError:
                 # The first attempt was committed but its answer lost: the state is set.
                 if lost_at is not None and name == "set_trial_state_values":
