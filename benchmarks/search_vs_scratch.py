@@ -513,6 +513,8 @@ def main(argv: list[str] | None = None) -> int:
         dataset, budget, seed, out, t0 = argv[1:6]
         run_scratch(dataset, float(budget), int(seed), Path(out), float(t0))
         return 0
+    from autosize.cli._common import cohort_size  # not before a scratch side: its clock runs
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--budget", type=float, default=600.0, help="wall seconds per side")
     parser.add_argument("--datasets", default=",".join(DATASETS))
@@ -520,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--cohort",
-        type=lambda text: text if text == "auto" else int(text),
+        type=cohort_size,  # what `autosize run --cohort` takes
         default=None,
         help='autosize side: --cohort K (K trials trained together; 1: one at a time) or "auto"; '
         "default: the shipped config's [study] cohort",

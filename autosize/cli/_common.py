@@ -23,3 +23,15 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
+
+
+def cohort_size(text: str) -> int | str:
+    """``--cohort``: a positive integer or "auto"."""
+    if text == "auto":
+        return text
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f'expected a positive integer or "auto", got {text!r}'
+        ) from None

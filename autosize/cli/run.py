@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from autosize import interrupts
-from autosize.cli._common import positive_float, positive_int
+from autosize.cli._common import cohort_size, positive_float, positive_int
 from autosize.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--cohort",
-        type=_cohort,
+        type=cohort_size,
         help='warm-started trials trained together, K at a time, or "auto" '
         "(overrides [study] cohort)",
     )
@@ -63,17 +63,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "networks on a busy machine; workers always use 1)",
     )
     p.set_defaults(func=run)
-
-
-def _cohort(text: str) -> int | str:
-    if text == "auto":
-        return text
-    try:
-        return positive_int(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(
-            f'expected a positive integer or "auto", got {text!r}'
-        ) from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -346,11 +346,14 @@ def _optimize(
         size = p.config.cohort
     elif can_stack(seed_model, p.bundle):
         device = resolve_device(p.config.device)
-        size = auto_size(seed_spec.param_count(), device, target)
-        logger.info("study %r: cohort = %d (auto, from the seed)", p.config.name, size)
-        if p.config.search.parents != "seed" and auto_size(1, device, target) > 1:
-            # Each cohort's size then follows the networks its steps start from.
-            size = auto_sizer(study, seed_spec, device, target, maximize=p.maximize)
+        size = auto_sizer(study, seed_spec, device, target, maximize=p.maximize)
+        # One size for the whole study where no network but the seed is ever a parent, or
+        # where n_trials leaves room for cohorts of 1 only (then: optimize, one at a time).
+        if p.config.search.parents == "seed" or auto_size(1, device, target) == 1:
+            size = size()
+            logger.info("study %r: cohort = %d (auto)", p.config.name, size)
+        else:
+            logger.info("study %r: cohort = auto, sized before each cohort", p.config.name)
     if callable(size) or size > 1:
         run_cohorts(
             study,
