@@ -13,7 +13,8 @@ trial left RUNNING is failed as stale when the study next starts (its heartbeat 
 The storage's own calls are :func:`shielded`: an interrupt that arrives inside one is
 raised when the call returns, so it never lands between a database write and its commit
 (SQLite then kept the write lock, and the wind-down's own write, "interrupted", waited
-on it until the watchdog ended the process).
+on it until the watchdog ended the process), nor inside a journal file's append (Optuna's
+lock, interrupted while waiting, deletes the lock another process holds).
 """
 
 from __future__ import annotations

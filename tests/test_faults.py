@@ -208,6 +208,57 @@ def test_an_interrupt_inside_a_storage_call_is_raised_when_the_call_returns(
     assert study.trials[0].user_attrs == {"a": 1, "fail_reason": "interrupted"}
 
 
+WAITS_FOR_THE_JOURNAL_LOCK = """
+import sys
+import optuna
+from autosize import interrupts
+from autosize.search.storage import make_storage
+interrupts.install(grace=20)
+study = optuna.create_study(study_name="s", storage=make_storage("journal:" + sys.argv[1]))
+trial = study.ask()
+print("ready", flush=True)
+sys.stdin.readline()  # the test now holds the journal's lock
+try:
+    trial.set_user_attr("a", 1)  # waits for the lock; SIGTERM arrives meanwhile
+    print("not interrupted", flush=True)
+except KeyboardInterrupt:
+    print("interrupted after the write", flush=True)
+"""
+
+
+def test_an_interrupt_while_waiting_for_the_journal_lock_leaves_that_lock_alone(
+    tmp_path: Path,
+) -> None:
+    # Optuna's lock, interrupted while it waits, deletes the lock file it never held: another
+    # process's, which then writes beside this one. Shielded, the append waits, then raises.
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    log = tmp_path / "s.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WAITS_FOR_THE_JOURNAL_LOCK, str(log)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    assert proc.stdout.readline() == b"ready\n"
+    lock = JournalFileSymlinkLock(str(log))
+    lock.acquire()  # another writer's lock
+    proc.stdin.write(b"go\n")
+    proc.stdin.flush()
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    assert proc.poll() is None, proc.stderr.read().decode()  # still waiting for the lock
+    assert Path(str(log) + ".lock").is_symlink()  # and the lock is still ours
+    lock.release()
+    out, err = proc.communicate(timeout=30)
+    assert out == b"interrupted after the write\n", err.decode()
+    assert proc.returncode == 0, err.decode()
+    study = optuna.load_study(study_name="s", storage=make_storage(f"journal:{log}"))
+    assert study.trials[0].user_attrs == {"a": 1}
+
+
 # The test asks a trial itself (a dead worker's), outside Study.optimize: Optuna warns.
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
 def test_a_run_fails_stale_trials_when_it_starts_even_with_nothing_left_to_do(

@@ -96,7 +96,7 @@ def make_storage(url: str) -> BaseStorage:
         _make_parent(path, url)
         _check_journal(path, url)
         try:
-            return JournalStorage(JournalFileBackend(str(path)))
+            return JournalStorage(_ShieldedJournalFileBackend(str(path)))
         except Exception as exc:
             raise StudyError(
                 f"storage {url!r}: cannot open ({type(exc).__name__}: {_first_line(exc)})"
@@ -232,6 +232,20 @@ class _HeldBack(logging.Filter):
 _RDB_LOG = logging.getLogger("optuna.storages._rdb.storage")  # Optuna's logger there
 _HOLD = _HeldBack()
 _RDB_LOG.addFilter(_HOLD)
+
+
+class _ShieldedJournalFileBackend(JournalFileBackend):
+    """Optuna's journal file whose appends Ctrl-C/SIGTERM cannot cut (:func:`interrupts.shielded`).
+
+    An interrupt inside an append is raised when the append returns. Unshielded, one that
+    lands while this process waits for another's lock makes Optuna's ``acquire`` release
+    (delete) the lock it never held, so two processes then write at once; one that lands
+    inside the write can leave half a record, after which every later record is unreadable.
+    """
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        with interrupts.shielded():
+            super().append_logs(logs)
 
 
 class _ReconnectingRDBStorage(RDBStorage):
