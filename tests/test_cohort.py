@@ -70,47 +70,6 @@ def test_compress_trains_alone_and_the_rest_together(tmp_path: Path) -> None:
         assert t.user_attrs.get("cohort", []) == ([] if kinds[t.number] == "compress" else together)
 
 
-def test_steps_alone_train_the_epochs_their_cohort_trained(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A budget in seconds: the stacked steps share 1 s; a compress step alone is given the
-    # epochs they trained, not a second of its own (on bigger nets ~K times their epochs).
-    from autosize.search.warmstart import Step, StepObjective
-
-    search = 'operations = ["compress", "widen", "train"]\nlam = [1e-4, 1e-3]'
-    config = tiny_config(
-        tmp_path,
-        n_trials=8,
-        search=search,
-        study="cohort = 8",
-        train="max_seconds = 1.0",
-        pruner='name = "none"',
-    )
-    text = config.read_text(encoding="utf-8").replace("epochs = 2\nmax_seconds", "max_seconds")
-    config.write_text(text, encoding="utf-8")
-    assert load_config(config).train.epochs is None
-    budgets: dict[int, object] = {}
-    real = StepObjective.train
-
-    def train(self: StepObjective, step: Step) -> float | tuple[float, float]:
-        budgets[step.trial.number] = step.budget
-        return real(self, step)
-
-    monkeypatch.setattr(StepObjective, "train", train)
-    trials = warm(run_study(load_config(config)))
-    alone = [t for t in trials if "cohort" not in t.user_attrs]
-    stacked = [t for t in trials if "cohort" in t.user_attrs]
-    assert alone and stacked and all(t.state == TrialState.COMPLETE for t in trials)
-    epochs = {t.user_attrs["epochs"] for t in stacked}
-    assert len(epochs) == 1 and all(t.user_attrs["stopped"] == "time" for t in stacked)
-    assert sorted(budgets) == [t.number for t in alone]
-    for t in alone:
-        assert t.user_attrs["op_kind"] == "compress"
-        budget = budgets[t.number]
-        assert budget == replace(load_config(config).train, epochs=max(epochs))
-        assert t.user_attrs["epochs"] <= max(epochs)  # its own second may end it sooner
-
-
 def test_pruning_in_a_cohort_and_resume(tmp_path: Path) -> None:
     config = tiny_config(
         tmp_path, n_trials=3, study="cohort = 2", pruner='name = "threshold"\nupper = 0.0'

@@ -7,8 +7,7 @@ would run alone: the same parent, operations, lr, seed (so the same batches) and
 and the same ending (:func:`~autosize.search.training.finish_trial`: attributes, the
 network artifact); its record's ``cohort`` names the trials trained with it and its
 ``seconds`` is the cohort's wall time. A trial whose network cannot be stacked (compress
-trains with gates, regularize adds dropout) trains alone, with ``fit``, after the others,
-for the epochs they trained (so that a cohort's trials train alike).
+trains with gates, regularize adds dropout) trains alone, with ``fit``, after the others.
 A trial the pruner stops leaves the cohort at once and costs no more compute.
 
 Optuna's ``optimize`` runs one trial at a time, so a cohort uses ask and tell; what
@@ -245,29 +244,17 @@ def _run(
     for s in together:
         groups.setdefault(s.budget, []).append(s)
     out_of_memory = False
-    trained: dict[TrainConfig, int] = {}  # budget -> the epochs its stacked trials trained
-    for budget, group in groups.items():
-        epochs = _train_together(p, group, tell, deadline)
-        out_of_memory |= epochs is None
-        if epochs:
-            trained[budget] = epochs
+    for group in groups.values():
+        out_of_memory |= not _train_together(p, group, tell, deadline)
+    # Each step alone gets its whole budget, as it would one at a time: ~K times the updates
+    # of a stacked sibling where the nets are compute-bound. Cutting them to the stacked
+    # steps' epochs (7f7837b, reverted) left Add10 and Census level and cost Poker 0.9966
+    # -> 0.9894 validation accuracy at 600 s (its best nets had been compressed ones trained
+    # long; without them the search grew 1M-parameter nets a cohort of 16 starves) and
+    # Airfoil its test-set lead over plain Optuna (reports/population.md, "Fourth sitting").
     for step in alone:
-        tell(step.trial, functools.partial(objective.train, _as_trained(step, trained)))
+        tell(step.trial, functools.partial(objective.train, step))
     return out_of_memory
-
-
-def _as_trained(step: Step, trained: dict[TrainConfig, int]) -> Step:
-    """A step that trains alone, with the epochs its cohort's stacked steps of the same
-    budget trained (where they ran to their budget's end), so that every trial of a cohort
-    trains as long: the stacked ones share one ``max_seconds``, and a step alone given all
-    of it trained ~K times their epochs (Airfoil's cohorts of 16 spent ~65% of their wall
-    time on their 2-3 compress steps, and the study's best networks were compressed ones)."""
-    epochs = trained.get(step.budget)
-    if epochs is None:
-        return step
-    if step.budget.epochs is not None:
-        epochs = min(epochs, step.budget.epochs)
-    return replace(step, budget=replace(step.budget, epochs=epochs))
 
 
 def _raise(exc: BaseException) -> float:
@@ -280,10 +267,9 @@ def _train_together(
     steps: list[Step],
     tell: Callable[[optuna.Trial, Callable[[], float | tuple[float, float]]], None],
     deadline: Deadline,
-) -> int | None:
-    """Train ``steps`` (one budget) with one fit_population and tell each. Returns the epochs
-    they trained (the most of any member that ran to the budget's end; 0 if none did), or
-    None if that ran out of memory."""
+) -> bool:
+    """Train ``steps`` (one budget) with one fit_population and tell each; False if that ran
+    out of memory."""
     budget = steps[0].budget
     # K trials end one after another (validation, test, upload): keep K trials' reserve.
     max_seconds = replace(deadline, reserve=deadline.reserve * len(steps)).clip(budget.max_seconds)
@@ -319,7 +305,7 @@ def _train_together(
     except BaseException as exc:  # out of memory (FAIL, the study goes on) or worse (raised)
         for s in steps:  # out of memory: FAIL each; anything else is raised by the first
             tell(s.trial, functools.partial(_raise, exc))
-        return None
+        return False
     seconds = time.perf_counter() - start
     logger.info("cohort of %d trials %s trained together in %.1f s", len(steps), numbers, seconds)
     for s, history in zip(steps, histories, strict=True):
@@ -335,4 +321,4 @@ def _train_together(
             cut=training.cut_short(history, budget, max_seconds),
         )
         tell(s.trial, finish)
-    return max((len(h.epochs) for h in histories if h.stopped in ("epochs", "time")), default=0)
+    return True
