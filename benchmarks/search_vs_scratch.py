@@ -235,7 +235,11 @@ def _side_scratch(dataset: str, budget: float, seed: int, work: Path) -> dict[st
 
 
 def _side_autosize(
-    dataset: str, budget: float, work: Path, cohort: int | str | None = None
+    dataset: str,
+    budget: float,
+    work: Path,
+    cohort: int | str | None = None,
+    halving: bool | None = None,
 ) -> dict[str, object]:
     import optuna
 
@@ -252,6 +256,8 @@ def _side_autosize(
     cmd += ["--timeout", str(budget), "--n-trials", "100000"]
     if cohort is not None:  # K trials trained together (autosize.population); 1: one at a time
         cmd += ["--cohort", str(cohort)]
+    if halving is not None:  # successive halving inside each cohort (search.cohort.Halving)
+        cmd += ["--halving" if halving else "--no-halving"]
     # autosize should end by itself within 5% of B; its overrun is measured, up to 25%.
     wall, code = _run_until(cmd, t0 + budget * 1.25 + 10, work / "autosize.log")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -356,6 +362,12 @@ def _shipped_cohort(dataset: str) -> int | str:
     return load_config(ROOT / "studies" / f"{dataset}.toml").cohort
 
 
+def _shipped_halving(dataset: str) -> bool:
+    from autosize.search import load_config
+
+    return load_config(ROOT / "studies" / f"{dataset}.toml").halving
+
+
 def run_dataset(
     dataset: str,
     budget: float,
@@ -363,6 +375,7 @@ def run_dataset(
     sides: tuple[str, ...],
     cohort: int | str | None = None,
     logs: Path | None = None,
+    halving: bool | None = None,
 ) -> dict:
     """Both sides of one dataset, one after the other; each side's output goes to
     ``logs/<dataset>.<side>.log`` (when ``logs`` is given)."""
@@ -371,6 +384,7 @@ def run_dataset(
         "budget": budget,
         # --cohort K, else what the shipped config asks for ([study] cohort, default 1)
         "cohort": cohort if cohort is not None else _shipped_cohort(dataset),
+        "halving": halving if halving is not None else _shipped_halving(dataset),
         "load_before": os.getloadavg(),
         "started": datetime.now().isoformat(timespec="seconds"),
     }
@@ -378,7 +392,7 @@ def run_dataset(
         with tempfile.TemporaryDirectory(prefix=f"svs-{dataset}-{side}-") as tmp:
             print(f"[{dataset}] {side}: {budget:.0f} s ...", file=sys.stderr, flush=True)
             data = (
-                _side_autosize(dataset, budget, Path(tmp), cohort)
+                _side_autosize(dataset, budget, Path(tmp), cohort, halving)
                 if side == "autosize"
                 else _side_scratch(dataset, budget, seed, Path(tmp))
             )
@@ -528,6 +542,13 @@ def main(argv: list[str] | None = None) -> int:
         "default: the shipped config's [study] cohort",
     )
     parser.add_argument(
+        "--halving",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="autosize side: successive halving inside each cohort, or not; default: the "
+        "shipped config's [study] halving",
+    )
+    parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "out" / "search_vs_scratch"
     )
     parser.add_argument("--from-json", action="store_true", help="only re-render from <out>/*.json")
@@ -558,7 +579,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.scratch_from is not None:
             earlier = _earlier_scratch(args.scratch_from / f"{ds}.json", args.budget)
             sides = tuple(side for side in sides if side != "scratch")
-        result = run_dataset(ds, args.budget, args.seed, sides, args.cohort, logs=args.out)
+        result = run_dataset(
+            ds, args.budget, args.seed, sides, args.cohort, logs=args.out, halving=args.halving
+        )
         if earlier is not None:
             result.update(earlier)
         path.write_text(json.dumps(result, indent=1))

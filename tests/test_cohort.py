@@ -16,7 +16,7 @@ from autosize.errors import ConfigError
 from autosize.models import ArchSpec, DenseLayer
 from autosize.search import load_config, prepare, run_study
 from autosize.search.clock import Deadline
-from autosize.search.cohort import auto_size, next_size
+from autosize.search.cohort import Halving, auto_size, next_size
 from autosize.search.storage import artifact_store, download_network
 from autosize.train import evaluate
 from studies import STUDY_MARKS, tiny_config
@@ -68,6 +68,79 @@ def test_compress_trains_alone_and_the_rest_together(tmp_path: Path) -> None:
     assert "compress" in kinds.values() and together
     for t in trials:
         assert t.user_attrs.get("cohort", []) == ([] if kinds[t.number] == "compress" else together)
+
+
+def halved_as_expected(histories: list, epochs: int, slices: list[tuple[int, int]]) -> None:
+    """Each ``(epoch, keep)``: at the end of 0-based ``epoch`` every member but the ``keep``
+    best by validation after the epoch before stops (lower RMSE is better; ties by index)."""
+    left = [i for i, h in enumerate(histories) if len(h) > slices[0][0]]
+    for epoch, keep in slices:
+        left.sort(key=lambda i: (histories[i].epochs[epoch - 1].val_metric, i))
+        for i in left[keep:]:
+            assert len(histories[i]) == epoch + 1, (i, epoch)
+            assert histories[i].stopped == "callback"
+            assert "halved after slice" in histories[i].stop_reason
+        left = left[:keep]
+    assert [len(histories[i]) for i in left] == [epochs]
+    assert histories[left[0]].stopped == "epochs"
+
+
+@pytest.mark.parametrize("pruned", [False, True])
+def test_halving_stops_the_worse_half_at_each_slice_and_the_best_trains_the_budget_out(
+    pruned: bool,
+) -> None:
+    from test_population import LRS, SEEDS, StopAfter, nets
+    from test_train import linear_regression
+
+    from autosize.population import fit_population
+
+    bundle = linear_regression()
+    models = nets(bundle)  # 7 members: 3 halvings (to 4, 2, 1), 4 slices of 2 epochs
+    halving = Halving(7, epochs=8, max_seconds=None)
+    calls = [[m] for m in halving.members()]
+    if pruned:  # a member the pruner stops counts toward the first slice's halving
+        calls[5].insert(0, StopAfter(1))
+    histories = fit_population(
+        models, bundle, epochs=8, seed=SEEDS, lr=LRS, callbacks=calls, device="cpu"
+    )
+    assert halving.marks == [0.25, 0.5, 0.75]
+    if pruned:
+        assert len(histories[5]) == 1 and histories[5].stop_reason == "pruned at 1"
+    halved_as_expected(histories, 8, [(2, 4), (4, 2), (6, 1)])
+    lengths = sorted(len(h) for h in histories)
+    assert lengths == ([1, 3, 3, 5, 5, 7, 8] if pruned else [3, 3, 3, 5, 5, 7, 8])
+    want = [1, 1, 2, 2, 3] if pruned else [1, 1, 1, 2, 2, 3]
+    assert sorted(halving.halved.values()) == want
+
+
+def test_a_halving_cohort_study(tmp_path: Path) -> None:
+    config = tiny_config(
+        tmp_path,
+        n_trials=4,
+        search=STACKABLE,
+        study="cohort = 4\nhalving = true",
+        train_epochs=6,
+        pruner='name = "none"',
+    )
+    assert load_config(config).halving
+    trials = warm(run_study(load_config(config)))
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4  # finished, networks kept
+    assert all(t.user_attrs["network_artifact"] for t in trials)
+    # 4 members, 2 halvings: the worse two stop after 3 epochs, the next after 5.
+    got = sorted((t.user_attrs["epochs"], t.user_attrs.get("halved")) for t in trials)
+    assert got == [(3, 1), (3, 1), (5, 2), (6, None)]
+    last_two = [t for t in trials if t.user_attrs["epochs"] >= 5]
+    best = min(last_two, key=lambda t: t.user_attrs["curve"][3])  # what the second slice judged
+    assert best.user_attrs["epochs"] == 6 and best.user_attrs["stopped"] == "epochs"
+
+
+@pytest.mark.parametrize("value", ['"yes"', "1"])
+def test_halving_must_be_true_or_false(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ConfigError, match=r"study.halving.*true or false"):
+        load_config(tiny_config(tmp_path, study=f"halving = {value}"))
+    assert not load_config(tiny_config(tmp_path)).halving  # the default
+    on = load_config(tiny_config(tmp_path), overrides={"halving": True})  # --halving
+    assert on.halving
 
 
 def test_pruning_in_a_cohort_and_resume(tmp_path: Path) -> None:

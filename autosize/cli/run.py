@@ -57,6 +57,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(overrides [study] cohort)",
     )
     p.add_argument(
+        "--halving",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="successive halving inside each cohort: the worse half of its trials stops at "
+        "each slice of the budget, the best trains it out (overrides [study] halving)",
+    )
+    p.add_argument(
         "--threads",
         type=positive_int,
         help="CPU threads for torch (default: torch's choice; 1 is often faster for small "
@@ -87,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         "storage": args.storage,
         "name": args.study_name,
         "cohort": args.cohort,
+        "halving": args.halving,
     }
     config = _config(args, overrides)
     chosen: list[Prepared] = []

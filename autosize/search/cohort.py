@@ -26,13 +26,15 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
+from typing import Literal
 
 import optuna
 import torch
 from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import FrozenTrial, TrialState
 
-from autosize.callbacks import schedule_callbacks
+from autosize.callbacks import Callback, TrainState, schedule_callbacks
+from autosize.history import EpochRecord
 from autosize.models import ArchSpec
 from autosize.population import can_stack, fit_population
 from autosize.search import record, training
@@ -43,7 +45,7 @@ from autosize.search.storage import fail_stale
 from autosize.search.study_config import TrainConfig
 from autosize.search.warmstart import Step, StepObjective
 
-__all__ = ["auto_size", "auto_sizer", "run_cohorts"]
+__all__ = ["Halving", "auto_size", "auto_sizer", "run_cohorts"]
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +155,103 @@ def next_size(size: int, left: int | None, deadline: Deadline) -> int:
     if deadline.reserve > 0 and math.isfinite(deadline.remaining()):
         k = min(k, max(1, int(deadline.remaining() / deadline.reserve)))
     return k
+
+
+class Halving:
+    """Successive halving inside one cohort (``[study] halving = true``).
+
+    A cohort's stacked members share one budget, so each gets ~1/K of the updates a step
+    alone would get where the networks are compute-bound (Airfoil's and Poker's on a CPU),
+    and the best of them ends as short-trained as the worst. Here the budget is cut into
+    ``h + 1`` equal slices (``h`` = the halvings that take K to one): at the end of each
+    slice the worse half of the members still training, by validation metric (loss where
+    the study's objective is ``val_loss``), stop there (finished trials with the networks
+    they have), so the ones left train faster, and the best member trains the whole budget. Where a step is arithmetic, the slices cost about
+    the same compute, and the last member gets ~0.4 of the budget's compute at K = 16
+    instead of 1/16. Members the pruner stops count toward a slice's halving.
+
+    Each member's ``on_epoch_end`` records its validation value; the first one called
+    after a slice ends decides from every member's previous epoch (all of them recorded),
+    so a member that is halved trains one epoch more than the values that judged it.
+    """
+
+    def __init__(
+        self,
+        k: int,
+        *,
+        epochs: int | None,
+        max_seconds: float | None,
+        by: Literal["metric", "loss"] = "metric",
+    ) -> None:
+        self.k = k
+        self.epochs, self.max_seconds = epochs, max_seconds
+        self.by = by  # what ranks the members: validation metric or loss (the objective's)
+        self.higher_is_better = False  # metric: the members' History says (accuracy: higher)
+        halvings = max(0, math.ceil(math.log2(k))) if k > 1 else 0
+        self.marks = [i / (halvings + 1) for i in range(1, halvings + 1)]
+        self.targets = [max(1, math.ceil(k / 2 ** (i + 1))) for i in range(halvings)]
+        self.rung = 0
+        self.latest: dict[int, float] = {}  # member -> its last validation value
+        self.training = set(range(k))
+        self.halved: dict[int, int] = {}  # member -> the slice (1-based) it stopped after
+        self.decided_epoch = -1
+        self.start: float | None = None
+
+    def members(self) -> list[Callback]:
+        return [_HalvingMember(self, i) for i in range(self.k)]
+
+    def _progress(self, epochs_done: int) -> float:
+        done = 0.0
+        if self.max_seconds is not None and self.start is not None:
+            done = (time.perf_counter() - self.start) / self.max_seconds
+        if self.epochs is not None:
+            done = max(done, epochs_done / self.epochs)
+        return done
+
+    def _decide(self, epoch: int) -> None:
+        """At the first ``on_epoch_end`` of ``epoch``: halve for every slice that has ended."""
+        if epoch == self.decided_epoch:
+            return
+        self.decided_epoch = epoch
+        ranked = [i for i in self.training if i not in self.halved]
+        if not ranked or any(i not in self.latest for i in ranked):
+            return  # the first epoch: nothing to judge by yet
+        progress = self._progress(epoch)  # epochs done before this one: all recorded
+        while self.rung < len(self.marks) and progress >= self.marks[self.rung]:
+            target = self.targets[self.rung]
+            self.rung += 1
+            # Best first; a non-finite value ranks last.
+            sign = -1.0 if self.higher_is_better else 1.0
+            ranked.sort(key=lambda i: (not math.isfinite(self.latest[i]), sign * self.latest[i], i))
+            for i in ranked[target:]:
+                self.halved[i] = self.rung
+            ranked = ranked[:target]
+
+
+class _HalvingMember(Callback):
+    def __init__(self, halving: Halving, index: int) -> None:
+        self.halving, self.index = halving, index
+
+    def on_train_begin(self, state: TrainState) -> None:
+        if self.halving.start is None:
+            self.halving.start = time.perf_counter()
+
+    def on_epoch_end(self, state: TrainState, record: EpochRecord) -> bool | None:
+        h = self.halving
+        h.higher_is_better = h.by == "metric" and state.history.higher_is_better
+        h._decide(state.epoch)
+        h.latest[self.index] = record.val_metric if h.by == "metric" else record.val_loss
+        rung = h.halved.get(self.index)
+        if rung is None:
+            return None
+        state.stop_reason = (
+            f"halved after slice {rung} of {len(h.marks) + 1} (the cohort's worse half by "
+            "validation)"
+        )
+        return True
+
+    def on_train_end(self, state: TrainState) -> None:
+        self.halving.training.discard(self.index)
 
 
 @contextlib.contextmanager
@@ -276,6 +375,19 @@ def _train_together(
     numbers = [s.trial.number for s in steps]
     for s in steps:
         record.write(s.trial, cohort=numbers)
+    halving = (
+        Halving(
+            len(steps),
+            epochs=budget.epochs,
+            max_seconds=max_seconds,
+            by="loss" if p.config.objective == "val_loss" else "metric",
+        )
+        if p.config.halving and len(steps) > 1
+        else None
+    )
+    halvers: list[list[Callback]] = (
+        [[m] for m in halving.members()] if halving else [[]] * len(steps)
+    )
     start = time.perf_counter()
     try:
         histories = fit_population(
@@ -294,8 +406,9 @@ def _train_together(
                     *schedule_callbacks(
                         budget.schedule, epochs=budget.epochs, max_seconds=max_seconds
                     ),
+                    *halver,
                 ]
-                for s in steps
+                for s, halver in zip(steps, halvers, strict=True)
             ],
             seed=[s.seed for s in steps],
             amp=budget.amp,
@@ -308,7 +421,10 @@ def _train_together(
         return False
     seconds = time.perf_counter() - start
     logger.info("cohort of %d trials %s trained together in %.1f s", len(steps), numbers, seconds)
-    for s, history in zip(steps, histories, strict=True):
+    halved = halving.halved if halving else {}
+    for i, (s, history) in enumerate(zip(steps, histories, strict=True)):
+        if i in halved:
+            record.write(s.trial, halved=halved[i])
         finish = functools.partial(
             training.finish_trial,
             s.trial,

@@ -266,6 +266,7 @@ def config_from_dict(
         cohort = given
     elif given is not None and given != "auto":
         study.fail("cohort", given, 'an integer >= 1 or "auto"')
+    halving = study.bool("halving", False)
     study.close()
 
     data_t = top.table("data")
@@ -424,6 +425,7 @@ def config_from_dict(
         sampler=sampler,
         pruner=pruner,
         cohort=cohort,
+        halving=halving,
         overrides={k: v for k, v in (overrides or {}).items() if v is not None},
         auto=frozenset(auto),
     )

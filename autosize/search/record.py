@@ -98,6 +98,9 @@ class TrialRecord:
     pruned_reason: str | None = None
     # [study] cohort: the trial numbers trained together in one fit_population (this one's too).
     cohort: tuple[int, ...] = ()
+    # [study] halving: the slice of its cohort's budget after which this trial stopped (the
+    # cohort's worse half then); None: it trained the budget out (or no halving).
+    halved: int | None = None
 
     @property
     def gone(self) -> bool:

@@ -196,6 +196,9 @@ class StudyConfig:
     # on a CPU, see search.cohort.auto_size). The trials are the same either way; K of them
     # cost about one on small nets.
     cohort: int | Literal["auto"] = "auto"
+    # Successive halving inside each cohort (search.cohort.Halving): the worse half of its
+    # stacked members stops at each of its budget's slices, the best trains it out.
+    halving: bool = False
     # The [study] keys given on the command line (what worker processes re-apply).
     overrides: Mapping[str, object] = field(default_factory=dict)
     # What the config left out, to be chosen from the data by autosize.search.defaults:
