@@ -8,7 +8,9 @@ and the same ending (:func:`~autosize.search.training.finish_trial`: attributes,
 network artifact); its record's ``cohort`` names the trials trained with it and its
 ``seconds`` is the cohort's wall time. A trial whose network cannot be stacked (compress
 trains with gates, regularize adds dropout) trains alone, with ``fit``, after the others.
-A trial the pruner stops leaves the cohort at once and costs no more compute.
+A trial the pruner stops leaves the cohort at once and costs no more compute. With
+``[study] halving = true`` the worse half of the stacked trials also stops at each slice of
+the budget (:class:`Halving`).
 
 Optuna's ``optimize`` runs one trial at a time, so a cohort uses ask and tell; what
 ``optimize`` does around a trial is done here too: stale trials are failed first, every
@@ -166,9 +168,11 @@ class Halving:
     ``h + 1`` equal slices (``h`` = the halvings that take K to one): at the end of each
     slice the worse half of the members still training, by validation metric (loss where
     the study's objective is ``val_loss``), stop there (finished trials with the networks
-    they have), so the ones left train faster, and the best member trains the whole budget. Where a step is arithmetic, the slices cost about
-    the same compute, and the last member gets ~0.4 of the budget's compute at K = 16
-    instead of 1/16. Members the pruner stops count toward a slice's halving.
+    they have), so the ones left train faster, and the best member trains the whole
+    budget. Where a step is arithmetic, the slices cost about the same compute, and the
+    last member gets ~0.4 of the budget's compute at K = 16 instead of 1/16. Members the
+    pruner stops count toward a slice's halving. Off by default: measured once, on Airfoil
+    (reports/population.md, "Fourth sitting"), better on validation and worse on test.
 
     Each member's ``on_epoch_end`` records its validation value; the first one called
     after a slice ends decides from every member's previous epoch (all of them recorded),
