@@ -49,6 +49,10 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # not imported at run time: a scratch side's clock runs from its start
+    from autosize.search.study_config import StudyConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASETS = ("mnist", "fashion_mnist", "census", "airfoil", "poker", "add10")
@@ -356,16 +360,10 @@ def _earlier_scratch(path: Path, budget: float) -> dict[str, object]:
     }
 
 
-def _shipped_cohort(dataset: str) -> int | str:
+def _shipped(dataset: str) -> StudyConfig:
     from autosize.search import load_config
 
-    return load_config(ROOT / "studies" / f"{dataset}.toml").cohort
-
-
-def _shipped_halving(dataset: str) -> bool:
-    from autosize.search import load_config
-
-    return load_config(ROOT / "studies" / f"{dataset}.toml").halving
+    return load_config(ROOT / "studies" / f"{dataset}.toml")
 
 
 def run_dataset(
@@ -383,8 +381,8 @@ def run_dataset(
         "dataset": dataset,
         "budget": budget,
         # --cohort K, else what the shipped config asks for ([study] cohort, default 1)
-        "cohort": cohort if cohort is not None else _shipped_cohort(dataset),
-        "halving": halving if halving is not None else _shipped_halving(dataset),
+        "cohort": cohort if cohort is not None else _shipped(dataset).cohort,
+        "halving": halving if halving is not None else _shipped(dataset).halving,
         "load_before": os.getloadavg(),
         "started": datetime.now().isoformat(timespec="seconds"),
     }

@@ -161,13 +161,19 @@ def test_a_wind_down_that_hangs_after_an_interrupt_ends_after_the_grace(sig: int
     assert b'File "<string>", line 12 in <module>' in err  # where the main thread hung
 
 
-INTERRUPTED_INSIDE_A_STORAGE_CALL = """
+# A child process with autosize's interrupt handling and a storage at sys.argv[1].
+CHILD_WITH_A_STORAGE = """
 import os, signal, sys, time
 import optuna
-from sqlalchemy import event
 from autosize import interrupts
 from autosize.search.storage import make_storage
 interrupts.install(grace=20)
+"""
+
+INTERRUPTED_INSIDE_A_STORAGE_CALL = (
+    CHILD_WITH_A_STORAGE
+    + """
+from sqlalchemy import event
 storage = make_storage("sqlite:///" + sys.argv[1])
 engine = getattr(storage, "_backend", storage).engine
 study = optuna.create_study(study_name="s", storage=storage)
@@ -191,6 +197,7 @@ except KeyboardInterrupt:
     trial.set_user_attr("fail_reason", "interrupted")  # the wind-down writes too
     print("interrupted after the write", flush=True)
 """
+)
 
 
 def test_an_interrupt_inside_a_storage_call_is_raised_when_the_call_returns(
@@ -208,12 +215,9 @@ def test_an_interrupt_inside_a_storage_call_is_raised_when_the_call_returns(
     assert study.trials[0].user_attrs == {"a": 1, "fail_reason": "interrupted"}
 
 
-WAITS_FOR_THE_JOURNAL_LOCK = """
-import sys
-import optuna
-from autosize import interrupts
-from autosize.search.storage import make_storage
-interrupts.install(grace=20)
+WAITS_FOR_THE_JOURNAL_LOCK = (
+    CHILD_WITH_A_STORAGE
+    + """
 study = optuna.create_study(study_name="s", storage=make_storage("journal:" + sys.argv[1]))
 trial = study.ask()
 print("ready", flush=True)
@@ -224,6 +228,7 @@ try:
 except KeyboardInterrupt:
     print("interrupted after the write", flush=True)
 """
+)
 
 
 def test_an_interrupt_while_waiting_for_the_journal_lock_leaves_that_lock_alone(

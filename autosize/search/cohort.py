@@ -191,9 +191,9 @@ class Halving:
         self.epochs, self.max_seconds = epochs, max_seconds
         self.by = by  # what ranks the members: validation metric or loss (the objective's)
         self.higher_is_better = False  # metric: the members' History says (accuracy: higher)
-        halvings = max(0, math.ceil(math.log2(k))) if k > 1 else 0
+        halvings = math.ceil(math.log2(k)) if k > 1 else 0
         self.marks = [i / (halvings + 1) for i in range(1, halvings + 1)]
-        self.targets = [max(1, math.ceil(k / 2 ** (i + 1))) for i in range(halvings)]
+        self.targets = [math.ceil(k / 2 ** (i + 1)) for i in range(halvings)]
         self.rung = 0
         self.latest: dict[int, float] = {}  # member -> its last validation value
         self.training = set(range(k))
@@ -221,12 +221,12 @@ class Halving:
         if not ranked or any(i not in self.latest for i in ranked):
             return  # the first epoch: nothing to judge by yet
         progress = self._progress(epoch)  # epochs done before this one: all recorded
+        sign = -1.0 if self.higher_is_better else 1.0
+        # Best first; a non-finite value ranks last.
+        ranked.sort(key=lambda i: (not math.isfinite(self.latest[i]), sign * self.latest[i], i))
         while self.rung < len(self.marks) and progress >= self.marks[self.rung]:
             target = self.targets[self.rung]
             self.rung += 1
-            # Best first; a non-finite value ranks last.
-            sign = -1.0 if self.higher_is_better else 1.0
-            ranked.sort(key=lambda i: (not math.isfinite(self.latest[i]), sign * self.latest[i], i))
             for i in ranked[target:]:
                 self.halved[i] = self.rung
             ranked = ranked[:target]
@@ -237,12 +237,13 @@ class _HalvingMember(Callback):
         self.halving, self.index = halving, index
 
     def on_train_begin(self, state: TrainState) -> None:
-        if self.halving.start is None:
-            self.halving.start = time.perf_counter()
+        h = self.halving
+        if h.start is None:
+            h.start = time.perf_counter()
+            h.higher_is_better = h.by == "metric" and state.history.higher_is_better
 
     def on_epoch_end(self, state: TrainState, record: EpochRecord) -> bool | None:
         h = self.halving
-        h.higher_is_better = h.by == "metric" and state.history.higher_is_better
         h._decide(state.epoch)
         h.latest[self.index] = record.val_metric if h.by == "metric" else record.val_loss
         rung = h.halved.get(self.index)
