@@ -52,6 +52,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # not imported at run time: a scratch side's clock runs from its start
+    from autosize.callbacks import TrainState
+    from autosize.history import EpochRecord
     from autosize.search.study_config import StudyConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,11 +101,8 @@ def run_scratch(dataset: str, budget: float, seed: int, out: Path, t0: float) ->
     bundle = load_bundle(config)
     cnn = any(layer.type == "conv" for layer in config.seed_net.layers)
     regression = bundle.task == "regression"
-    target = (
-        {"target_shift": bundle.target_mean, "target_scale": bundle.target_std}
-        if regression
-        else {}
-    )
+    # the regression target's standardisation, undone by the network's head (as autosize's)
+    shift, scale = (bundle.target_mean, bundle.target_std) if regression else (0.0, 1.0)
     metric = "rmse" if regression else "accuracy"
     epochs = SCRATCH_EPOCHS[dataset]
     if cnn:
@@ -117,7 +116,7 @@ def run_scratch(dataset: str, budget: float, seed: int, out: Path, t0: float) ->
             self.trial = trial
             self.pruned = False
 
-        def on_epoch_end(self, state, record) -> bool:  # type: ignore[no-untyped-def]
+        def on_epoch_end(self, state: TrainState, record: EpochRecord) -> bool:
             value = record.val_metric
             if not math.isfinite(value):
                 return False
@@ -148,7 +147,8 @@ def run_scratch(dataset: str, budget: float, seed: int, out: Path, t0: float) ->
             bundle.input_shape,
             bundle.n_outputs,
             numeric_features=bundle.numeric_features,
-            **target,
+            target_shift=shift,
+            target_scale=scale,
         )
         model = build_model(spec, seed=seed + trial.number)
         report = Report(trial)
@@ -244,6 +244,7 @@ def _side_autosize(
     work: Path,
     cohort: int | str | None = None,
     halving: bool | None = None,
+    study_seed: int | None = None,
 ) -> dict[str, object]:
     import optuna
 
@@ -262,6 +263,8 @@ def _side_autosize(
         cmd += ["--cohort", str(cohort)]
     if halving is not None:  # successive halving inside each cohort (search.cohort.Halving)
         cmd += ["--halving" if halving else "--no-halving"]
+    if study_seed is not None:  # [study] seed
+        cmd += ["--seed", str(study_seed)]
     # autosize should end by itself within 5% of B; its overrun is measured, up to 25%.
     wall, code = _run_until(cmd, t0 + budget * 1.25 + 10, work / "autosize.log")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -369,7 +372,7 @@ def _shipped(dataset: str) -> StudyConfig:
 def run_dataset(
     dataset: str,
     budget: float,
-    seed: int,
+    seed: int | None,
     sides: tuple[str, ...],
     cohort: int | str | None = None,
     logs: Path | None = None,
@@ -383,6 +386,8 @@ def run_dataset(
         # --cohort K, else what the shipped config asks for ([study] cohort, default 1)
         "cohort": cohort if cohort is not None else _shipped(dataset).cohort,
         "halving": halving if halving is not None else _shipped(dataset).halving,
+        # the autosize side's [study] seed (the scratch side's TPE seed is this or 0)
+        "seed": seed if seed is not None else _shipped(dataset).seed,
         "load_before": os.getloadavg(),
         "started": datetime.now().isoformat(timespec="seconds"),
     }
@@ -390,9 +395,9 @@ def run_dataset(
         with tempfile.TemporaryDirectory(prefix=f"svs-{dataset}-{side}-") as tmp:
             print(f"[{dataset}] {side}: {budget:.0f} s ...", file=sys.stderr, flush=True)
             data = (
-                _side_autosize(dataset, budget, Path(tmp), cohort, halving)
+                _side_autosize(dataset, budget, Path(tmp), cohort, halving, seed)
                 if side == "autosize"
-                else _side_scratch(dataset, budget, seed, Path(tmp))
+                else _side_scratch(dataset, budget, seed or 0, Path(tmp))
             )
             if logs is not None:
                 shutil.copyfile(Path(tmp) / f"{side}.log", logs / f"{dataset}.{side}.log")
@@ -531,7 +536,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=600.0, help="wall seconds per side")
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--sides", default=",".join(SIDES))
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="both sides' seed: the scratch side's TPE sampler and networks (default 0) and "
+        "`autosize run --seed` (default: the shipped config's [study] seed)",
+    )
     parser.add_argument(
         "--cohort",
         type=cohort_size,  # what `autosize run --cohort` takes

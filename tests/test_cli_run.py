@@ -184,6 +184,27 @@ def _check_refused(tmp: Path, config: Path, key: str) -> None:
     assert sorted(p.name for p in tmp.iterdir()) == (["study.toml"] if config.exists() else [])
 
 
+def test_seed_flag_reseeds_the_study_and_a_resume_keeps_its_seed(
+    finished: Finished, tmp_path: Path
+) -> None:
+    config = tiny_config(tmp_path, n_trials=1)
+    rc, _, _ = run_main("run", str(config), "--seed", "3")
+    assert rc == 0
+    study = load(tmp_path)
+    assert study.user_attrs["autosize"]["seed"] == 3
+    # The same config at [study] seed = 0 (the module's study) trained another seed network.
+    assert study.user_attrs["seed"]["val"] != finished.study.user_attrs["seed"]["val"]
+
+    rc, _, err = run_main("run", str(config), "--seed", "4", "--n-trials", "2")
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert "study.seed" in err and "was started with" in err
+    assert len(load(tmp_path).get_trials()) == len(study.get_trials())  # nothing written
+
+    rc, _, _ = run_main("run", str(config), "--seed", "3", "--n-trials", "2")
+    assert rc == 0
+    assert len(by_role(load(tmp_path), "warmstart")) == 2
+
+
 # --------------------------------------------------------------------------- interrupts
 
 

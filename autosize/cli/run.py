@@ -64,6 +64,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "each slice of the budget, the best trains it out (overrides [study] halving)",
     )
     p.add_argument(
+        "--seed",
+        type=int,
+        help="the study's seed: its sampler, its networks' initialisation and batch order "
+        "(overrides [study] seed; a study is resumed with the seed it was started with)",
+    )
+    p.add_argument(
         "--threads",
         type=positive_int,
         help="CPU threads for torch (default: torch's choice; 1 is often faster for small "
@@ -95,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         "name": args.study_name,
         "cohort": args.cohort,
         "halving": args.halving,
+        "seed": args.seed,
     }
     config = _config(args, overrides)
     chosen: list[Prepared] = []
