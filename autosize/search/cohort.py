@@ -171,8 +171,9 @@ class Halving:
     they have), so the ones left train faster, and the best member trains the whole
     budget. Where a step is arithmetic, the slices cost about the same compute, and the
     last member gets ~0.4 of the budget's compute at K = 16 instead of 1/16. Members the
-    pruner stops count toward a slice's halving. Off by default: measured once, on Airfoil
-    (reports/population.md, "Fourth sitting"), better on validation and worse on test.
+    pruner stops count toward a slice's halving. Off by default: on Airfoil at 600 s it was
+    behind the plain cohort on validation at each of three seeds (reports/population.md,
+    "Fifth sitting").
 
     Each member's ``on_epoch_end`` records its validation value; the first one called
     after a slice ends decides from every member's previous epoch (all of them recorded),
