@@ -131,6 +131,7 @@ def test_second_objective_params(tmp_path: Path) -> None:
         ("n_trials = 3", 'n_trials = "3"', "study.n_trials"),
         ("n_trials = 3", "n_trials = true", "study.n_trials"),
         ("n_trials = 3", "n_trials = 0", "study.n_trials"),
+        ("[study]\n", "[study]\nseed = -1\n", "study.seed"),  # numpy's generators refuse it
         ("[train]\nepochs = 2", "[train]\nepochs = 2.5", "train.epochs"),
         ("[train]\n", "[train]\nlr = -1.0\n", "train.lr"),
         ("[train]\n", "[train]\nrestore_best = 1\n", "train.restore_best"),

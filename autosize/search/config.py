@@ -253,7 +253,7 @@ def config_from_dict(
     timeout = study.float("timeout", None, strict=True)
     if n_trials is None and timeout is None:
         study.fail("n_trials", None, "n_trials and/or timeout")
-    seed = study.int("seed", 0)
+    seed = study.int("seed", 0, low=0)
     auto: set[str] = set()  # the parts chosen from the data (autosize.search.defaults)
     if not study.has("objective"):
         auto.add("objective")
