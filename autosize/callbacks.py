@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from autosize.history import EpochRecord, History
     from autosize.train import OptimizerName
 
-__all__ = ["Callback", "CosineSchedule", "EarlyStopping", "TrainState"]
+__all__ = ["Callback", "CosineSchedule", "EarlyStopping", "TrainState", "budget_progress"]
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +148,19 @@ class EarlyStopping(Callback):
         return True
 
 
+def budget_progress(
+    epochs_done: int, elapsed: float, *, epochs: int | None, max_seconds: float | None
+) -> float:
+    """How much of a ``fit`` budget is spent, 0 to 1: the larger of the epochs done over
+    ``epochs`` and the seconds spent over ``max_seconds`` (either may be None)."""
+    done = 0.0
+    if epochs:
+        done = max(done, epochs_done / epochs)
+    if max_seconds:
+        done = max(done, elapsed / max_seconds)
+    return min(done, 1.0)
+
+
 def schedule_callbacks(
     schedule: str, *, epochs: int | None, max_seconds: float | None
 ) -> list[Callback]:
@@ -176,12 +189,7 @@ class CosineSchedule(Callback):
         self._start = 0.0
 
     def progress(self, epoch: int, elapsed: float) -> float:
-        done = 0.0
-        if self.epochs:
-            done = max(done, epoch / self.epochs)
-        if self.max_seconds:
-            done = max(done, elapsed / self.max_seconds)
-        return min(done, 1.0)
+        return budget_progress(epoch, elapsed, epochs=self.epochs, max_seconds=self.max_seconds)
 
     def on_train_begin(self, state: TrainState) -> None:
         self._base = []

@@ -35,7 +35,7 @@ import torch
 from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import FrozenTrial, TrialState
 
-from autosize.callbacks import Callback, TrainState, schedule_callbacks
+from autosize.callbacks import Callback, TrainState, budget_progress, schedule_callbacks
 from autosize.history import EpochRecord
 from autosize.models import ArchSpec
 from autosize.population import can_stack, fit_population
@@ -200,18 +200,10 @@ class Halving:
         self.training = set(range(k))
         self.halved: dict[int, int] = {}  # member -> the slice (1-based) it stopped after
         self.decided_epoch = -1
-        self.start: float | None = None
+        self.start: float | None = None  # the first member's on_train_begin sets it
 
     def members(self) -> list[Callback]:
         return [_HalvingMember(self, i) for i in range(self.k)]
-
-    def _progress(self, epochs_done: int) -> float:
-        done = 0.0
-        if self.max_seconds is not None and self.start is not None:
-            done = (time.perf_counter() - self.start) / self.max_seconds
-        if self.epochs is not None:
-            done = max(done, epochs_done / self.epochs)
-        return done
 
     def _decide(self, epoch: int) -> None:
         """At the first ``on_epoch_end`` of ``epoch``: halve for every slice that has ended."""
@@ -221,7 +213,11 @@ class Halving:
         ranked = [i for i in self.training if i not in self.halved]
         if not ranked or any(i not in self.latest for i in ranked):
             return  # the first epoch: nothing to judge by yet
-        progress = self._progress(epoch)  # epochs done before this one: all recorded
+        # the budget spent by the epochs done before this one (all recorded)
+        elapsed = time.perf_counter() - self.start if self.start is not None else 0.0
+        progress = budget_progress(epoch, elapsed, epochs=self.epochs, max_seconds=self.max_seconds)
+        if self.rung == len(self.marks) or progress < self.marks[self.rung]:
+            return  # no slice has ended since the last decision
         sign = -1.0 if self.higher_is_better else 1.0
         # Best first; a non-finite value ranks last.
         ranked.sort(key=lambda i: (not math.isfinite(self.latest[i]), sign * self.latest[i], i))
