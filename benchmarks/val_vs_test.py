@@ -6,46 +6,28 @@ finished within the run's budget, as the study would pick it. It prints those pi
 by validation, with their test value, and Spearman's rank correlation between the two over
 the runs: near +1, lower validation went with lower test error (selection by validation
 works); near 0 or below, the validation split cannot tell the runs' picks apart on test.
-Runs whose pick is the same trial (a JSON copied into two folders) count once.
+Runs whose pick is the same trial (a JSON copied into two folders) count once. Each row
+also gives the same correlation inside its run, over the ten trials with the best
+validation values (``top-10 rho``): whether validation orders a run's own finalists.
 
     python benchmarks/val_vs_test.py reports/cohort/airfoil_*.json \\
         reports/search_vs_scratch/*/airfoil.json
 
-Plain Python, no autosize import.
+No autosize import: the pick is ``search_vs_scratch.best_curve``'s last point, as in that
+benchmark's tables.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-LOWER_IS_BETTER = ("airfoil", "add10")  # RMSE; the others are accuracies
-
-
-def _ranks(values: list[float]) -> list[float]:
-    """Ranks from 0, ties sharing their mean rank."""
-    order = sorted(range(len(values)), key=values.__getitem__)
-    ranks = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2
-        i = j + 1
-    return ranks
-
-
-def spearman(x: list[float], y: list[float]) -> float:
-    rx, ry = _ranks(x), _ranks(y)
-    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
-    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
-    var = (sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry)) ** 0.5
-    return cov / var if var else float("nan")
+from scipy.stats import spearmanr  # type: ignore[import-untyped]
+from search_vs_scratch import REGRESSION, best_curve
 
 
 @dataclass(frozen=True)
@@ -58,6 +40,7 @@ class Pick:
     val: float
     test: float
     architecture: str | None
+    top10_rho: float  # Spearman(val, test) over the run's ten best trials by validation
 
 
 def picks(paths: list[Path]) -> tuple[str, list[Pick]]:
@@ -74,15 +57,14 @@ def picks(paths: list[Path]) -> tuple[str, list[Pick]]:
             continue
         dataset, budget = run["dataset"], run["budget"]
         datasets.add(dataset)
-        records = [
-            r
-            for r in side.get("records", [])
-            if r.get("val") is not None and r.get("test") is not None and r["t"] <= budget
-        ]
-        if not records:
+        records = [r for r in side.get("records", []) if r.get("test") is not None]
+        curve = best_curve(records, maximize=dataset not in REGRESSION, budget=budget)
+        if not curve:
             continue
-        lower = dataset in LOWER_IS_BETTER
-        best = (min if lower else max)(records, key=lambda r: r["val"])
+        best = curve[-1]
+        finished = [r for r in records if r["t"] <= budget and math.isfinite(r["val"])]
+        top = sorted(finished, key=lambda r: r["val"], reverse=dataset not in REGRESSION)[:10]
+        top10 = float(spearmanr([r["val"] for r in top], [r["test"] for r in top]).statistic)
         key = (round(best["val"], 9), round(best["test"], 9))
         if key in seen:
             continue
@@ -97,6 +79,7 @@ def picks(paths: list[Path]) -> tuple[str, list[Pick]]:
                 best["val"],
                 best["test"],
                 best.get("architecture"),
+                top10,
             )
         )
     if len(datasets) != 1:
@@ -109,19 +92,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("json", nargs="+", type=Path, help="search_vs_scratch.py JSON files")
     args = parser.parse_args(argv)
     dataset, rows = picks(args.json)
-    lower = dataset in LOWER_IS_BETTER
+    lower = dataset in REGRESSION
     rows.sort(key=lambda r: r.val, reverse=not lower)
     unit = "RMSE" if lower else "accuracy"
     print(f"{dataset}: each run's pick (best validation {unit}) and its test {unit}")
-    print("| val | test | budget | cohort | halving | seed | network | file |")
-    print("|---:|---:|---:|---|---|---|---|---|")
+    print("| val | test | budget | cohort | halving | seed | network | top-10 rho | file |")
+    print("|---:|---:|---:|---|---|---|---|---:|---|")
     for r in rows:
         print(
             f"| {r.val:.4f} | {r.test:.4f} | {r.budget:.0f} | {r.cohort} | {r.halving} | "
-            f"{r.seed} | `{r.architecture}` | {r.file} |"
+            f"{r.seed} | `{r.architecture}` | {r.top10_rho:+.2f} | {r.file} |"
         )
-    rho = spearman([r.val for r in rows], [r.test for r in rows])
+    rho = float(spearmanr([r.val for r in rows], [r.test for r in rows]).statistic)
+    inside = sorted(r.top10_rho for r in rows)
     print(f"\n{len(rows)} runs; Spearman(val, test) = {rho:+.2f}")
+    print(f"inside a run, over its ten best by validation: {inside[0]:+.2f} to {inside[-1]:+.2f}")
     return 0
 
 
