@@ -162,6 +162,58 @@ def test_airfoil_chord_split(bundles: dict[str, DataBundle]) -> None:
     assert b.target_std == pytest.approx(float(y.std(unbiased=False)), abs=1e-4)
 
 
+def test_airfoil_several_validation_chords(data_mirror: Path) -> None:
+    b = load_dataset("airfoil", data_dir=data_mirror, val_chord=[0.0508, 0.2286])
+    mean, std = np.array(b.preprocessing.steps["mean"]), np.array(b.preprocessing.steps["std"])
+    chord = {s: (b.split(s)[0][:, 2].double().numpy() * std[2] + mean[2]).round(4) for s in b.sizes}
+    assert sorted(np.unique(chord["val"])) == [0.0508, 0.2286]
+    assert sorted(np.unique(chord["train"])) == [0.0254, 0.1524, 0.3048]
+    assert np.allclose(chord["test"], 0.1016)
+    assert b.sizes == {"train": 737, "val": 237 + 266, "test": 263}
+    assert b.notes["val_chord"] == "0.0508, 0.2286"
+    # One chord in a list is that chord, as the default loads it.
+    one = load_dataset("airfoil", data_dir=data_mirror, val_chord=[0.2286])
+    torch.testing.assert_close(one.val[0], load_dataset("airfoil", data_dir=data_mirror).val[0])
+
+
+def test_airfoil_random_validation_of_the_training_chords(data_mirror: Path) -> None:
+    b = load_dataset("airfoil", data_dir=data_mirror, val_chord="random", val_fraction=0.2, seed=3)
+    mean, std = np.array(b.preprocessing.steps["mean"]), np.array(b.preprocessing.steps["std"])
+    chord = {s: (b.split(s)[0][:, 2].double().numpy() * std[2] + mean[2]).round(4) for s in b.sizes}
+    assert np.allclose(chord["test"], 0.1016)
+    five = [0.0254, 0.0508, 0.1524, 0.2286, 0.3048]
+    assert sorted(np.unique(chord["train"])) == sorted(np.unique(chord["val"])) == five
+    assert b.sizes == {"train": 992, "val": 248, "test": 263}
+    assert b.notes["val_chord"] == "random" and b.notes["split_seed"] == 3
+    again = load_dataset(
+        "airfoil", data_dir=data_mirror, val_chord="random", val_fraction=0.2, seed=3
+    )
+    torch.testing.assert_close(again.val[0], b.val[0])
+    other = load_dataset(
+        "airfoil", data_dir=data_mirror, val_chord="random", val_fraction=0.2, seed=4
+    )
+    assert not torch.equal(other.val[0], b.val[0])
+    torch.testing.assert_close(other.test[1], b.test[1])  # the same rows (inputs: other stats)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ([0.0508, 0.1016], r"val_chord=0.1016 .*expected one of 0.0254"),
+        (["x"], r"val_chord='x'"),
+        ("rand", r"val_chord='rand' .*'random', 0.0254"),
+        (["random"], r"val_chord='random' .*expected one of 0.0254"),
+        ([], r"val_chord=\[\] .*a list of 1 to 4 different ones"),
+        ([0.2286, 0.2286], r"val_chord=\[0.2286, 0.2286\] .*different"),
+        ([0.0254, 0.0508, 0.1524, 0.2286, 0.3048], r"a list of 1 to 4"),
+        (True, r"val_chord=True"),
+    ],
+)
+def test_airfoil_bad_validation_chords_are_named(value: object, message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        load_dataset("airfoil", val_chord=value)
+
+
 def test_airfoil_random_split_is_seeded(data_mirror: Path) -> None:
     a = load_dataset("airfoil", data_dir=data_mirror, split="random", seed=3)
     b = load_dataset("airfoil", data_dir=data_mirror, split="random", seed=3)

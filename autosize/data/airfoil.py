@@ -5,10 +5,16 @@ velocity (m/s), suction-side displacement thickness (m); target: scaled sound
 pressure level (dB), kept in dB.
 
 ``split="chord"`` (default): the test split is the 263 rows with chord 0.1016 m,
-which is out of distribution. A random validation split of the other chords
-predicts that test error badly, so validation holds out one whole training
-chord instead (``val_chord``, default 0.2286: interior, and not a neighbour of
-the test chord, so the test chord keeps both its neighbours in training).
+which is out of distribution. Validation holds out one whole training chord
+(``val_chord``, default 0.2286: interior, and not a neighbour of the test chord,
+so the test chord keeps both its neighbours in training), several
+(``val_chord=[0.0508, 0.2286]``: more rows to judge by, fewer to train on), or
+``val_chord="random"``: a seeded random ``val_fraction`` of the five training
+chords' rows, so every chord is trained on. The random split's validation error is
+well below the test error (it is in distribution), but it ranks networks no worse
+than a held-out chord, and networks trained on all five chords predict an unseen
+chord better: with chords standing in for the test chord, its picks had ~20% lower
+error (``benchmarks/airfoil_validation.py``); the shipped study uses it.
 ``split="random"``: a seeded random test and validation split
 (``test_fraction``, ``val_fraction``). Inputs are standardised with training
 statistics; ``target_mean``/``target_std`` come from the training targets.
@@ -40,17 +46,42 @@ N_ROWS = 1503
 @dataclass(frozen=True, kw_only=True)
 class AirfoilOptions:
     split: Literal["chord", "random"] = "chord"
-    val_chord: float = 0.2286
+    val_chord: float | tuple[float, ...] | Literal["random"] = 0.2286
     val_fraction: float = 0.15
     test_fraction: float = 0.175  # about the size of the chord-0.1016 test split
 
     def __post_init__(self) -> None:
         check_choice("airfoil", "split", self.split, ("chord", "random"))
         train_chords = tuple(c for c in CHORDS if c != TEST_CHORD)
-        if not any(np.isclose(self.val_chord, c) for c in train_chords):
-            check_choice("airfoil", "val_chord", self.val_chord, train_chords)
+        chords = self.val_chords
+        if chords == "random":
+            chords = ()
+        elif isinstance(self.val_chord, str):
+            check_choice("airfoil", "val_chord", self.val_chord, ("random", *train_chords))
+        for chord in chords:
+            number = isinstance(chord, int | float) and not isinstance(chord, bool)
+            if not number or not any(np.isclose(chord, c) for c in train_chords):
+                check_choice("airfoil", "val_chord", chord, train_chords)
+        if self.val_chord != "random" and (
+            not chords or len(set(chords)) != len(chords) or len(chords) >= len(train_chords)
+        ):
+            raise DataError(
+                f"option val_chord={self.val_chord!r} for dataset 'airfoil': expected one chord "
+                f"or a list of 1 to {len(train_chords) - 1} different ones of {train_chords}"
+            )
         check_fraction("airfoil", "val_fraction", self.val_fraction)
         check_fraction("airfoil", "test_fraction", self.test_fraction)
+
+    @property
+    def val_chords(self) -> tuple[float, ...] | Literal["random"]:
+        """``val_chord`` as a tuple (one chord or several; a TOML array arrives as a list),
+        or ``"random"``."""
+        value = self.val_chord
+        if value == "random":
+            return "random"
+        if isinstance(value, list | tuple):
+            return tuple(value)
+        return (value,)
 
 
 def read_airfoil(path: Path) -> np.ndarray:
@@ -70,12 +101,17 @@ def load_airfoil(root: Path, *, seed: int, options: AirfoilOptions) -> DataBundl
     x_all, y_all = table[:, :5], table[:, 5]
     chord = table[:, 2]
 
+    chords = options.val_chords
     if options.split == "chord":
         test = np.flatnonzero(np.isclose(chord, TEST_CHORD))
-        val = np.flatnonzero(np.isclose(chord, options.val_chord))
-        train = np.flatnonzero(
-            ~np.isclose(chord, TEST_CHORD) & ~np.isclose(chord, options.val_chord)
-        )
+        if chords == "random":
+            rest = np.flatnonzero(~np.isclose(chord, TEST_CHORD))
+            sub_train, sub_val = split_validation(len(rest), options.val_fraction, seed)
+            train, val = rest[sub_train], rest[sub_val]
+        else:
+            held = np.isclose(chord[:, None], np.asarray(chords, dtype=np.float64)).any(1)
+            val = np.flatnonzero(held)
+            train = np.flatnonzero(~np.isclose(chord, TEST_CHORD) & ~held)
     else:
         rest, test = split_validation(N_ROWS, options.test_fraction, seed)
         # A second, independent stream for the validation split of the rest.
@@ -90,8 +126,18 @@ def load_airfoil(root: Path, *, seed: int, options: AirfoilOptions) -> DataBundl
         return torch.from_numpy(x), torch.from_numpy(y_all[idx].astype(np.float32))
 
     notes: dict[str, str | int | float | bool | None] = {"split": options.split}
-    if options.split == "chord":
-        notes.update(test_chord=TEST_CHORD, val_chord=options.val_chord)
+    if options.split == "chord" and chords == "random":
+        notes.update(
+            test_chord=TEST_CHORD,
+            val_chord="random",
+            split_seed=seed,
+            val_fraction=options.val_fraction,
+        )
+    elif options.split == "chord":
+        notes.update(
+            test_chord=TEST_CHORD,
+            val_chord=chords[0] if len(chords) == 1 else ", ".join(str(c) for c in chords),
+        )
     else:
         notes.update(
             split_seed=seed, val_fraction=options.val_fraction, test_fraction=options.test_fraction
