@@ -55,21 +55,19 @@ class AirfoilOptions:
         check_choice("airfoil", "split", self.split, ("chord", "random"))
         train_chords = tuple(c for c in CHORDS if c != TEST_CHORD)
         chords = self.val_chords
-        if chords == "random":
-            chords = ()
-        elif isinstance(self.val_chord, str):
-            check_choice("airfoil", "val_chord", self.val_chord, ("random", *train_chords))
-        for chord in chords:
-            number = isinstance(chord, int | float) and not isinstance(chord, bool)
-            if not number or not any(np.isclose(chord, c) for c in train_chords):
-                check_choice("airfoil", "val_chord", chord, train_chords)
-        if self.val_chord != "random" and (
-            not chords or len(set(chords)) != len(chords) or len(chords) >= len(train_chords)
-        ):
-            raise DataError(
-                f"option val_chord={self.val_chord!r} for dataset 'airfoil': expected one chord "
-                f"or a list of 1 to {len(train_chords) - 1} different ones of {train_chords}"
-            )
+        if chords != "random":
+            # A string other than "random" is named with "random" among the choices.
+            allowed = ("random", *train_chords) if isinstance(self.val_chord, str) else train_chords
+            for chord in chords:
+                number = isinstance(chord, int | float) and not isinstance(chord, bool)
+                if not number or not any(np.isclose(chord, c) for c in train_chords):
+                    check_choice("airfoil", "val_chord", chord, allowed)
+            if not chords or len(set(chords)) != len(chords) or len(chords) >= len(train_chords):
+                raise DataError(
+                    f"option val_chord={self.val_chord!r} for dataset 'airfoil': expected one "
+                    f"chord or a list of 1 to {len(train_chords) - 1} different ones of "
+                    f"{train_chords}"
+                )
         check_fraction("airfoil", "val_fraction", self.val_fraction)
         check_fraction("airfoil", "test_fraction", self.test_fraction)
 
