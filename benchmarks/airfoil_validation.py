@@ -51,20 +51,23 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from scipy.stats import spearmanr  # type: ignore[import-untyped]
 
 from autosize.data import DataBundle, load_dataset
-from autosize.data.airfoil import CHORDS, TEST_CHORD
+from autosize.data.airfoil import CHORDS, TEST_CHORD, AirfoilOptions, chord_split
+from autosize.errors import DataError
 from autosize.evaluation import evaluate
 from autosize.models import ArchSpec, DenseLayer, build_model
 from autosize.population import fit_population
 
-# name -> the held-out validation chords, or "mixed": a seeded 20% of the training chords' rows.
-SCHEMES: dict[str, tuple[float, ...] | str] = {
+# name -> ``val_chord``: the held-out validation chords, or "random": a seeded 20% of the
+# training chords' rows.
+Scheme = tuple[float, ...] | Literal["random"]
+SCHEMES: dict[str, Scheme] = {
     "0.2286": (0.2286,),
     "0.0254": (0.0254,),
     "0.0508": (0.0508,),
@@ -73,13 +76,11 @@ SCHEMES: dict[str, tuple[float, ...] | str] = {
     "0.0508+0.2286": (0.0508, 0.2286),
     "0.1524+0.2286": (0.1524, 0.2286),
     "0.0254+0.3048": (0.0254, 0.3048),
-    "mixed 20%": "mixed",
+    "mixed 20%": "random",
 }
 
 
-def bundle_for(
-    base: DataBundle, test_chord: float, scheme: tuple[float, ...] | str, seed: int
-) -> DataBundle | None:
+def bundle_for(base: DataBundle, test_chord: float, scheme: Scheme, seed: int) -> DataBundle | None:
     """``base``'s 1,503 rows split again: test = ``test_chord``'s rows, validation by
     ``scheme``, training the rest. With a test chord other than the real one (0.1016), the
     real test rows are left out altogether, so nothing here is chosen by them. The inputs
@@ -89,29 +90,21 @@ def bundle_for(
     y = torch.cat([base.train[1], base.val[1], base.test[1]])
     mean, std = base.preprocessing.steps["mean"], base.preprocessing.steps["std"]
     chord = (x[:, 2].double().numpy() * std[2] + mean[2]).round(4)  # type: ignore[index]
-    test = np.isclose(chord, test_chord)
-    pool = ~test & ~np.isclose(chord, TEST_CHORD)
-    if isinstance(scheme, str):
-        rows = np.flatnonzero(pool)
-        held = np.zeros_like(pool)
-        held[rows[np.random.default_rng(seed).permutation(len(rows))[: round(0.2 * len(rows))]]] = (
-            True
-        )
-    else:
-        if any(np.isclose(c, test_chord) for c in scheme):
-            return None
-        held = pool & np.isclose(chord[:, None], np.asarray(scheme)).any(1)
-    train = pool & ~held
+    options = AirfoilOptions(val_chord=scheme, val_fraction=0.2)
+    try:
+        train, val, test = chord_split(chord, options, seed, test_chord=test_chord)
+    except DataError:
+        return None  # the scheme validates on the test chord
 
-    def part(mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = torch.from_numpy(np.flatnonzero(mask))
+    def part(rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.from_numpy(rows)
         return x[idx], y[idx]
 
-    y_train = y[torch.from_numpy(np.flatnonzero(train))].double()
+    y_train = part(train)[1].double()
     return replace(
         base,
         train=part(train),
-        val=part(held),
+        val=part(val),
         test=part(test),
         target_mean=float(y_train.mean()),
         target_std=float(y_train.std(unbiased=False)),
@@ -196,7 +189,7 @@ def summarise(rows: list[dict[str, Any]], ms: list[int], seed: int) -> dict[str,
     return out
 
 
-def kind(scheme: tuple[float, ...] | str) -> str:
+def kind(scheme: Scheme) -> str:
     return "mixed 20%" if isinstance(scheme, str) else f"{len(scheme)} chord(s)"
 
 

@@ -27,7 +27,7 @@ def test_stand_in_test_chord_leaves_the_real_test_rows_out(data_mirror: Path) ->
     assert set(_chords(b, "test")) == {0.0508}
     assert set(_chords(b, "val")) == {0.2286}
     assert set(_chords(b, "train")) == {0.0254, 0.1524, 0.3048}
-    mixed = bench.bundle_for(base, 0.0508, "mixed", seed=0)
+    mixed = bench.bundle_for(base, 0.0508, "random", seed=0)
     assert mixed is not None
     seen = set(_chords(mixed, "train")) | set(_chords(mixed, "val"))
     assert seen == {0.0254, 0.1524, 0.2286, 0.3048}

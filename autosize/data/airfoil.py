@@ -36,7 +36,15 @@ from autosize.data.options import check_choice, check_fraction, split_validation
 from autosize.data.registry import dataset_info
 from autosize.errors import DataError
 
-__all__ = ["CHORDS", "COLUMNS", "TEST_CHORD", "AirfoilOptions", "load_airfoil", "read_airfoil"]
+__all__ = [
+    "CHORDS",
+    "COLUMNS",
+    "TEST_CHORD",
+    "AirfoilOptions",
+    "chord_split",
+    "load_airfoil",
+    "read_airfoil",
+]
 
 COLUMNS = ("frequency", "angle", "chord", "velocity", "thickness", "sound_pressure_db")
 CHORDS = (0.0254, 0.0508, 0.1016, 0.1524, 0.2286, 0.3048)
@@ -94,6 +102,27 @@ def read_airfoil(path: Path) -> np.ndarray:
     return table
 
 
+def chord_split(
+    chord: np.ndarray, options: AirfoilOptions, seed: int, *, test_chord: float = TEST_CHORD
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``split="chord"``'s (train, val, test) row indices, given each row's chord.
+
+    ``test_chord`` other than chord 0.1016 (``benchmarks/airfoil_validation.py``: a
+    training chord standing in for the test chord) leaves the real test rows out of all
+    three. ``options.val_chord`` must not name ``test_chord``."""
+    test_rows = np.isclose(chord, test_chord)
+    pool = ~test_rows & ~np.isclose(chord, TEST_CHORD)
+    chords = options.val_chords
+    if chords == "random":
+        rest = np.flatnonzero(pool)
+        sub_train, sub_val = split_validation(len(rest), options.val_fraction, seed)
+        return rest[sub_train], rest[sub_val], np.flatnonzero(test_rows)
+    held = np.isclose(chord[:, None], np.asarray(chords, dtype=np.float64)).any(1)
+    if (held & test_rows).any():
+        raise DataError(f"val_chord={options.val_chord!r} holds out the test chord {test_chord}")
+    return np.flatnonzero(pool & ~held), np.flatnonzero(held), np.flatnonzero(test_rows)
+
+
 def load_airfoil(root: Path, *, seed: int, options: AirfoilOptions) -> DataBundle:
     (file,) = dataset_info("airfoil").files
     table = read_airfoil(verified_path(file, root, dataset="airfoil"))
@@ -102,15 +131,7 @@ def load_airfoil(root: Path, *, seed: int, options: AirfoilOptions) -> DataBundl
 
     chords = options.val_chords
     if options.split == "chord":
-        test = np.flatnonzero(np.isclose(chord, TEST_CHORD))
-        if chords == "random":
-            rest = np.flatnonzero(~np.isclose(chord, TEST_CHORD))
-            sub_train, sub_val = split_validation(len(rest), options.val_fraction, seed)
-            train, val = rest[sub_train], rest[sub_val]
-        else:
-            held = np.isclose(chord[:, None], np.asarray(chords, dtype=np.float64)).any(1)
-            val = np.flatnonzero(held)
-            train = np.flatnonzero(~np.isclose(chord, TEST_CHORD) & ~held)
+        train, val, test = chord_split(chord, options, seed)
     else:
         rest, test = split_validation(N_ROWS, options.test_fraction, seed)
         # A second, independent stream for the validation split of the rest.
