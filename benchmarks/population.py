@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import math
 import os
@@ -117,25 +118,33 @@ def models_for(specs: list[ArchSpec]) -> list[torch.nn.Module]:
 
 
 def matmul_peak(device: str) -> dict[str, float]:
-    """GFLOP/s of one plain matmul at two shapes, on this device and thread count: a large
-    square one (the machine's roofline) and one of a search's step shapes (128 x 256 x 256,
-    an Airfoil layer at batch 128)."""
+    """GFLOP/s of one plain matmul, on this device and thread count: a large square one
+    (the machine's roofline), one of a search's step shapes (128 x 256 x 256, an Airfoil
+    layer at batch 128) and 16 of those batched (``bmm``, a stack's layer at K = 16); each
+    in float32 (what ``fit`` and the population train in) and in bfloat16 (on CPUs with
+    AMX or AVX512-BF16 several times float32's rate: the roofline a bf16 path would have).
+    """
     out = {}
-    for name, (m, k, n) in {"1024^3": (1024, 1024, 1024), "128x256x256": (128, 256, 256)}.items():
-        a = torch.randn(m, k, device=device)
-        b = torch.randn(k, n, device=device)
-        reps = max(3, int(2e9 // (2 * m * k * n)))
-        best = math.inf
-        for _ in range(3):
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            for _ in range(reps):
-                torch.mm(a, b)
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            best = min(best, time.perf_counter() - start)
-        out[name] = 2.0 * m * k * n * reps / best / 1e9
+    shapes = {"1024^3": (1, 1024, 1024, 1024), "128x256x256": (1, 128, 256, 256)}
+    shapes["16x128x256x256 bmm"] = (16, 128, 256, 256)
+    for dtype, suffix in ((torch.float32, ""), (torch.bfloat16, " bf16")):
+        for name, (batch, m, k, n) in shapes.items():
+            a = torch.randn(batch, m, k, device=device).to(dtype)
+            b = torch.randn(batch, k, n, device=device).to(dtype)
+            mm = functools.partial(torch.mm, a[0], b[0])
+            op = mm if batch == 1 else functools.partial(torch.bmm, a, b)
+            reps = max(3, int(2e9 // (2 * batch * m * k * n)))
+            best = math.inf
+            for _ in range(3):
+                if device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                for _ in range(reps):
+                    op()
+                if device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                best = min(best, time.perf_counter() - start)
+            out[name + suffix] = 2.0 * batch * m * k * n * reps / best / 1e9
     return out
 
 
