@@ -30,24 +30,17 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import population as bench  # the sibling benchmark: shapes and models
 
-from autosize.population.member import member_shape, net_embed, net_layers
-from autosize.population.stack import MemberShape, Stack, plan_stacks
+from autosize.population.loop import plan_for
+from autosize.population.member import build_stack, member_shape
+from autosize.population.stack import MemberShape, Stack
 
 
 def stacks_for(models: list[torch.nn.Module], shapes: list[MemberShape], batch: int) -> list[Stack]:
-    """The stacks ``fit_population`` would plan on a CPU (its per-stack overhead)."""
-    out = []
-    for rows in plan_stacks(shapes, 1.0e6 / batch):
-        embeds = [net_embed(models[r]) for r in rows]
-        out.append(
-            Stack(
-                [net_layers(models[r]) for r in rows],
-                [shapes[r] for r in rows],
-                optimizer="adam",
-                embeds=[e for e in embeds if e is not None],
-            )
-        )
-    return out
+    """The stacks ``fit_population`` would plan and build on a CPU."""
+    plan = plan_for(shapes, torch.device("cpu"), batch)
+    return [
+        build_stack([models[r] for r in rows], [shapes[r] for r in rows], "adam") for rows in plan
+    ]
 
 
 def step_seconds(

@@ -47,7 +47,7 @@ from autosize.population.member import (
     write_layers,
 )
 from autosize.population.optimizer import PopulationOptimizer
-from autosize.population.stack import plan_stacks
+from autosize.population.stack import MemberShape, plan_stacks
 from autosize.train import _CHECK_EVERY_CUDA, _defines_hook, _float32_precision
 
 __all__ = ["fit_population"]
@@ -61,6 +61,13 @@ _STACK_OVERHEAD = {"cpu": 1.0e6, "cuda": 1.0e9}
 # At most this many bytes of training examples are gathered ahead for the stacks
 # (_Loop._gather): a few batches' index_select in one call, not one call per batch.
 _GATHER_BYTES = 1 << 25
+
+
+def plan_for(shapes: Sequence[MemberShape], dev: torch.device, batch_size: int) -> list[list[int]]:
+    """``fit_population``'s grouping of members into stacks on ``dev``: :func:`plan_stacks`
+    with the device's per-stack overhead, in parameter-equivalents per example."""
+    overhead = _STACK_OVERHEAD.get(dev.type, _STACK_OVERHEAD["cuda"]) / batch_size
+    return plan_stacks(shapes, overhead)
 
 
 def _per_member(name: str, value: object, k: int) -> list[object]:
@@ -174,9 +181,9 @@ def fit_population(
             seed=seeds[i],
         )
         members.append(Member(i, model, shapes[i], state.seed, state, per_member[i]))
-    overhead = _STACK_OVERHEAD.get(dev.type, _STACK_OVERHEAD["cuda"]) / batch_size
     groups = [
-        make_group([members[i] for i in rows], optimizer) for rows in plan_stacks(shapes, overhead)
+        make_group([members[i] for i in rows], optimizer)
+        for rows in plan_for(shapes, dev, batch_size)
     ]
     loop = _Loop(
         bundle, dev, batch_size, amp, restore_best, epochs, max_seconds,

@@ -3,6 +3,7 @@ can be stacked, and a :class:`Group` (a stack with its members and their per-epo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -21,6 +22,7 @@ __all__ = [
     "Group",
     "Layers",
     "Member",
+    "build_stack",
     "can_stack",
     "make_group",
     "member_shape",
@@ -165,14 +167,22 @@ def write_layers(model: Net, layers: Layers) -> None:
     assert next(rows, None) is None, "write_layers: more slabs than the model has"
 
 
-def make_group(members: list[Member], optimizer: OptimizerName) -> Group:
-    embeds = [net_embed(m.model) for m in members]
-    stack = Stack(
-        [net_layers(m.model) for m in members],
-        [m.shape for m in members],
+def build_stack(
+    models: Sequence[Net], shapes: Sequence[MemberShape], optimizer: OptimizerName
+) -> Stack:
+    """One :class:`Stack` of ``models`` (their weights copied in; ``shapes`` from
+    :func:`member_shape`), as ``fit_population`` builds each of its stacks."""
+    embeds = [net_embed(m) for m in models]
+    return Stack(
+        [net_layers(m) for m in models],
+        shapes,
         optimizer=optimizer,
         embeds=[e for e in embeds if e is not None],
     )
+
+
+def make_group(members: list[Member], optimizer: OptimizerName) -> Group:
+    stack = build_stack([m.model for m in members], [m.shape for m in members], optimizer)
     nets = [m.model for m in members]
     scale = shift = None
     if any(n.target_scale != 1.0 or n.target_shift != 0.0 for n in nets):
