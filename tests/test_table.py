@@ -199,7 +199,7 @@ def test_config_keys_are_relative_to_the_config(tmp_path: Path) -> None:
     cfg = load_config(path)
     assert cfg.data.options["path"] == str(tmp_path / "data" / "t.csv")
     assert cfg.data.options["categorical"] == ["count"] and cfg.data.options["drop"] == ["site"]
-    assert cfg.auto == {"objective", "seed", "train", "search", "baselines"}
+    assert cfg.auto == {"objective", "seed", "train", "search", "baselines", "sampler", "pruner"}
     for old, new, key in (
         ('target = "label"\n', "", "data.target"),
         ("val_fraction = 0.25", "val_fraction = 1.5", "data.val_fraction"),
@@ -459,10 +459,15 @@ def test_defaults_follow_the_data_and_the_wall_budget(tmp_path: Path) -> None:
     p = prepare(config_from_dict(raw, tmp_path / "s.toml"))
     c = p.config
     assert c.auto == frozenset() and c.objective == "val_accuracy"
-    assert c.seed_net.layers[0].size == 8  # 2^ceil(log2(d)) / 2 for d = 11 inputs, at least 8
-    assert c.seed_net.train.max_seconds == 20 and c.train.max_seconds == 5
-    assert c.search.parents == "best" and c.baselines.scales == (4.0, 16.0)
-    assert len(p.baseline_specs) == 3 and any("[seed]" in line for line in p.chosen)
+    d = p.bundle.input_shape[0]
+    # two layers of 2^ceil(log2(2 d)) units, at least 32
+    assert [lay.size for lay in c.seed_net.layers] == [max(32, 1 << (2 * d - 1).bit_length())] * 2
+    # the seed may take a tenth of the wall budget, each step a fortieth
+    assert c.seed_net.train.max_seconds == 10 and c.train.max_seconds == 2.5
+    assert c.train.epochs is None and c.train.schedule == "cosine"
+    assert c.search.parents == "best" and c.baselines.scales == ()
+    assert (c.sampler.name, c.pruner.name) == ("population", "none")
+    assert len(p.baseline_specs) == 1 and any("[seed]" in line for line in p.chosen)
     # the chosen [search] keeps the operations the parsed config allows its activation
     parsed = config_from_dict(raw, tmp_path / "s.toml")
     narrowed = replace(parsed, search=replace(parsed.search, operations=("train", "widen")))
@@ -471,7 +476,8 @@ def test_defaults_follow_the_data_and_the_wall_budget(tmp_path: Path) -> None:
     raw["seed"] = {"layers": [{"type": "dense", "width": 5}], "epochs": 1}
     q = prepare(config_from_dict(raw, tmp_path / "s.toml"))
     assert q.config.baselines.scales == () and q.config.search.parents == "seed"
-    assert q.config.seed_net.layers[0].size == 5 and q.config.train.max_seconds == 5
+    assert q.config.seed_net.layers[0].size == 5 and q.config.train.max_seconds == 2.5
+    assert (q.config.sampler.name, q.config.pruner.name) == ("tpe", "baseline")
 
 
 def test_train_refuses_a_table_that_changed_since_the_study(tmp_path: Path) -> None:

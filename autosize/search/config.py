@@ -400,6 +400,10 @@ def config_from_dict(
     )
     b.close()
 
+    # With the search space chosen from the data, the policy that searches it is chosen too
+    # (the population sampler, no pruner): a table the config gives is kept as given.
+    if "search" in auto:
+        auto.update(t for t in ("sampler", "pruner") if not top.has(t))
     sampler_t = top.table("sampler")
     sampler = Component(sampler_t.str("name", "tpe", choices=SAMPLERS), sampler_t.rest())
     pruner_t = top.table("pruner")

@@ -202,7 +202,8 @@ class StudyConfig:
     # The [study] keys given on the command line (what worker processes re-apply).
     overrides: Mapping[str, object] = field(default_factory=dict)
     # What the config left out, to be chosen from the data by autosize.search.defaults:
-    # "objective", "seed", "train", "search", "baselines". Empty once chosen.
+    # "objective", "seed", "train", "search", "baselines", "sampler", "pruner". Empty once
+    # chosen.
     auto: frozenset[str] = frozenset()
 
     @property
