@@ -37,10 +37,14 @@ def test_stand_in_test_chord_leaves_the_real_test_rows_out(data_mirror: Path) ->
 
 
 def test_real_test_chord_is_the_loaders(data_mirror: Path) -> None:
-    base = load_dataset("airfoil", data_dir=data_mirror)
-    b = bench.bundle_for(base, 0.1016, (0.2286,), seed=0)
-    assert b is not None and b.sizes == base.sizes
-    assert b.target_mean == pytest.approx(base.target_mean, abs=1e-4)
+    base = load_dataset("airfoil", data_dir=data_mirror)  # the default: a random 20%
+    b = bench.bundle_for(base, 0.1016, "random", seed=0)
+    assert b is not None and b.sizes == base.sizes  # (other rows: the rows come in another order)
+    assert set(_chords(b, "test")) == {0.1016}
+    held = load_dataset("airfoil", data_dir=data_mirror, val_chord=0.2286)
+    c = bench.bundle_for(held, 0.1016, (0.2286,), seed=0)
+    assert c is not None and c.sizes == held.sizes
+    assert c.target_mean == pytest.approx(held.target_mean, abs=1e-4)
 
 
 def test_pick_at_m_is_the_best_validation_networks_test() -> None:

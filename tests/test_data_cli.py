@@ -194,7 +194,7 @@ def test_check_reports_sizes_and_failures(
     assert main(["data", "check", "airfoil", "add10", "--data-dir", str(data_mirror)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("airfoil") and "present and verified" in lines[0]
-    assert "train 974 / val 266 / test 263" in lines[0]
+    assert "train 992 / val 248 / test 263" in lines[0]
     assert lines[1].startswith("add10") and "generated" in lines[1] and "test 9792" in lines[1]
     assert main(["data", "check", "census", "--data-dir", str(tmp_path)]) == 1
     out = capsys.readouterr().out
