@@ -66,7 +66,9 @@ ISSUE_SHAPES = {"airfoil": [(8,), (12,), (16,), (24,), (32,), (48,), (64,), (16,
 
 
 def study_config(name: str) -> StudyConfig:
-    return load_config(ROOT / "studies" / f"{name}.toml")
+    # The hand-tuned configs' sizes, the ones this benchmark was written for (issue 11);
+    # studies/<name>.toml now leaves its seed to the data.
+    return load_config(ROOT / "studies" / "tuned" / f"{name}.toml")
 
 
 def load(name: str) -> DataBundle:

@@ -24,6 +24,7 @@ from studies import STUDY_MARKS, tiny_config
 pytestmark = STUDY_MARKS
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 SHIPPED = sorted((Path(__file__).resolve().parents[1] / "studies").glob("*.toml"))
+TUNED = sorted((Path(__file__).resolve().parents[1] / "studies" / "tuned").glob("*.toml"))
 
 
 # --------------------------------------------------------------------------- clock
@@ -320,7 +321,17 @@ def test_every_shipped_config_loads_with_a_wall_budget(path: Path) -> None:
     config = load_config(path)
     if path.stem != "quickstart":
         assert config.timeout == 600
+        # no hand-tuning: the dataset studies leave everything but [study] and [data] to
+        # the defaults chosen from the data
+        assert config.auto >= {"seed", "train", "search", "baselines", "sampler", "pruner"}
     assert config.sampler.name in ("tpe", "population")
+
+
+@pytest.mark.parametrize("path", TUNED, ids=[p.stem for p in TUNED])
+def test_the_hand_tuned_configs_still_load(path: Path) -> None:
+    config = load_config(path)
+    assert config.timeout == 600 and not config.auto - {"objective"}
+    assert config.sampler.name == "population"
 
 
 def test_reports_are_throttled_after_the_first_epochs_and_the_last_is_kept() -> None:
