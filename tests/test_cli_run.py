@@ -205,6 +205,23 @@ def test_seed_flag_reseeds_the_study_and_a_resume_keeps_its_seed(
     assert len(by_role(load(tmp_path), "warmstart")) == 2
 
 
+def test_timeout_flag_sizes_what_is_chosen_from_the_data(tmp_path: Path) -> None:
+    """`--timeout S` on a config with only [study] and [data] sizes the seed and the steps for
+    S seconds, not for the config's own timeout."""
+    config = tmp_path / "minimal.toml"
+    config.write_text(
+        '[study]\nname = "m"\ntimeout = 600\nn_trials = 1\n'
+        f'storage = "sqlite:///{tmp_path / "m.db"}"\n'
+        '[data]\nname = "add10"\nmax_train = 256\nmax_val = 128\nmax_test = 128\n'
+    )
+    rc, out, err = run_main("run", str(config), "--timeout", "8")
+    assert rc == 0, err
+    assert "[train] max_seconds = 0.2 (study.timeout / 40)" in out
+    assert "max_seconds = 0.8, optimizer" in out  # the seed: a tenth of the budget
+    study = optuna.load_study(study_name="m", storage=f"sqlite:///{tmp_path / 'm.db'}")
+    assert study.user_attrs["autosize"]["trial_budget"]["max_seconds"] == 0.2
+
+
 # --------------------------------------------------------------------------- interrupts
 
 

@@ -97,6 +97,9 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     overrides = {
         "n_trials": args.n_trials,
+        # the config's [study] timeout too: what is chosen from the data (the seed's share,
+        # each step's seconds) follows the budget the study really has
+        "timeout": args.timeout,
         "storage": args.storage,
         "name": args.study_name,
         "cohort": args.cohort,
