@@ -7,7 +7,7 @@ artifact folder, made once per module); every file under the case's folder is ha
 before and after the run, so a storage or artifact that changes, or one that appears,
 fails the case. PostgreSQL cases compare a digest of every table's rows, S3 cases (moto's
 server) every object's key and ETag. The cases are
-the README's troubleshooting table (keep the two in step).
+docs/troubleshooting.md's table (keep the two in step).
 
 Permission cases (a config nobody may read, an artifact folder nobody may write) need
 a process that file modes apply to: as root, the process runs with ``setpriv`` without
