@@ -13,8 +13,10 @@ process:
     every epoch), every trial keeping its best-validation epoch, AdamW with the weight decay
     searched (1e-6..1e-1, log), dropout 0-0.5 on every dense layer, lr 1e-4..1e-2 (log), batch
     size {64, 128, 256, 512}. Each trial may train up to ``MAX_EPOCHS`` epochs
-    (``COMPETENT_EPOCHS``: three times the textbook side's), so that Hyperband's rungs and the
-    budget, not a short fixed schedule, end its good trials; and the trial running at the
+    (``COMPETENT_EPOCHS``: three times the textbook side's), at most a tenth of B
+    (``TRIAL_SHARE``), and stops when its validation value has not improved for a tenth of its
+    epoch cap (``PATIENCE_SHARE``, at least 5 epochs), so that Hyperband's rungs, early stopping
+    and the budget, not a fixed schedule, end its trials; and the trial running at the
     deadline is cut there (``fit(max_seconds=...)`` up to B less a reserve for its last
     evaluations), evaluated and counted (``"cut": true``), as autosize's running trial is.
     With a HyperbandPruner Optuna shows TPE only the trials of a trial's bracket, so its
@@ -127,6 +129,15 @@ COMPETENT_EMBEDDING_EPOCHS = {
     ds: MAX_EPOCHS_FACTOR * n for ds, n in SCRATCH_EMBEDDING_EPOCHS.items()
 }
 HYPERBAND_REDUCTION = 3
+# No competent trial takes more than this share of the budget, and one whose validation value
+# has not improved for PATIENCE_SHARE of its epoch cap (at least MIN_PATIENCE epochs) stops:
+# what a user who sizes a study to a wall budget writes. Without them (run 15, 2026-12-07) the
+# first trial of each Hyperband bracket, alone at its rungs and never pruned, trained to the
+# epoch cap: 2-4 trials in 600 s on MNIST, Census and Airfoil (405 epochs of a Census net
+# whose best epoch was the 10th), never leaving TPE's start-up.
+TRIAL_SHARE = 0.1
+PATIENCE_SHARE = 0.1
+MIN_PATIENCE = 5
 # The competent side stops training this long before B, plus the measured time of the
 # evaluations still to come after the cut (fit's validation of the cut epoch, then validation
 # and test of the restored network): the last trial's record must land before B, and the
@@ -361,7 +372,7 @@ def run_competent(
     Returns the study (the benchmark reads only ``out``; tests read both)."""
     import optuna
 
-    from autosize.callbacks import Callback
+    from autosize.callbacks import Callback, EarlyStopping
     from autosize.models import build_model
     from autosize.train import evaluate, fit
 
@@ -437,18 +448,20 @@ def run_competent(
             study.stop()
             raise optuna.TrialPruned(f"{left:.1f} s left before the cut")
         report = Report(trial, time.time() + left)
+        capped = TRIAL_SHARE * budget < left  # the trial's own cap ends it before the deadline
+        patience = max(MIN_PATIENCE, math.ceil(PATIENCE_SHARE * max_epochs))
         start = time.perf_counter()
         history = fit(
             model,
             bundle,
             epochs=max_epochs,
-            max_seconds=left,
+            max_seconds=min(left, TRIAL_SHARE * budget),
             optimizer="adamw",
             lr=lr,
             weight_decay=weight_decay,
             batch_size=batch_size,
             seed=seed + trial.number,
-            callbacks=[report],
+            callbacks=[report, EarlyStopping(patience, monitor="val_metric")],
             restore_best=True,
             device=config.device,
         )
@@ -461,7 +474,7 @@ def run_competent(
             raise optuna.TrialPruned("diverged")
         val = evaluate(model, bundle, "val", device=config.device)[metric]
         test = evaluate(model, bundle, "test", device=config.device)[metric]
-        cut = history.stopped == "time"
+        cut = history.stopped == "time" and not capped  # by the deadline, not its own cap
         trial.set_user_attr("cut", cut)
         records.append(
             {
@@ -478,6 +491,7 @@ def run_competent(
                 "epochs": len(history.epochs),
                 "best_epoch": history.best_epoch,
                 "cut": cut,
+                "stopped": history.stopped,
                 "after_startup": trial.user_attrs["after_startup"],
             }
         )
@@ -491,6 +505,8 @@ def run_competent(
             {
                 "records": records,
                 "max_epochs": max_epochs,
+                "trial_seconds": TRIAL_SHARE * budget,
+                "patience": max(MIN_PATIENCE, math.ceil(PATIENCE_SHARE * max_epochs)),
                 "hyperband_brackets": n_brackets,
                 "tpe_startup_trials": startup,
                 "family": _family(p),
@@ -662,6 +678,8 @@ def _side_autosize(
                 "role": a.get("role"),
                 "operation": a.get("operation"),
                 "lineage_epochs": a.get("lineage_epochs"),
+                # the network's full spec: benchmarks/sizing_paid.py trains it from scratch
+                "spec": a.get("spec"),
             }
         )
     seed = study.user_attrs.get("seed") or {}
@@ -671,7 +689,7 @@ def _side_autosize(
         "trials": len(states),
         "pruned": states.count("PRUNED"),
         "completed": states.count("COMPLETE"),
-        "seed": {k: seed.get(k) for k in ("architecture", "epochs", "seconds")},
+        "seed": {k: seed.get(k) for k in ("architecture", "epochs", "seconds", "spec")},
         "wall": wall,
         "returncode": code,
     }
@@ -923,6 +941,67 @@ def render(results: list[dict], out: Path) -> str:
     return "\n".join(lines)
 
 
+def render_headline(results: list[dict]) -> str:
+    """The short table for the README: per dataset, each side's best-validation network's test
+    value with its validation value in brackets (the mean over seeds where there are several)
+    and when autosize first reached the competent side's final test value, per seed."""
+    by_ds: dict[str, list[dict]] = {}
+    for result in results:
+        by_ds.setdefault(result["dataset"], []).append(result)
+    lines = [
+        "| dataset | seeds | autosize: test (val) | competent Optuna: test (val) | "
+        "textbook Optuna: test (val) | autosize reached competent Optuna's final test at |",
+        "|---|---|---|---|---|---|",
+    ]
+    for ds, rs in by_ds.items():
+        cells: dict[str, str] = {}
+        for label in ("autosize", "scratch", "textbook"):
+            finals = []
+            for result in rs:
+                for side, row in summarise(result).items():
+                    if side_label(result, side) == label and row["final"] is not None:
+                        finals.append(row["final"])
+            if not finals:
+                cells[label] = "-"
+                continue
+            test = sum(_scale(ds, f["test"]) for f in finals) / len(finals)
+            val = sum(f["val"] for f in finals) / len(finals)
+            cells[label] = f"{_fmt(ds, test)} ({val:.4f})"
+        reached = []
+        for result in rs:
+            if result.get("scratch_kind") == "competent":
+                row = summarise(result).get("autosize")
+                reached.append(_seconds(row and row["reached_scratch_at"]))
+        metric = "MSE" if ds in REGRESSION else "accuracy"
+        lines.append(
+            f"| {ds} ({metric}) | {', '.join(_or(r.get('seed')) for r in rs)} | "
+            f"{cells['autosize']} | {cells['scratch']} | {cells['textbook']} | "
+            f"{', '.join(reached) or '-'} |"
+        )
+    return "\n".join(lines)
+
+
+PUBLISH_BEGIN = "<!-- search_vs_scratch:begin -->"
+PUBLISH_END = "<!-- search_vs_scratch:end -->"
+
+
+def publish(path: Path, table: str, source: str) -> None:
+    """Write ``table`` into ``path`` between :data:`PUBLISH_BEGIN` and :data:`PUBLISH_END`
+    (the README's table and the report's come from the JSON files, never by hand), with a
+    line saying what generated it. One-line error when the markers are missing."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SystemExit(f"--publish {path}: cannot read it: {exc.strerror}") from None
+    begin, end = text.find(PUBLISH_BEGIN), text.find(PUBLISH_END)
+    if begin < 0 or end < begin:
+        raise SystemExit(
+            f"--publish {path}: no {PUBLISH_BEGIN} ... {PUBLISH_END} block to write the table into"
+        )
+    block = f"{PUBLISH_BEGIN}\n<!-- generated by {source}; do not edit by hand -->\n\n{table}\n\n"
+    path.write_text(text[:begin] + block + text[end:], encoding="utf-8")
+
+
 def _or(x: object) -> str:
     return "-" if x is None else str(x)
 
@@ -1090,6 +1169,15 @@ def main(argv: list[str] | None = None) -> int:
         "--from-json", action="store_true", help="only re-render from the JSON files in <out>"
     )
     parser.add_argument(
+        "--publish",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help=f"also write the tables into FILE between {PUBLISH_BEGIN} and {PUBLISH_END} "
+        "(a README.md gets the short table, any other file the full tables); repeatable",
+    )
+    parser.add_argument(
         "--scratch-from",
         type=Path,
         help="take the Optuna sides (scratch, textbook) found in <DIR>/<file>.json of an "
@@ -1145,6 +1233,10 @@ def main(argv: list[str] | None = None) -> int:
     table = render(results, args.out)
     print(table)
     (args.out.with_suffix(".table.md")).write_text(table + "\n")
+    for path in args.publish:  # the README gets the short table, a report the full one
+        source = f"benchmarks/search_vs_scratch.py --from-json --out {args.out}"
+        short = path.name.lower() == "readme.md"
+        publish(path, render_headline(results) if short else table, source)
     return 0
 
 
