@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from autosize.cli._common import check_out_folder
 from autosize.cli._target import add_target_arguments, open_target, quiet_optuna
-from autosize.errors import ConfigError
 
 __all__ = ["register"]
 
@@ -49,12 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from autosize.export import export_study
 
-    if args.out.exists() and not args.out.is_dir():
-        raise ConfigError(f"--out {args.out}: exists and is not a folder")
-    if args.out.is_dir() and any(args.out.iterdir()):
-        raise ConfigError(
-            f"--out {args.out}: the folder exists and is not empty; name a new one or empty it"
-        )
+    check_out_folder(args.out, empty=True)
     quiet_optuna()
     target = open_target(args)
     exported = export_study(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from autosize.cli._common import check_out_file
 from autosize.errors import ConfigError
 
 __all__ = ["register"]
@@ -31,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--out", type=Path, required=True, metavar="PRED.csv", help="where to write predictions"
     )
     p.add_argument("--proba", action="store_true", help="also write class probabilities")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
     p.set_defaults(func=run)
 
@@ -40,8 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out.suffix.lower() not in (".csv", ".parquet", ".pq"):
         raise ConfigError(f"--out {args.out}: expected a .csv or .parquet file name")
-    if args.out.is_dir():
-        raise ConfigError(f"--out {args.out}: is a folder")
+    check_out_file(args.out, force=args.force)
     model = load_model(args.export, device=args.device)
     if not model.replays:
         raise ConfigError(

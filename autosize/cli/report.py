@@ -6,7 +6,9 @@ import argparse
 import shlex
 from pathlib import Path
 
+from autosize.cli._common import check_out_folder
 from autosize.cli._target import add_target_arguments, open_target, quiet_optuna
+from autosize.errors import ConfigError
 
 __all__ = ["register"]
 
@@ -40,8 +42,14 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from autosize.export import ARCHITECTURE_FILE
     from autosize.report import build_report, write_report
 
+    check_out_folder(args.out)
+    if (args.out / ARCHITECTURE_FILE).exists():
+        raise ConfigError(
+            f"--out {args.out}: holds an export ({ARCHITECTURE_FILE}); write the report elsewhere"
+        )
     quiet_optuna()
     target = open_target(args)
     data = build_report(target.study, command=command_line(args), storage=target.storage)

@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from autosize.cli._common import positive_float, positive_int
+from autosize.cli._common import check_out_file, positive_float, positive_int
 
 __all__ = ["register"]
 
@@ -46,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
     from autosize.export import ARCHITECTURE_FILE
     from autosize.retrain import train_from_scratch
 
+    folder = args.architecture if args.architecture.is_dir() else args.architecture.parent
+    out = args.out or folder / RESULT_FILE
+    check_out_file(out)  # before training: a result that cannot be saved is lost work
     result = train_from_scratch(
         args.architecture,
         epochs=args.epochs,
@@ -53,8 +56,6 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
     )
-    folder = args.architecture if args.architecture.is_dir() else args.architecture.parent
-    out = args.out or folder / RESULT_FILE
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
     t = result.training
