@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -35,6 +37,19 @@ def test_process_start_is_before_now_and_before_this_module() -> None:
     assert start <= time.time()
     # pytest has run for a while in this process: the start is earlier than the test.
     assert time.time() - start < 24 * 3600
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_process_start_counts_what_ran_before_the_import() -> None:
+    """A process that sleeps a second before importing autosize started a second before the
+    import: /proc is read, not the import's clock (which process_start falls back to)."""
+    code = (
+        "import time; time.sleep(1.0)\n"
+        "from autosize.search.clock import _IMPORTED_AT, process_start\n"
+        "print(_IMPORTED_AT - process_start())"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert 0.9 <= float(proc.stdout) < 60, proc.stdout
 
 
 def test_deadline_clips_budgets_and_never_goes_negative() -> None:
@@ -202,6 +217,21 @@ def test_a_study_on_a_wall_budget_counts_from_the_start_and_cuts_the_last_trial(
     last = max(warm, key=lambda t: t.number)
     # The trial running at the deadline was cut there and kept what it had.
     assert last.state == TrialState.COMPLETE and last.user_attrs["stopped"] == "time"
+
+
+def test_widen_jumps_and_train_on_keeps_the_parents_size(tmp_path: Path) -> None:
+    path = tiny_config(
+        tmp_path,
+        n_trials=10,
+        train_epochs=1,
+        search='operations = ["train", "widen"]\nparents = "best"\nmin_widen_factor = 2.0\nmax_widen_factor = 3.0',
+        baselines="include_seed = false",
+        extra='[sampler]\nname = "population"',
+    )
+    config = load_config(path)
+    run_study(config)
+    study = optuna.load_study(study_name="tiny", storage=config.storage)
+    warm = [t for t in study.get_trials() if t.user_attrs.get("role") == "warmstart"]
     grown = [t for t in warm if t.user_attrs.get("op_kind") == "widen"]
     for t in grown:  # widen jumps by at least min_widen_factor
         old, new = (
@@ -209,6 +239,7 @@ def test_a_study_on_a_wall_budget_counts_from_the_start_and_cuts_the_last_trial(
         )
         assert new >= 2 * old
     trained_on = [t for t in warm if t.user_attrs.get("op_kind") == "train on"]
+    assert grown and trained_on, [t.user_attrs.get("op_kind") for t in warm]
     for t in trained_on:  # train on keeps the parent's size
         parent = t.user_attrs["parent"]
         parent_arch = (
