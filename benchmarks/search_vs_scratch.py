@@ -78,16 +78,18 @@ import tempfile
 import threading
 import time
 import tomllib
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # not imported at run time: a scratch side's clock runs from its start
     import optuna
+    from torch import nn
 
-    from autosize.callbacks import TrainState
-    from autosize.history import EpochRecord
-    from autosize.models import ConvLayer, DenseLayer
+    from autosize.callbacks import Callback, TrainState
+    from autosize.history import EpochRecord, History
+    from autosize.models import ArchSpec, ConvLayer, DenseLayer, Layer
     from autosize.search.prepare import Prepared
     from autosize.search.study_config import StudyConfig
 
@@ -261,60 +263,98 @@ def _dump(study: optuna.Study, out: Path, extra: dict[str, object]) -> None:
     tmp.replace(out)
 
 
+def _reporter(trial: optuna.Trial, cut_at: float = math.inf) -> tuple[Callback, Callable[[], bool]]:
+    """A callback reporting every epoch's validation value to ``trial`` (a prune stops
+    training) and a function saying whether it pruned. Past ``cut_at`` (time.time()) the
+    epoch is a partial one: the trial is counted, not judged."""
+    from autosize.callbacks import Callback
+
+    pruned = [False]
+
+    class Report(Callback):
+        def on_epoch_end(self, state: TrainState, record: EpochRecord) -> bool:
+            value = record.val_metric
+            if not math.isfinite(value) or time.time() >= cut_at:
+                return False
+            trial.report(value, record.epoch)
+            pruned[0] = trial.should_prune()
+            return pruned[0]
+
+    return Report(), lambda: pruned[0]
+
+
+def _spec(p: Prepared, layers: tuple[Layer, ...]) -> ArchSpec:
+    """``layers`` in the seed's family: its activation and, where it has one, its embedding of
+    the numeric columns, with the regression target's standardisation undone by the head, as
+    the autosize side builds its networks."""
+    b = p.bundle
+    regression = b.task == "regression"
+    return p.config.arch(
+        layers,
+        b.input_shape,
+        b.n_outputs,
+        numeric_features=b.numeric_features,
+        target_shift=b.target_mean if regression else 0.0,
+        target_scale=b.target_std if regression else 1.0,
+    )
+
+
+def _judged(
+    trial: optuna.Trial,
+    model: nn.Module,
+    spec: ArchSpec,
+    p: Prepared,
+    history: History,
+    pruned: bool,
+    t0: float,
+) -> dict[str, float | int | str]:
+    """A finished trial's record (validation and test of its restored best epoch), or
+    TrialPruned for a pruned or diverged one: what both Optuna sides do after ``fit``."""
+    import optuna
+
+    from autosize.train import evaluate
+
+    if pruned:
+        raise optuna.TrialPruned()
+    if history.stopped == "diverged":
+        raise optuna.TrialPruned("diverged")
+    metric = "rmse" if p.bundle.task == "regression" else "accuracy"
+    return {
+        "number": trial.number,
+        "t": time.time() - t0,
+        "val": evaluate(model, p.bundle, "val", device=p.config.device)[metric],
+        "test": evaluate(model, p.bundle, "test", device=p.config.device)[metric],
+        "architecture": spec.summary(),
+        "params": spec.param_count(),
+    }
+
+
 def run_textbook(config_path: Path, budget: float, seed: int, out: Path, t0: float) -> optuna.Study:
     """The textbook Optuna study (runs in its own process; ``t0`` is its start, epoch seconds).
 
     Fixed epochs, MedianPruner, Adam: what earlier reports measured as "scratch"."""
     import optuna
 
-    from autosize.callbacks import Callback
     from autosize.models import build_model
-    from autosize.train import evaluate, fit
+    from autosize.train import fit
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     p = _prepared(config_path, seed, budget)
     config, bundle = p.config, p.bundle
     conv = bool(_family(p)["conv"])
     regression = bundle.task == "regression"
-    # the regression target's standardisation, undone by the network's head (as autosize's)
-    shift, scale = (bundle.target_mean, bundle.target_std) if regression else (0.0, 1.0)
-    metric = "rmse" if regression else "accuracy"
     epochs = _epochs_for(p, SCRATCH_EPOCHS, SCRATCH_CNN_EPOCHS, SCRATCH_EMBEDDING_EPOCHS)
     startup = _tpe_startup()
     records: list[dict[str, object]] = []
-
-    class Report(Callback):
-        def __init__(self, trial: optuna.Trial) -> None:
-            self.trial = trial
-            self.pruned = False
-
-        def on_epoch_end(self, state: TrainState, record: EpochRecord) -> bool:
-            value = record.val_metric
-            if not math.isfinite(value):
-                return False
-            self.trial.report(value, record.epoch)
-            if self.trial.should_prune():
-                self.pruned = True
-                return True
-            return False
 
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("after_startup", _seen_by_sampler(study, trial) >= startup)
         layers = _layers(trial, conv)
         lr = trial.suggest_float("lr", 1e-4, 1e-2, log=True)
         batch_size = trial.suggest_categorical("batch_size", [128, 256, 512])
-        # The seed's family: its activation and, where it has one, its embedding of the
-        # numeric columns (config.arch builds both as the autosize side does).
-        spec = config.arch(
-            layers,
-            bundle.input_shape,
-            bundle.n_outputs,
-            numeric_features=bundle.numeric_features,
-            target_shift=shift,
-            target_scale=scale,
-        )
+        spec = _spec(p, layers)
         model = build_model(spec, seed=seed + trial.number)
-        report = Report(trial)
+        report, pruned = _reporter(trial)
         history = fit(
             model,
             bundle,
@@ -326,26 +366,10 @@ def run_textbook(config_path: Path, budget: float, seed: int, out: Path, t0: flo
             restore_best=True,
             device=config.device,
         )
-        if report.pruned:
-            raise optuna.TrialPruned()
-        if history.stopped == "diverged":
-            raise optuna.TrialPruned("diverged")
-        val = evaluate(model, bundle, "val", device=config.device)[metric]
-        test = evaluate(model, bundle, "test", device=config.device)[metric]
-        records.append(
-            {
-                "number": trial.number,
-                "t": time.time() - t0,
-                "val": val,
-                "test": test,
-                "architecture": spec.summary(),
-                "params": spec.param_count(),
-                "lr": lr,
-                "batch_size": batch_size,
-            }
-        )
+        record = _judged(trial, model, spec, p, history, pruned(), t0)
+        records.append({**record, "lr": lr, "batch_size": batch_size})
         dump()
-        return val
+        return float(record["val"])
 
     def dump() -> None:
         _dump(study, out, {"records": records, "epochs": epochs, "family": _family(p)})
@@ -372,7 +396,7 @@ def run_competent(
     Returns the study (the benchmark reads only ``out``; tests read both)."""
     import optuna
 
-    from autosize.callbacks import Callback, EarlyStopping
+    from autosize.callbacks import EarlyStopping
     from autosize.models import build_model
     from autosize.train import evaluate, fit
 
@@ -381,8 +405,6 @@ def run_competent(
     config, bundle = p.config, p.bundle
     conv = bool(_family(p)["conv"])
     regression = bundle.task == "regression"
-    shift, scale = (bundle.target_mean, bundle.target_std) if regression else (0.0, 1.0)
-    metric = "rmse" if regression else "accuracy"
     max_epochs = _epochs_for(p, COMPETENT_EPOCHS, COMPETENT_CNN_EPOCHS, COMPETENT_EMBEDDING_EPOCHS)
     startup = _tpe_startup()
     deadline = t0 + budget
@@ -401,25 +423,6 @@ def run_competent(
         build_model(p.seed_spec, seed=seed), warm, epochs=1, optimizer="adamw", device=config.device
     )
 
-    class Report(Callback):
-        """Reports every epoch's validation metric; a prune stops training. Past the cut the
-        epoch is a partial one and the trial is counted, not judged."""
-
-        def __init__(self, trial: optuna.Trial, cut_at: float) -> None:
-            self.trial = trial
-            self.cut_at = cut_at
-            self.pruned = False
-
-        def on_epoch_end(self, state: TrainState, record: EpochRecord) -> bool:
-            value = record.val_metric
-            if not math.isfinite(value) or time.time() >= self.cut_at:
-                return False
-            self.trial.report(value, record.epoch)
-            if self.trial.should_prune():
-                self.pruned = True
-                return True
-            return False
-
     def objective(trial: optuna.Trial) -> float:
         nonlocal last_reserve, fit_overhead
         trial.set_user_attr("after_startup", _seen_by_sampler(study, trial) >= startup)
@@ -428,14 +431,7 @@ def run_competent(
         lr = trial.suggest_float("lr", 1e-4, 1e-2, log=True)
         weight_decay = trial.suggest_float("weight_decay", 1e-6, 1e-1, log=True)
         batch_size = trial.suggest_categorical("batch_size", [64, 128, 256, 512])
-        spec = config.arch(
-            layers,
-            bundle.input_shape,
-            bundle.n_outputs,
-            numeric_features=bundle.numeric_features,
-            target_shift=shift,
-            target_scale=scale,
-        )
+        spec = _spec(p, layers)
         model = build_model(spec, seed=seed + trial.number)
         start = time.perf_counter()
         evaluate(model, probe, "val", device=config.device)
@@ -447,7 +443,7 @@ def run_competent(
             trial.set_user_attr("unstarted", True)
             study.stop()
             raise optuna.TrialPruned(f"{left:.1f} s left before the cut")
-        report = Report(trial, time.time() + left)
+        report, pruned = _reporter(trial, cut_at=time.time() + left)
         capped = TRIAL_SHARE * budget < left  # the trial's own cap ends it before the deadline
         patience = max(MIN_PATIENCE, math.ceil(PATIENCE_SHARE * max_epochs))
         start = time.perf_counter()
@@ -468,22 +464,12 @@ def run_competent(
         if history.epochs:  # fit's time outside its loop: setup, restoring the best epoch
             outside = time.perf_counter() - start - history.epochs[-1].elapsed
             fit_overhead = max(fit_overhead, outside)
-        if report.pruned:
-            raise optuna.TrialPruned()
-        if history.stopped == "diverged":
-            raise optuna.TrialPruned("diverged")
-        val = evaluate(model, bundle, "val", device=config.device)[metric]
-        test = evaluate(model, bundle, "test", device=config.device)[metric]
+        record = _judged(trial, model, spec, p, history, pruned(), t0)
         cut = history.stopped == "time" and not capped  # by the deadline, not its own cap
         trial.set_user_attr("cut", cut)
         records.append(
             {
-                "number": trial.number,
-                "t": time.time() - t0,
-                "val": val,
-                "test": test,
-                "architecture": spec.summary(),
-                "params": spec.param_count(),
+                **record,
                 "lr": lr,
                 "batch_size": batch_size,
                 "weight_decay": weight_decay,
@@ -496,7 +482,7 @@ def run_competent(
             }
         )
         dump()
-        return val
+        return float(record["val"])
 
     def dump() -> None:
         _dump(

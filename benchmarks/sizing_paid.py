@@ -27,7 +27,7 @@ import argparse
 import json
 import sys
 import tempfile
-import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -55,9 +55,9 @@ def pick_of(result: dict) -> dict:
 
 def controls(result: dict, *, device: str = "auto", max_seconds: float | None = None) -> dict:
     """Train (a) and (b) for one run's result; ``max_seconds`` caps (b) below B (tests)."""
-    from autosize.callbacks import schedule_callbacks
     from autosize.models import ArchSpec, build_model
-    from autosize.train import evaluate, fit
+    from autosize.search.clock import Deadline
+    from autosize.search.training import metrics, train_step
 
     pick = pick_of(result)
     ds = result["dataset"]
@@ -68,6 +68,7 @@ def controls(result: dict, *, device: str = "auto", max_seconds: float | None = 
             ds, result.get("autosize_config", "shipped"), Path(tmp) / f"{ds}.toml"
         )
         p = svs._prepared(config_path, seed, budget)  # as `autosize run --seed --timeout`
+    p = replace(p, config=replace(p.config, device=device))
     train = p.config.train
     metric = "rmse" if p.bundle.task == "regression" else "accuracy"
     seed_spec = result["autosize"].get("seed", {}).get("spec")
@@ -87,29 +88,23 @@ def controls(result: dict, *, device: str = "auto", max_seconds: float | None = 
         "train": train.record(),
     }
     for name, (spec, epochs, seconds) in specs.items():
-        model = build_model(spec, seed=seed)
-        start = time.perf_counter()
-        history = fit(
-            model,
-            p.bundle,
-            epochs=epochs,
-            max_seconds=seconds,
-            optimizer=train.optimizer,
-            lr=train.lr,
-            weight_decay=train.weight_decay,
-            batch_size=train.batch_size,
-            device=device,
+        # the search's one training path, with the study's [train] settings for this budget
+        budget_of = replace(train, epochs=epochs, max_seconds=seconds)
+        model, _, history, took, _ = train_step(
+            build_model(spec, seed=seed),
+            spec,
+            p,
+            budget_of,
             seed=seed,
-            restore_best=True,
-            callbacks=schedule_callbacks(train.schedule, epochs=epochs, max_seconds=seconds),
+            deadline=Deadline.after(None),
         )
         out[name] = {
             "architecture": spec.summary(),
             "params": spec.param_count(),
             "epochs": len(history.epochs),
-            "seconds": round(time.perf_counter() - start, 1),
-            "val": evaluate(model, p.bundle, "val", device=device)[metric],
-            "test": evaluate(model, p.bundle, "test", device=device)[metric],
+            "seconds": round(took, 1),
+            "val": metrics(model, p, "val")[metric],
+            "test": metrics(model, p, "test")[metric],
         }
     return out
 
