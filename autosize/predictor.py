@@ -11,7 +11,7 @@ own unit. For the six benchmark datasets ``predict`` takes preprocessed tensors.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -86,13 +86,14 @@ class Predictor(nn.Module):
 
     # ------------------------------------------------------------------ inputs
 
-    def read_table(self, path: str | Path) -> pd.DataFrame:
-        """A table export's rows from a CSV or Parquet file, its text columns read as text."""
+    def read_table(self, path: str | Path, *, text: Sequence[str] = ()) -> pd.DataFrame:
+        """A table export's rows from a CSV or Parquet file, its text columns (and those in
+        ``text``: "007" stays "007") read as text."""
         from autosize.data.table import read_table
 
         if self._table is None:
             raise StudyError("read_table: this export was not trained on a table")
-        return read_table(path, text=self._table.text)
+        return read_table(path, text=(*self._table.text, *text))
 
     def read_images(self, path: str | Path) -> tuple[np.ndarray, tuple[str, ...]]:
         """An images export's raw inputs from a folder or an .npz, and their names."""

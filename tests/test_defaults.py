@@ -14,6 +14,7 @@ from autosize.models import ConvLayer, DenseLayer
 from autosize.search.config import StudyConfig, config_from_dict
 from autosize.search.defaults import (
     CONV_STEPS_PER_BUDGET,
+    RANKING_ROWS,
     SEED_SHARE,
     STEPS_PER_BUDGET,
     WEIGHT_DECAY,
@@ -27,6 +28,7 @@ def bundle(
     *,
     task: str = "classification",
     numeric: int = 0,
+    val: int = 8,
 ) -> DataBundle:
     def split(rows: int) -> tuple[torch.Tensor, torch.Tensor]:
         y = torch.zeros(rows) if task == "regression" else torch.zeros(rows, dtype=torch.int64)
@@ -36,7 +38,7 @@ def bundle(
         name="synthetic",
         task=task,  # type: ignore[arg-type]
         train=split(n),
-        val=split(8),
+        val=split(val),
         test=split(8),
         input_shape=shape,
         n_outputs=1 if task == "regression" else 3,
@@ -149,3 +151,14 @@ def test_tables_the_config_gives_are_kept(tmp_path: Path) -> None:
     assert (g.sampler.name, g.pruner.name) == ("tpe", "baseline")
     assert g.seed_net.layers == (DenseLayer(5),)
     assert g.train.max_seconds == pytest.approx(600 / STEPS_PER_BUDGET)
+
+
+def test_classification_on_few_validation_rows_is_judged_by_log_loss(tmp_path: Path) -> None:
+    config = minimal(tmp_path, timeout=60)
+    few, lines = choose_defaults(config, bundle(300, (5,), numeric=5, val=77))
+    assert few.objective == "val_loss"
+    assert any("77 validation rows" in line and "steps of 1.3%" in line for line in lines)
+    many, _ = choose_defaults(config, bundle(300, (5,), numeric=5, val=RANKING_ROWS))
+    assert many.objective == "val_accuracy"
+    given = minimal(tmp_path, timeout=60, objective="val_accuracy")
+    assert choose_defaults(given, bundle(300, (5,), val=77))[0].objective == "val_accuracy"

@@ -4,9 +4,17 @@ Columns:
 
 * ``target`` is what is predicted. The task is classification when the target
   is text (or true/false) or has at most :data:`MAX_CLASSES` integer levels, and
-  regression otherwise, unless ``task`` says which. Rows without a target are
-  dropped (counted in the bundle's notes).
-* Every other column is an input, except those in ``drop``. Non-numeric columns
+  regression otherwise, unless ``task`` says which; ``task = "classification"`` on
+  numbers that are a quantity (more than :data:`MAX_CLASSES` distinct values, and
+  fractions or more distinct values than half the rows) is refused. Rows without a
+  target are dropped (counted in the bundle's notes).
+* Every other column is an input, except those in ``drop`` and identifiers: a column
+  with a different value in every row (at least :data:`MIN_ID_ROWS` rows, none missing)
+  that is text and not dates, or whole numbers named like an id (``id``, ``user_id``,
+  ``PassengerId``) or, in :data:`MIN_DENSE_ID_ROWS` rows or more, spanning less than
+  twice the row count (row numbers). They are left out with a logged line;
+  ``identifiers`` names them instead (``[]``: none). Text columns of dates become numbers
+  (see :mod:`autosize.data.table_transform`). Non-numeric columns
   (and those listed in ``categorical``) are one-hot encoded with scikit-learn's
   ``OneHotEncoder(handle_unknown="ignore")``: a level never seen in training
   encodes as all zeros. Numeric columns are imputed with the training median by
@@ -37,6 +45,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +69,7 @@ __all__ = [
     "TableOptions",
     "TableTransform",
     "holdout",
+    "identifier_columns",
     "infer_task",
     "load_table",
     "read_table",
@@ -69,6 +79,11 @@ log = logging.getLogger(__name__)
 
 # An integer target with at most this many levels is a class label, not a quantity.
 MAX_CLASSES = 20
+# Identifier columns are looked for in tables of at least this many rows; whole numbers
+# not named like an id count as row numbers from MIN_DENSE_ID_ROWS rows on.
+MIN_ID_ROWS = 20
+MIN_DENSE_ID_ROWS = 100
+_ID_NAME = re.compile(r"(?i:id)|.*[_\-\s.](?i:id)|.*[a-z0-9](Id|ID)")
 TEST_SEED = 0
 TABLE_SUFFIXES: Mapping[str, Literal["csv", "parquet"]] = {
     ".csv": "csv",
@@ -101,6 +116,8 @@ class TableOptions:
     group: str | None = None
     val_path: str | None = None
     test_path: str | None = None
+    # None: identifier columns found by the rule above; a list: exactly these
+    identifiers: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         for key in ("path", "target"):
@@ -117,6 +134,13 @@ class TableOptions:
         check_fraction("table", "test_fraction", self.test_fraction)
         object.__setattr__(self, "categorical", _names("table", "categorical", self.categorical))
         object.__setattr__(self, "drop", _names("table", "drop", self.drop))
+        if self.identifiers is not None:
+            ids = _names("table", "identifiers", self.identifiers)
+            object.__setattr__(self, "identifiers", ids)
+            if self.target in ids:
+                raise DataError(
+                    f"option identifiers: {self.target!r} is the target; it cannot be left out"
+                )
         if self.target in self.drop:
             raise DataError(f"option drop: {self.target!r} is the target; it cannot be dropped")
 
@@ -176,6 +200,49 @@ def infer_task(target: pd.Series) -> Task:
     if integral and len(np.unique(values)) <= MAX_CLASSES:
         return "classification"
     return "regression"
+
+
+def identifier_columns(df: pd.DataFrame, *, skip: Sequence[str] = ()) -> tuple[str, ...]:
+    """The columns of ``df`` (not in ``skip``) that identify rows rather than describe them
+    (the rule in the module docstring)."""
+    from autosize.data.table_transform import date_format
+
+    n = len(df)
+    if n < MIN_ID_ROWS:
+        return ()
+    found = []
+    for col in df.columns:
+        values = df[col]
+        if col in skip or is_bool_dtype(values.dtype) or values.isna().any():
+            continue
+        if values.nunique() != n:
+            continue
+        if is_numeric_dtype(values.dtype):
+            x = values.to_numpy(dtype=np.float64)
+            if not np.all(x == np.round(x)):
+                continue  # a measurement
+            named = _ID_NAME.fullmatch(str(col)) is not None
+            dense = n >= MIN_DENSE_ID_ROWS and float(x.max() - x.min()) < 2 * n
+            if named or dense:
+                found.append(col)
+        elif date_format(values) is None:  # unique timestamps are dates, not identifiers
+            found.append(col)
+    return tuple(found)
+
+
+def _check_continuous_classes(target: pd.Series, path: Path, name: str) -> None:
+    """Refuse ``task = "classification"`` on a target that holds a quantity."""
+    if is_bool_dtype(target.dtype) or not is_numeric_dtype(target.dtype):
+        return
+    values = target.dropna().to_numpy(dtype=np.float64)
+    distinct = len(np.unique(values))
+    fractional = not bool(np.all(values == np.round(values)))
+    if distinct > MAX_CLASSES and (fractional or distinct > len(values) / 2):
+        raise DataError(
+            f"{path}: target column {name!r} holds {distinct} distinct numbers in "
+            f"{len(values)} rows, a quantity rather than classes; use task = 'regression' "
+            "(--task regression), or bin the values into classes first"
+        )
 
 
 def _check_columns(df: pd.DataFrame, names: Sequence[str], path: Path, key: str) -> None:
@@ -241,6 +308,8 @@ def load_table(root: Path, *, seed: int, options: TableOptions) -> DataBundle:
     _check_columns(df, options.drop, path, "data.drop")
     if options.group is not None:
         _check_columns(df, [options.group], path, "data.group")
+    if options.identifiers is not None:
+        _check_columns(df, options.identifiers, path, "data.identifiers")
     extra = {
         "val_path": _resolve(options.val_path) if options.val_path else None,
         "test_path": _resolve(options.test_path) if options.test_path else None,
@@ -277,7 +346,25 @@ def load_table(root: Path, *, seed: int, options: TableOptions) -> DataBundle:
                 f"{path}: column {col!r} is empty (no value in any row); remove it or list it in data.drop"
             )
 
+    if options.task == "classification":
+        _check_continuous_classes(df[target], path, target)
     task = options.task or infer_task(df[target])
+    skip = (
+        target,
+        *options.drop,
+        *options.categorical,
+        *([options.group] if options.group else []),
+    )
+    identifiers = (
+        identifier_columns(df, skip=skip) if options.identifiers is None else options.identifiers
+    )
+    for col in identifiers if options.identifiers is None else ():
+        log.warning(
+            "%s: column %r left out: a different value in every row, an identifier "
+            "(data.identifiers names them instead; [] keeps every column)",
+            path,
+            col,
+        )
     labels = as_text(df[target])
     classes: tuple[str | int, ...] | None = None
     if task == "classification":
@@ -338,6 +425,8 @@ def load_table(root: Path, *, seed: int, options: TableOptions) -> DataBundle:
         train_rows, val_rows, ok = holdout(pool, options.val_fraction, seed, strata)
         stratified = stratified and ok
         notes["val_fraction"] = options.val_fraction
+    if identifiers:
+        notes["identifiers"] = ", ".join(identifiers)
     if options.group is not None:
         notes["group"] = options.group
     elif strata is not None:
@@ -349,8 +438,9 @@ def load_table(root: Path, *, seed: int, options: TableOptions) -> DataBundle:
     train_df = df.iloc[train_rows]
     if strata is not None and len(np.unique(strata[train_rows])) < 2:  # classification
         raise DataError(f"{path}: the training rows hold one class of {target!r}")
+    drop = (*options.drop, *(c for c in identifiers if c not in options.drop))
     for col in train_df.columns:
-        if col != target and col not in options.drop and train_df[col].isna().all():
+        if col != target and col not in drop and train_df[col].isna().all():
             raise DataError(
                 f"{path}: column {col!r} has no value in the training rows; remove it or list it in data.drop"
             )
@@ -360,7 +450,7 @@ def load_table(root: Path, *, seed: int, options: TableOptions) -> DataBundle:
         task=task,
         classes=classes,
         categorical=options.categorical,
-        drop=options.drop,
+        drop=drop,
         source=str(path),
     )
 

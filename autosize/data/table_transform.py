@@ -5,6 +5,16 @@ training rows (scikit-learn's imputer, one-hot encoder and scaler, their fitted
 statistics kept as lists) and what ``predict`` replays on raw rows with numpy alone;
 the study records it, export carries it. See :mod:`autosize.data.table` for the
 columns and splits.
+
+Two kinds of text column are not one-hot encoded level by level:
+
+* a **date or time** column (at least :data:`DATE_SHARE` of its training values parse
+  with the format pandas guesses from the first one) becomes numbers: year, month, day,
+  day of week, days since 1970-01-01 and, when the training values carry times, the
+  hour; they are imputed and standardised like any numeric column;
+* a column with more than :data:`MAX_LEVELS` levels keeps its :data:`MAX_LEVELS` most
+  frequent ones and encodes every other value (and values training never saw) as one
+  level, :data:`OTHER`, so the inputs stay bounded.
 """
 
 from __future__ import annotations
@@ -22,13 +32,31 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 from autosize.data.bundle import Task
 from autosize.errors import DataError
 
-__all__ = ["FORMAT", "MISSING", "TableTransform", "as_text", "label", "text_columns"]
+__all__ = [
+    "DATE_SHARE",
+    "FORMAT",
+    "MAX_LEVELS",
+    "MISSING",
+    "OTHER",
+    "TableTransform",
+    "as_text",
+    "date_format",
+    "label",
+    "text_columns",
+]
 
 log = logging.getLogger(__name__)
 
 # The level a missing categorical value is imputed with (a category of its own).
 MISSING = "<missing>"
-FORMAT = "autosize-table/1"
+# The level every value of a many-level column outside its most frequent ones becomes.
+OTHER = "<other>"
+MAX_LEVELS = 100
+# A text column is a date when this share of its (non-missing) training values parse as one.
+DATE_SHARE = 0.95
+DATE_PARTS = ("year", "month", "day", "weekday", "days")
+FORMAT = "autosize-table/2"
+FORMATS = ("autosize-table/1", FORMAT)  # /1: before dates and grouped levels (read as none)
 
 
 def as_text(values: pd.Series) -> np.ndarray:
@@ -65,6 +93,58 @@ def label(text: str, integral: bool) -> str | int:
     return int(text) if integral else text
 
 
+def date_format(values: pd.Series) -> str | None:
+    """The format a text column's dates are written in (pandas' guess from its first value),
+    or None when it is not a date column: fewer than :data:`DATE_SHARE` of its values parse
+    with that format, or the column holds numbers or flags."""
+    if is_bool_dtype(values.dtype) or is_numeric_dtype(values.dtype):
+        return None
+    present = values.dropna()
+    if present.empty:
+        return None
+    first = str(present.iloc[0]).strip()
+    if not any(ch.isdigit() for ch in first):
+        return None
+    import warnings
+
+    from pandas.tseries.api import guess_datetime_format
+
+    with warnings.catch_warnings():  # pandas warns that 30/12/2019 is day first: it is
+        warnings.simplefilter("ignore")
+        # month first, then day first (03/04/2021 reads both ways; the column decides)
+        guesses = [guess_datetime_format(first), guess_datetime_format(first, dayfirst=True)]
+    best, share = None, 0.0
+    for fmt in dict.fromkeys(g for g in guesses if g is not None):
+        parsed = float(_parse_dates(present, fmt).notna().mean())
+        if parsed > share:
+            best, share = fmt, parsed
+    return best if share >= DATE_SHARE else None
+
+
+def _parse_dates(values: pd.Series, fmt: str) -> pd.Series:
+    """Dates in ``fmt`` as UTC timestamps (NaT where a value does not parse or is missing)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pd.to_datetime(
+            values.astype(object).where(values.notna(), None), format=fmt, errors="coerce", utc=True
+        )
+
+
+def _date_numbers(stamps: pd.Series, part: str) -> np.ndarray:
+    """One number per timestamp (NaN where missing)."""
+    dt = stamps.dt
+    if part == "days":
+        epoch = pd.Timestamp("1970-01-01", tz="UTC")
+        out = (stamps - epoch) / pd.Timedelta(days=1)
+    elif part == "weekday":
+        out = dt.day_of_week
+    else:
+        out = getattr(dt, part)
+    return pd.Series(out).to_numpy(dtype=np.float64, na_value=np.nan)
+
+
 # --------------------------------------------------------------------------- the transform
 
 
@@ -95,6 +175,13 @@ class TableTransform:
     # them as text too (read_table(text=...)), or one with only "007"s would read 7, a level
     # training never saw.
     text: tuple[str, ...] = ()
+    # Date columns (in ``columns``), the format each is parsed with and the numbers each
+    # becomes: ``numeric`` holds them as "<column>.<part>" after the numeric columns.
+    dates: tuple[str, ...] = ()
+    date_formats: tuple[str, ...] = ()
+    date_parts: tuple[tuple[str, ...], ...] = ()
+    # Categorical columns whose rarer values (and unseen ones) are the level OTHER.
+    grouped: tuple[str, ...] = ()
 
     @property
     def n_features(self) -> int:
@@ -123,20 +210,35 @@ class TableTransform:
         from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
         columns = tuple(c for c in df.columns if c != target and c not in drop)
+        formats = {c: date_format(df[c]) for c in columns if c not in categorical}
+        dates = tuple(c for c, fmt in formats.items() if fmt is not None)
         cats = tuple(
             c
             for c in columns
-            if c in categorical or is_bool_dtype(df[c].dtype) or not is_numeric_dtype(df[c].dtype)
+            if c not in dates
+            and (
+                c in categorical or is_bool_dtype(df[c].dtype) or not is_numeric_dtype(df[c].dtype)
+            )
         )
-        nums = tuple(c for c in columns if c not in cats)
+        date_formats = tuple(str(formats[c]) for c in dates)
+        date_parts = tuple(_parts(_parse_dates(df[c], formats[c] or "")) for c in dates)
+        for c, fmt in zip(dates, date_formats, strict=True):
+            log.info("%s: column %r read as dates (%s): numbers, not levels", source, c, fmt)
+        derived = tuple(
+            f"{c}.{p}" for c, parts in zip(dates, date_parts, strict=True) for p in parts
+        )
+        nums = (*(c for c in columns if c not in cats and c not in dates), *derived)
         median: tuple[float, ...] = ()
         indicator: tuple[str, ...] = ()
         mean: tuple[float, ...] = ()
         scale: tuple[float, ...] = ()
+        layout = cls(
+            target=target, task=task, columns=columns, numeric=nums, median=(), indicator=(),
+            mean=(), scale=(), categorical=(), categories=(), dates=dates,
+            date_formats=date_formats, date_parts=date_parts, source=source,
+        )  # fmt: skip
         if nums:
-            x = df[list(nums)].to_numpy(dtype=np.float64, na_value=np.nan)
-            for j, c in enumerate(nums):
-                _check_finite(x[:, j], c, source)
+            x = layout._numeric(df, source)
             imputer = SimpleImputer(strategy="median", add_indicator=True).fit(x)
             scaler = StandardScaler().fit(imputer.transform(x))
             median = tuple(float(v) for v in imputer.statistics_)
@@ -145,20 +247,26 @@ class TableTransform:
             mean = tuple(float(v) for v in scaler.mean_)
             scale = tuple(float(v) for v in scaler.scale_)
         categories: tuple[tuple[str, ...], ...] = ()
+        grouped: list[str] = []
         if cats:
             text = _text_frame(df, cats)
-            imputer = SimpleImputer(strategy="constant", fill_value=MISSING, missing_values=None)
-            encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
-            encoder.fit(imputer.fit_transform(text))
-            categories = tuple(tuple(str(v) for v in levels) for levels in encoder.categories_)
-            for col, levels in zip(cats, categories, strict=True):
-                if len(levels) > 1000:
+            text = np.where(pd.isna(text), MISSING, text)
+            for j, col in enumerate(cats):
+                counts = pd.Series(text[:, j]).value_counts()
+                if len(counts) > MAX_LEVELS:
+                    # the most frequent levels, ties by name: the same on every run
+                    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
+                    kept = {str(v) for v, _ in ranked[:MAX_LEVELS]}
+                    text[:, j] = np.where(np.isin(text[:, j], list(kept)), text[:, j], OTHER)
+                    grouped.append(col)
                     log.warning(
-                        "%s: categorical column %r has %d levels (an identifier? drop it)",
-                        source,
-                        col,
-                        len(levels),
-                    )
+                        "%s: column %r has %d levels: the %d most frequent kept, the rest "
+                        "encoded as one level %r",
+                        source, col, len(counts), MAX_LEVELS, OTHER,
+                    )  # fmt: skip
+            encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+            encoder.fit(text)
+            categories = tuple(tuple(str(v) for v in levels) for levels in encoder.categories_)
         return cls(
             target=target,
             task=task,
@@ -174,7 +282,30 @@ class TableTransform:
             drop=tuple(drop),
             source=source,
             text=tuple(c for c in text_columns(df) if c in cats),
+            dates=dates,
+            date_formats=date_formats,
+            date_parts=date_parts,
+            grouped=tuple(grouped),
         )
+
+    def _numeric(self, df: pd.DataFrame, source: str) -> np.ndarray:
+        """The numeric columns' raw values (float64, NaN where missing), dates as numbers."""
+        derived: dict[str, np.ndarray] = {}
+        for col, fmt, parts in zip(self.dates, self.date_formats, self.date_parts, strict=True):
+            stamps = _parse_dates(df[col], fmt)
+            bad = stamps.isna().to_numpy() & df[col].notna().to_numpy()
+            if bad.any():
+                value = df[col].to_numpy(dtype=object)[np.flatnonzero(bad)[0]]
+                raise DataError(
+                    f"{source}: column {col!r}: value {value!r} is not a date in the training "
+                    f"file's format ({fmt}); leave the cell empty for a missing value"
+                )
+            for part in parts:
+                derived[f"{col}.{part}"] = _date_numbers(stamps, part)
+        values = [
+            derived[c] if c in derived else self._numbers(df[c], c, source) for c in self.numeric
+        ]
+        return np.column_stack(values)
 
     def transform(self, df: pd.DataFrame, *, source: str = "input") -> np.ndarray:
         """The network's inputs for raw rows ``df`` (float32, one row per row)."""
@@ -186,7 +317,7 @@ class TableTransform:
             )
         parts: list[np.ndarray] = []
         if self.numeric:
-            x = np.column_stack([self._numbers(df[c], c, source) for c in self.numeric])
+            x = self._numeric(df, source)
             gaps = np.isnan(x)
             x = np.where(gaps, np.asarray(self.median), x)
             flags = [gaps[:, self.numeric.index(c)].astype(np.float64) for c in self.indicator]
@@ -196,6 +327,8 @@ class TableTransform:
             text = _text_frame(df, self.categorical)
             for j, levels in enumerate(self.categories):
                 col = np.where(pd.isna(text[:, j]), MISSING, text[:, j])
+                if self.categorical[j] in self.grouped:
+                    col = np.where(np.isin(col, list(levels)), col, OTHER)
                 parts.append(col[:, None] == np.asarray(levels, dtype=object)[None, :])
         if not parts:
             return np.zeros((len(df), 0), dtype=np.float32)
@@ -250,11 +383,15 @@ class TableTransform:
             "drop": list(self.drop),
             "source": self.source,
             "text": list(self.text),
+            "dates": list(self.dates),
+            "date_formats": list(self.date_formats),
+            "date_parts": [list(p) for p in self.date_parts],
+            "grouped": list(self.grouped),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TableTransform:
-        if data.get("format") != FORMAT:
+        if data.get("format") not in FORMATS:
             raise DataError(f"not a table preprocessing record (format {data.get('format')!r})")
         try:
             classes = data.get("classes")
@@ -275,9 +412,20 @@ class TableTransform:
                 drop=tuple(data.get("drop") or ()),
                 source=str(data.get("source", "")),
                 text=tuple(data.get("text") or ()),  # exports before it: none
+                dates=tuple(data.get("dates") or ()),  # autosize-table/1: none
+                date_formats=tuple(data.get("date_formats") or ()),
+                date_parts=tuple(tuple(p) for p in data.get("date_parts") or ()),
+                grouped=tuple(data.get("grouped") or ()),
             )
         except (KeyError, TypeError) as exc:
             raise DataError(f"malformed table preprocessing record ({exc})") from None
+
+
+def _parts(stamps: pd.Series) -> tuple[str, ...]:
+    """The numbers a date column becomes: the hour too when its values carry times."""
+    present = stamps.dropna()
+    timed = bool(len(present) and ((present.dt.hour != 0) | (present.dt.minute != 0)).any())
+    return (*DATE_PARTS, "hour") if timed else DATE_PARTS
 
 
 def _text_frame(df: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:

@@ -200,6 +200,8 @@ def _file_options(t: Table, path: Path, kind: str) -> dict[str, object]:
         for key in ("categorical", "drop"):
             if names := _columns(t, key):
                 options[key] = names
+        if t.get("identifiers") is not None:  # [] too: no column is an identifier
+            options["identifiers"] = _columns(t, "identifiers")
     for key in ("val_fraction", "test_fraction"):
         fraction = t.float(key, None, strict=True)
         if fraction is not None:

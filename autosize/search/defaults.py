@@ -10,6 +10,8 @@ table, numeric and categorical columns), the family of the seed and the wall bud
 them once the data is loaded:
 
 * ``study.objective``: ``val_accuracy`` for classification, ``val_rmse`` for regression;
+  ``val_loss`` (log-loss) for classification validated on fewer than :data:`RANKING_ROWS`
+  rows, where accuracy moves in steps of more than 0.1% and ties networks that differ;
 * ``[seed]``: for images, two 3x3 conv blocks of 16 and 32 channels (max-pooled by 2; one
   block for inputs under 16 pixels a side) and a dense layer of 128, lr 1e-3; for a table,
   two dense layers of ``clip(next_pow2(2 d), 32, 256)`` units, lr 3e-3, and, where the table
@@ -64,6 +66,7 @@ from autosize.search.study_config import EmbeddingConfig
 
 __all__ = [
     "CONV_STEPS_PER_BUDGET",
+    "RANKING_ROWS",
     "SEED_SHARE",
     "SEED_STEPS",
     "STEPS_PER_BUDGET",
@@ -72,6 +75,11 @@ __all__ = [
 ]
 
 SEED_STEPS = 3000
+# Classification validated on fewer rows than this is judged by log-loss (val_loss): an
+# accuracy on n rows moves in steps of 1/n, and below 1,000 rows (0.1%) it ties networks
+# that differ, so the search cannot tell which to keep (a 2%-positive table of a few
+# hundred rows scores every network 1.0).
+RANKING_ROWS = 1000
 # With a wall budget (study.timeout) the seed may use this share of it.
 SEED_SHARE = 0.1
 # A step's wall seconds are the budget divided by these: 15 s and 40 s at 600 s. A dense
@@ -116,8 +124,16 @@ def choose_defaults(config: StudyConfig, bundle: DataBundle) -> tuple[StudyConfi
 
     if "objective" in auto:
         objective = "val_accuracy" if bundle.task == "classification" else "val_rmse"
+        why: str = bundle.task
+        n_val = bundle.sizes["val"]
+        if bundle.task == "classification" and n_val < RANKING_ROWS:
+            objective = "val_loss"
+            why = (
+                f"classification on {n_val} validation rows: accuracy moves in steps of "
+                f"{100 / max(n_val, 1):.2g}% and ties networks, log-loss ranks them"
+            )
         changes["objective"] = objective
-        lines.append(f"study.objective = {objective!r}  ({bundle.task})")
+        lines.append(f"study.objective = {objective!r}  ({why})")
 
     batch = _clip(_pow2(n / 16), 16, 128)
     steps = math.ceil(n / batch)
