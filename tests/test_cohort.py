@@ -27,7 +27,9 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 # Operations a cohort stacks (compress and regularize train alone, so a draw of them would
 # leave a trial out of its cohort: which trials draw what is the sampler's business).
-STACKABLE = 'operations = ["widen", "deepen", "train"]'
+# A searched lr makes every step new: without one, a second "train on" of the same parent
+# (or a second deepen at the same place) repeats a step and is pruned before training.
+STACKABLE = 'operations = ["widen", "deepen", "train"]\nlr = [1e-3, 1e-2]'
 
 
 def warm(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:

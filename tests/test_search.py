@@ -305,3 +305,35 @@ def test_lineage_epochs_count_the_training_behind_a_network(tmp_path: Path) -> N
         parent = t.user_attrs["parent"]
         inherited = seed_epochs if parent == "seed" else done[parent].user_attrs["lineage_epochs"]
         assert t.user_attrs["lineage_epochs"] == inherited + t.user_attrs["epochs"]
+
+
+def test_a_step_that_repeats_a_tried_one_prunes_at_once(tmp_path: Path) -> None:
+    """Training the seed on with the same settings twice is one step run twice: the second
+    is refused before training, whatever the sampler."""
+    cfg = tiny_config(tmp_path, n_trials=3, search='operations = ["train"]', pruner='name = "none"')
+    study = run_study(load_config(cfg))
+    warm = by_role(study, "warmstart")
+    assert [t.state for t in warm] == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.PRUNED]
+    first = warm[0].number
+    for t in warm[1:]:
+        assert t.user_attrs["pruned_reason"].startswith(f"repeats trial {first} (train on")
+        assert t.user_attrs["parent"] == "seed" and not t.intermediate_values
+
+
+def test_the_population_policy_proposes_only_new_steps(tmp_path: Path) -> None:
+    """From a one-layer seed at max_width, the new steps are training it on and deepening
+    it after its layer: the population sampler proposes those two first, never the widen
+    that cannot be built; once both are spent the objective prunes what is drawn."""
+    cfg = tiny_config(
+        tmp_path,
+        n_trials=4,
+        search='operations = ["train", "deepen", "widen"]\nmax_width = 4\nmax_depth = 3',
+        pruner='name = "none"',
+        extra='[sampler]\nname = "population"',
+    )
+    study = run_study(load_config(cfg))
+    warm = by_role(study, "warmstart")
+    assert [t.state for t in warm[:2]] == [TrialState.COMPLETE] * 2
+    assert {t.user_attrs["operation"] for t in warm[:2]} == {"train on", "deepen(after L0)"}
+    for t in warm[2:]:
+        assert t.state == TrialState.PRUNED and not t.intermediate_values

@@ -15,6 +15,15 @@ except that the exploration changes the network's size:
   ``RandomSampler`` from its distribution (a widen jumps by a factor from the
   search space's ``[min_widen_factor, max_widen_factor]``, log-uniformly).
 
+**No wasted steps.** Once bound to the study's search space (:meth:`PopulationSampler.bind`,
+which the study does), the first operation of a step is drawn only among those that can
+still do something new to its parent: not ``widen`` when every layer is at ``max_width``,
+not ``deepen`` at ``max_depth`` or once every position has been deepened from that parent,
+not ``train`` on (with ``[train]``'s lr) when that parent has been trained on already, not
+``regularize`` without a dense layer; a widen picks a layer below ``max_width`` and a deepen
+an unused position. What is left to chance (a capped widen that repeats an earlier one) the
+objective refuses before any training (``repeats trial N``).
+
 It is an ordinary Optuna sampler, so every step stays a trial with its
 parameters, curve, attributes and artifact, and resume, the dashboard and
 several workers work as before. Each draw is a pure function of
@@ -40,10 +49,12 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from autosize.errors import ConfigError
+from autosize.models import ArchSpec, DenseLayer
 from autosize.search import record
+from autosize.search.study_config import SearchSpace
 from autosize.seeds import derive_seed
 
-__all__ = ["DEFAULT_WEIGHTS", "PopulationSampler", "ranked_parents"]
+__all__ = ["DEFAULT_WEIGHTS", "PopulationSampler", "children_operations", "ranked_parents"]
 
 # Training on unchanged is the step that most often improves a good network; growth
 # has to be tried often enough to leave a size that is too small.
@@ -67,6 +78,24 @@ def ranked_parents(study: Study, *, maximize: bool) -> list[FrozenTrial]:
     ]
     done.sort(key=lambda t: (-t.values[0] if maximize else t.values[0], t.number))
     return done
+
+
+# States of trials whose step counts as tried (a step pruned before training has
+# operation "none (...)" and matches nothing).
+_TRIED = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.PRUNED)
+
+
+def children_operations(study: Study, parent: int | str, *, exclude: int) -> dict[str, int]:
+    """The operations tried from ``parent`` ("seed" or a trial number): operation text ->
+    the first trial that ran it (trial ``exclude`` left out)."""
+    out: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False, states=_TRIED):
+        if t.number == exclude:
+            continue
+        rec = record.read(t)
+        if rec.is_warmstart and rec.parent == parent and rec.operation:
+            out.setdefault(rec.operation, t.number)
+    return out
 
 
 class PopulationSampler(BaseSampler):
@@ -97,6 +126,48 @@ class PopulationSampler(BaseSampler):
         self.seed = 0 if seed is None else int(seed)
         self.p_best = float(p_best)
         self.weights = weights
+        self.space: SearchSpace | None = None
+
+    def bind(self, space: SearchSpace) -> None:
+        """Draw first operations that can still do something new to their parent."""
+        self.space = space
+
+    def _parent(self, study: Study, trial: FrozenTrial) -> tuple[int | str, ArchSpec] | None:
+        """The parent this trial starts from (as the objective picks it) and its spec."""
+        assert self.space is not None
+        rank = 0 if self.space.parents == "seed" else int(trial.params.get("parent", 0))
+        if rank > 0:
+            done = ranked_parents(study, maximize=study.directions[0].name == "MAXIMIZE")
+            if len(done) >= rank:
+                spec = record.read(done[rank - 1]).spec
+                return (done[rank - 1].number, ArchSpec.from_dict(spec)) if spec else None
+        spec = record.seed_info(study).get("spec")
+        return ("seed", ArchSpec.from_dict(spec)) if spec else None
+
+    def _open(self, study: Study, trial: FrozenTrial) -> dict[str, list[int]] | None:
+        """Per operation, what is still new for this trial's parent (the positions for widen
+        and deepen, ``[0]`` for the others); None when unknown (no bound space, no spec)."""
+        if self.space is None:
+            return None
+        found = self._parent(study, trial)
+        if found is None:
+            return None
+        key, spec = found
+        tried = children_operations(study, key, exclude=trial.number)
+        space, depth = self.space, spec.depth
+        deepened = {k for k in range(depth) if f"deepen(after L{k})" in tried}
+        return {
+            "widen": [k for k in range(depth) if spec.layers[k].size < space.max_width],
+            "deepen": [] if depth >= space.max_depth else sorted(set(range(depth)) - deepened),
+            "train": [] if space.lr is None and "train on" in tried else [0],
+            "regularize": [0] if any(isinstance(x, DenseLayer) for x in spec.layers) else [],
+            "compress": [0],
+        }
+
+    def _position(self, open_: list[int], depth: int, rng: np.random.Generator) -> float:
+        """A position in [0, 1) that lands on one of the open layers (operations._position)."""
+        k = int(open_[int(rng.integers(len(open_)))])
+        return min((k + float(rng.random())) / depth, math.nextafter((k + 1) / depth, 0.0))
 
     # Nothing is sampled jointly: every parameter is decided on its own, when asked.
     def infer_relative_search_space(
@@ -133,7 +204,18 @@ class PopulationSampler(BaseSampler):
             w = np.array([float(self.weights.get(str(c), 0.0)) for c in dist.choices])
             if w.sum() <= 0:
                 w = np.ones(len(dist.choices))
+            open_ = self._open(study, trial) if param_name == "op0" else None
+            if open_ is not None:
+                fresh = w * np.array([bool(open_.get(str(c), [0])) for c in dist.choices])
+                if fresh.sum() > 0:  # else every operation is spent: the objective says so
+                    w = fresh
             return dist.choices[int(rng.choice(len(dist.choices), p=w / w.sum()))]
+        if param_name in ("op0/widen/layer", "op0/deepen/after"):
+            open_ = self._open(study, trial)
+            positions = None if open_ is None else open_[param_name.split("/")[1]]
+            found = None if open_ is None else self._parent(study, trial)
+            if positions and found is not None:
+                return self._position(positions, found[1].depth, rng)
         # Everything else as Optuna's RandomSampler draws it, seeded per trial and name.
         return RandomSampler(seed=self._seed(trial, param_name)).sample_independent(
             study, trial, param_name, dist

@@ -15,6 +15,7 @@ from autosize.errors import ConfigError, DataError
 from autosize.models import ArchSpec, Layer
 from autosize.search.components import SAMPLER_CLASSES, component_class
 from autosize.search.config import StudyConfig
+from autosize.search.policy import PopulationSampler
 from autosize.search.pruner import make_pruner
 from autosize.search.sampling import TrialSeeded
 
@@ -64,6 +65,8 @@ def make_sampler(config: StudyConfig) -> BaseSampler:
         sampler = component_class(SAMPLER_CLASSES, config.sampler.name)(**kwargs)
     except (TypeError, ValueError, ConfigError) as exc:
         raise ConfigError(f"{config.path}: [sampler] {config.sampler.name}: {exc}") from None
+    if isinstance(sampler, PopulationSampler):
+        sampler.bind(config.search)  # no step that cannot be built or was tried already
     seed = kwargs["seed"]
     if config.sampler.name == "population" or not isinstance(seed, int):
         return sampler  # population draws per (seed, trial number); unseeded: no lockstep

@@ -16,7 +16,7 @@ from autosize.search import record, training
 from autosize.search.bridge import TrialReporter
 from autosize.search.clock import Deadline
 from autosize.search.operations import Infeasible, Plan, plan_and_grow
-from autosize.search.policy import ranked_parents
+from autosize.search.policy import children_operations, ranked_parents
 from autosize.search.prepare import Prepared
 from autosize.search.pruner import baseline_curves, pick_baseline
 from autosize.search.storage import artifact_store, download_network
@@ -59,6 +59,11 @@ class Parent:
     lineage: tuple[str, ...]
     # Epochs of training already behind this network (the seed's plus every ancestor's).
     epochs: int
+
+    @property
+    def key(self) -> int | str:
+        """As trials record their parent: "seed" or the trial number."""
+        return "seed" if self.number is None else self.number
 
 
 @dataclass(eq=False)
@@ -154,9 +159,19 @@ class StepObjective:
                 seed=derive_seed(p.config.seed, "grow", trial.number),
             )
         except Infeasible as exc:
-            record.write(trial, operation=f"none ({exc})", pruned_reason=str(exc))
+            record.write(
+                trial, operation=f"none ({exc})", pruned_reason=str(exc), parent=parent.key
+            )
             raise optuna.TrialPruned(str(exc)) from None
         lr = trial.suggest_float("train/lr", *space.lr, log=True) if space.lr else None
+        if lr is None:  # a step with its own lr is new; one without it may repeat one
+            tried = children_operations(self.study, parent.key, exclude=trial.number)
+            if (same := tried.get(plan.describe())) is not None:
+                reason = f"repeats trial {same} ({plan.describe()} from the same parent)"
+                record.write(
+                    trial, operation=f"none ({reason})", pruned_reason=reason, parent=parent.key
+                )
+                raise optuna.TrialPruned(reason)
         curves = baseline_curves(
             self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         )
@@ -170,7 +185,7 @@ class StepObjective:
             trial,
             operation=plan.describe(),
             op_kind=plan.kind,
-            parent="seed" if parent.number is None else parent.number,
+            parent=parent.key,
             lineage=[*parent.lineage, _lineage_step(plan, parent.number)],
             inherited_epochs=parent.epochs,
             baseline_trial=None if baseline is None else baseline.number,
