@@ -22,6 +22,10 @@ number), ``model_`` (the loaded :class:`~autosize.predictor.Predictor`), ``chose
 was chosen from the data),
 ``classes_`` (classifier), ``n_features_in_`` and ``feature_names_in_``.
 
+``ensemble=K`` keeps the K best networks of the study (by validation) and predicts with
+their mean, as ``autosize export --ensemble K`` does. Every column of ``X`` is a feature
+(no column is left out as an identifier).
+
 scikit-learn's estimator checks (``parametrize_with_checks``) pass except those
 :func:`expected_failed_checks` lists, each with the reason; in short:
 
@@ -124,6 +128,7 @@ class _AutosizeBase(BaseEstimator):
         val_fraction: float = 0.2,
         test_fraction: float = 0.1,
         config: Mapping[str, object] | None = None,
+        ensemble: int = 1,
     ) -> None:
         self.time_budget = time_budget
         self.n_trials = n_trials
@@ -135,6 +140,7 @@ class _AutosizeBase(BaseEstimator):
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
         self.config = config
+        self.ensemble = ensemble
 
     def __sklearn_tags__(self) -> Tags:
         tags = super().__sklearn_tags__()
@@ -218,6 +224,8 @@ class _AutosizeBase(BaseEstimator):
                 "task": self._task,
                 "val_fraction": self.val_fraction,
                 "test_fraction": self.test_fraction,
+                # every column of X is a feature, as for any scikit-learn estimator
+                "identifiers": [],
             }
             raw: dict[str, object] = {**dict(self.config or {}), "study": study, "data": data}
             config = config_from_dict(raw, tmp / "autosize.toml")
@@ -237,7 +245,11 @@ class _AutosizeBase(BaseEstimator):
                     "seed); give it more time"
                 )
             exported = export_study(
-                self.study_, artifacts=config.artifacts, out=tmp / "export", trial="best"
+                self.study_,
+                artifacts=config.artifacts,
+                out=tmp / "export",
+                trial="best",
+                ensemble=int(self.ensemble),
             )
             self.model_: Predictor = load_model(exported[0].folder)
         finally:

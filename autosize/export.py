@@ -12,6 +12,12 @@ Which trials: ``"best"`` is the best completed trial by the first objective
 among all roles (baselines included: the record says which role won). A
 multi-objective study exports its Pareto front by default, one ``trial-N/``
 folder per front trial plus ``pareto.md``. ``trial=N`` exports one trial.
+
+An **ensemble** (``ensemble=K``): the K best completed trials by the first objective
+(validation only). The best one is the folder itself, as a single export; the others are
+full exports under ``members/trial-N/``, listed in its record's ``ensemble``.
+:func:`load_model` then predicts with the mean of all K
+(:class:`~autosize.ensemble.Ensemble`), ONNX included.
 :mod:`autosize.retrain` trains an export's architecture again from scratch.
 """
 
@@ -52,6 +58,7 @@ __all__ = [
     "export_trial",
     "load_model",
     "read_record",
+    "select_ensemble",
     "select_trials",
 ]
 
@@ -130,6 +137,8 @@ class ExportRecord:
     baseline_trial: int | None = None
     gain: float | None = None
     weights: str = WEIGHTS_FILE
+    # The other members of an ensemble export: folders relative to this one.
+    ensemble: tuple[str, ...] = ()
     format: str = FORMAT
 
     def arch_spec(self, *, source: str = ARCHITECTURE_FILE) -> ArchSpec:
@@ -139,6 +148,7 @@ class ExportRecord:
         out = asdict(self)
         out["lineage"] = list(self.lineage)
         out["values"] = list(self.values)
+        out["ensemble"] = list(self.ensemble)
         return {"format": out.pop("format"), **out}
 
     @classmethod
@@ -163,6 +173,7 @@ class ExportRecord:
                 )
             fields["lineage"] = tuple(fields.get("lineage") or ())
             fields["values"] = tuple(fields.get("values") or ())
+            fields["ensemble"] = tuple(str(m) for m in fields.get("ensemble") or ())
             return cls(**fields)
         except (KeyError, TypeError) as exc:
             raise StudyError(f"{source}: malformed export record ({exc})") from None
@@ -195,13 +206,32 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> Predi
 
     device = resolve_device(device)  # "auto", or a one-line error for a device not here
     record, folder = read_record(path)
+    spec, model = _load_one(record, folder, device)
+    if record.ensemble:
+        from autosize.ensemble import Ensemble
+
+        members = [model]
+        for name in record.ensemble:
+            member, where = read_record(folder / name)
+            if member.preprocessing != record.preprocessing or member.study != record.study:
+                raise StudyError(
+                    f"{where}: an ensemble member of another study or preprocessing than {folder}"
+                )
+            members.append(_load_one(member, where, device)[1])
+        model = Ensemble(members, classification=record.dataset.task == "classification")
+    return Predictor(model, spec, record).eval()
+
+
+def _load_one(
+    record: ExportRecord, folder: Path, device: torch.device
+) -> tuple[ArchSpec, nn.Module]:
     spec = record.arch_spec(source=str(folder / ARCHITECTURE_FILE))
     model, stored = load_network(folder / record.weights, device=device)
     if stored != spec:
         raise StudyError(
             f"{folder}: {ARCHITECTURE_FILE} describes {spec.summary()} but {record.weights} holds {stored.summary()}"
         )
-    return Predictor(model, spec, record).eval()
+    return spec, model
 
 
 # --------------------------------------------------------------------------- choosing trials
@@ -342,6 +372,19 @@ def _download(
     return download_network(location.store(), str(artifact_id), owner=f"trial {trial.number}")
 
 
+def select_ensemble(study: optuna.Study, k: int) -> list[FrozenTrial]:
+    """The ``k`` best completed trials by the first objective (fewer if the study has fewer),
+    best first: an ensemble chosen on validation only."""
+    from autosize.search import record
+    from autosize.search.results import maximizing
+
+    done = [t for t in _completed(study) if record.read(t).network_artifact]
+    if not done:
+        raise StudyError(f"study {study.study_name!r} has no completed trial to export")
+    sign = -1.0 if maximizing(study) else 1.0
+    return sorted(done, key=lambda t: (sign * t.values[0], t.number))[:k]
+
+
 def export_trial(
     study: optuna.Study,
     trial: FrozenTrial,
@@ -349,9 +392,11 @@ def export_trial(
     artifacts: ArtifactLocation | str | Path | None,
     out: str | Path,
     onnx: bool = False,
+    ensemble: Sequence[str] = (),
 ) -> Exported:
-    """Write ``architecture.json`` and ``model.safetensors`` (and ``model.onnx``) to ``out``."""
-    record = make_record(study, trial)
+    """Write ``architecture.json`` and ``model.safetensors`` (and ``model.onnx``) to ``out``;
+    ``ensemble``: the other members' folders, relative to ``out``, already written there."""
+    record = replace(make_record(study, trial), ensemble=tuple(ensemble))
     model, spec = _download(study, trial, artifacts)
     if spec != record.arch_spec(source=f"trial {trial.number}"):
         raise StudyError(
@@ -372,7 +417,9 @@ def export_trial(
     tmp.replace(arch)
     files = [arch, weights]
     if onnx:
-        files.append(write_onnx(model, spec, folder / ONNX_FILE))
+        # an ensemble's ONNX graph is the whole ensemble, as load_model predicts with it
+        net = load_model(folder).net if ensemble else model
+        files.append(write_onnx(net, spec, folder / ONNX_FILE))
     logger.debug("exported trial %d (%s) to %s", trial.number, record.architecture, folder)
     return Exported(folder=folder, record=record, files=tuple(files))
 
@@ -415,13 +462,26 @@ def export_study(
     out: str | Path,
     trial: TrialChoice = None,
     onnx: bool = False,
+    ensemble: int = 1,
 ) -> list[Exported]:
     """Export the chosen trial(s) (see :func:`select_trials`) under ``out``.
 
     One trial goes straight into ``out``; a Pareto front goes into
-    ``out/trial-N/`` folders with ``out/pareto.md`` listing them.
+    ``out/trial-N/`` folders with ``out/pareto.md`` listing them. ``ensemble=K`` (K > 1)
+    exports the K best trials as one ensemble (see the module docstring), the best first.
     """
-    trials, front = select_trials(study, trial)
+    if ensemble > 1 and isinstance(trial, int):
+        raise StudyError(
+            f"ensemble={ensemble} takes the best trials; it does not go with trial {trial}"
+        )
+    if ensemble > 1 and trial is None and len(study.directions) > 1:
+        raise StudyError(
+            f"ensemble={ensemble}: a multi-objective study exports its Pareto front; "
+            "choose trial='best' (--trial best) for an ensemble by the first objective"
+        )
+    trials, front = (
+        (select_ensemble(study, ensemble), False) if ensemble > 1 else select_trials(study, trial)
+    )
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise StudyError(f"{out}: exists and is not an empty folder")
@@ -434,7 +494,17 @@ def export_study(
     staging = out.with_name(f".{out.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        if not front:
+        if ensemble > 1:
+            names = [f"members/trial-{t.number}" for t in trials[1:]]
+            members = [
+                export_trial(study, t, artifacts=artifacts, out=staging / name)
+                for t, name in zip(trials[1:], names, strict=True)
+            ]
+            best = export_trial(
+                study, trials[0], artifacts=artifacts, out=staging, onnx=onnx, ensemble=names
+            )
+            done = [best, *members]
+        elif not front:
             done = [export_trial(study, trials[0], artifacts=artifacts, out=staging, onnx=onnx)]
         else:
             done = [

@@ -257,3 +257,69 @@ def test_load_model_on_a_device_that_is_not_here_is_one_line(
     if not torch.cuda.is_available():
         with pytest.raises(autosize.AutosizeError, match="CUDA is not available"):
             autosize.load_model(out, device="cuda")
+
+
+# --------------------------------------------------------------------------- ensembles
+
+
+def test_ensemble_export_predicts_the_mean_of_the_best_trials(
+    study_config: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "ens"
+    assert main(["export", str(study_config), "--out", str(out), "--ensemble", "3"]) == 0
+    config = load_config(study_config)
+    study = optuna.load_study(study_name=config.name, storage=config.storage)
+    done = sorted(
+        (t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE),
+        key=lambda t: (t.values[0], t.number),
+    )[:3]  # rmse: the lowest first
+    record = json.loads((out / "architecture.json").read_text())
+    assert record["trial"] == done[0].number
+    assert record["ensemble"] == [f"members/trial-{t.number}" for t in done[1:]]
+    for t in done[1:]:
+        member = json.loads((out / f"members/trial-{t.number}/architecture.json").read_text())
+        assert member["trial"] == t.number and member["ensemble"] == []
+    model = autosize.load_model(out)
+    x, _ = load_bundle(config).test
+    store = artifact_store(config.artifacts)
+    nets = [download_network(store, t.user_attrs["network_artifact"])[0] for t in done]
+    with torch.no_grad():
+        mean = torch.stack([net.eval()(x) for net in nets]).mean(dim=0)
+        torch.testing.assert_close(model(x), mean)
+    # a member folder is an export of its own
+    alone = autosize.load_model(out / f"members/trial-{done[1].number}")
+    with torch.no_grad():
+        torch.testing.assert_close(alone(x), nets[1](x))
+
+
+def test_an_ensemble_averages_class_probabilities() -> None:
+    from autosize.ensemble import Ensemble
+
+    torch.manual_seed(0)
+    nets = [torch.nn.Linear(4, 3) for _ in range(3)]
+    x = torch.randn(5, 4)
+    ens = Ensemble(nets, classification=True)
+    with torch.no_grad():
+        mean = torch.stack([torch.softmax(n(x), dim=1) for n in nets]).mean(dim=0)
+        torch.testing.assert_close(torch.softmax(ens(x), dim=1), mean)
+        torch.testing.assert_close(torch.exp(ens(x)), mean)
+    with pytest.raises(ValueError, match="at least one member"):
+        Ensemble([], classification=True)
+
+
+def test_ensemble_onnx_and_bad_combinations(
+    study_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["export", str(study_config), "--out", str(tmp_path / "a"), "--ensemble", "2",
+                 "--trial", "3"]) == 2  # fmt: skip
+    assert "does not go with trial 3" in one_error_line(capsys)
+    assert not (tmp_path / "a").exists()
+    onnx = pytest.importorskip("onnx")
+    out = tmp_path / "ens-onnx"
+    assert main(["export", str(study_config), "--out", str(out), "--ensemble", "2", "--onnx"]) == 0
+    graph = onnx.load(str(out / "model.onnx"))
+    onnx.checker.check_model(graph)
+    assert main(["export", str(study_config), "--out", str(tmp_path / "one"), "--onnx"]) == 0
+    single = onnx.load(str(tmp_path / "one" / "model.onnx"))
+    # the graph holds both members' weights: what load_model predicts with
+    assert len(graph.graph.initializer) > len(single.graph.initializer)

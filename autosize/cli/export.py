@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from autosize.cli._common import check_out_folder
+from autosize.cli._common import check_out_folder, positive_int
 from autosize.cli._target import add_target_arguments, open_target, quiet_optuna
 
 __all__ = ["register"]
@@ -43,6 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--onnx", action="store_true", help="also write model.onnx (needs the onnx package)"
     )
+    p.add_argument(
+        "--ensemble", type=positive_int, default=1, metavar="K",
+        help="export the K best trials by validation as one ensemble: predict, load_model and "
+        "ONNX average them (the best in DIR, the others in DIR/members/; default 1)",
+    )  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -53,9 +58,19 @@ def run(args: argparse.Namespace) -> int:
     quiet_optuna()
     target = open_target(args)
     exported = export_study(
-        target.study, artifacts=target.artifacts, out=args.out, trial=args.trial, onnx=args.onnx
+        target.study,
+        artifacts=target.artifacts,
+        out=args.out,
+        trial=args.trial,
+        onnx=args.onnx,
+        ensemble=args.ensemble,
     )
-    if len(exported) > 1:
+    if args.ensemble > 1:
+        print(
+            f"ensemble of the {len(exported)} best trials of study {target.study.study_name!r} "
+            f"(asked for {args.ensemble}): predictions are their mean"
+        )
+    elif len(exported) > 1:
         print(f"Pareto front of study {target.study.study_name!r}: {len(exported)} trials")
     for e in exported:
         r = e.record
@@ -65,6 +80,6 @@ def run(args: argparse.Namespace) -> int:
         )
         for f in e.files:
             print(f"  {f.name}")
-    if len(exported) > 1:
+    if len(exported) > 1 and args.ensemble == 1:
         print(f"  {args.out / 'pareto.md'}")
     return 0
