@@ -6,10 +6,16 @@ turns the study into a :class:`ReportData` of plain frozen dataclasses, then
 
 Plots (matplotlib, Agg backend):
 
-* ``curves.png``: per-epoch objective of warm-started trials against the baselines;
+* ``lineage.png``: network size against wall time, an edge from each step to its parent,
+  coloured by validation value, the best lineage highlighted (the first figure);
+* ``params.png``: validation metric against parameter count, Pareto front, baselines, the
+  seed and the exported pick marked;
+* ``curves.png``: the best lineage's learning curves end to end against the baselines;
 * ``progress.png``: best value so far over trials and over wall time;
-* ``params.png``: validation metric against parameter count, Pareto front and baselines marked;
-* ``widths.png``: each layer's width over epochs for compress trials (when there are any).
+* ``widths.png``: each layer's width along the best lineage.
+
+Accuracies are drawn as errors (1 - accuracy) on a log scale, so that every point drawn
+lies inside the axes and the good networks stay apart.
 
 The plots live in :mod:`autosize.report_plots` (matplotlib is imported only to draw them).
 """
@@ -177,8 +183,11 @@ def _redact(url: str) -> str:
     return url
 
 
-def build_report(study: optuna.Study, *, command: str, storage: str) -> ReportData:
-    """Everything the report shows, read from ``study`` (no rendering here)."""
+def build_report(
+    study: optuna.Study, *, command: str, storage: str, importances: bool = True
+) -> ReportData:
+    """Everything the report shows, read from ``study`` (no rendering here);
+    ``importances=False`` skips fANOVA (the figures do not need it)."""
     meta = record.study_meta(study)
     objective = str(meta.get("objective", "objective"))
     metric = METRIC_KEY.get(objective, objective)
@@ -216,7 +225,9 @@ def build_report(study: optuna.Study, *, command: str, storage: str) -> ReportDa
         trials=trials,
         pareto=tuple(t.number for t in pareto_front(trials, maximize=maximize)),
         headline=_headline(trials, metric, maximize=maximize),
-        importances=_importances(study, n_warm),
+        importances=_importances(study, n_warm)
+        if importances
+        else Importances(note="not computed"),
     )
 
 
@@ -281,8 +292,9 @@ def _headline_md(d: ReportData) -> list[str]:
 def _row(t: TrialResult, metric: str, pareto: set[int]) -> str:
     star = " ★" if t.number in pareto else ""
     parent = "-" if t.parent is None else str(t.parent)
+    operation = (t.operation or "-") + (" (cut at the deadline)" if t.cut else "")
     return (
-        f"| {t.number}{star} | {t.role} | `{t.architecture}` | {t.operation or '-'} | {parent} | "
+        f"| {t.number}{star} | {t.role} | `{t.architecture}` | {operation} | {parent} | "
         f"{t.params or 0:,} | {_f(t.value)} | {_f(t.test.get(metric))} | {_signed(t.gain)} | {_f(t.seconds, 1)} |"
     )
 
@@ -353,10 +365,15 @@ def render_markdown(d: ReportData, plots: Mapping[str, str]) -> str:
         lines += ["", "### Baselines (from scratch)", "", *head]
         lines += [_row(t, d.metric, pareto) for t in baselines]
     plot_text = {
-        "curves": "Learning curves: warm-started trials (coloured, dashed when pruned) against the baselines (black).",
+        "lineage": "How the networks grew and shrank: size against wall time, one point per "
+        "finished network (its marker the step that made it, its colour its validation value), "
+        "a grey edge to the network it started from, the best lineage in red with its steps.",
+        "params": f"Validation {d.metric} against parameter count: the Pareto front (red steps), "
+        "the baselines, the seed and the pick (`export --trial best`, circled).",
+        "curves": "Learning curves of the best lineage, its steps end to end over the epochs "
+        "behind the network, against the baselines trained from scratch (black).",
         "progress": "Best value so far, over trials and over wall time.",
-        "params": f"Validation {d.metric} against parameter count; the Pareto front is the red step line.",
-        "widths": "Layer widths over the epochs of compress trials.",
+        "widths": "Layer widths along the best lineage (per epoch inside a compress step).",
     }
     if plots:
         lines += ["", "## Plots", ""]

@@ -117,3 +117,86 @@ def test_dashboard_needs_a_study(tmp_path: Path, capsys: pytest.CaptureFixture[s
     capsys.readouterr()
     assert main(["dashboard", "--storage", f"sqlite:///{tmp_path / 'none.db'}"]) == 2
     assert "no study storage" in capsys.readouterr().err
+
+
+def test_the_lineage_figures_reach_the_dashboard(study_config: Path, tmp_path: Path) -> None:
+    """`autosize report` stores the lineage and size figures with the study; the dashboard
+    serves them as plotly graph objects beside Optuna's own plots."""
+    pytest.importorskip("plotly")
+    from autosize.report_dashboard import FIGURE_IDS
+
+    assert main(["report", str(study_config), "--out", str(tmp_path / "r")]) == 0
+    config = load_config(study_config)
+    server = make_server(config.storage, artifacts=config.artifacts, host="127.0.0.1", port=0)
+    port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+    thread.start()
+    try:
+        study_id = get_json(port, "/api/studies")["study_summaries"][0]["study_id"]
+        graphs = get_json(port, f"/api/studies/{study_id}")["plotly_graph_objects"]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    by_id = {g["id"]: json.loads(g["graph_object"]) for g in graphs}
+    assert set(FIGURE_IDS) <= set(by_id)
+    lineage = by_id["autosize-lineage"]
+    names = {trace.get("name") for trace in lineage["data"]}
+    assert "seed network" in names and "step from its parent" in names
+    assert any(str(n).endswith("(1)") for n in names)  # its one warm-started step
+    assert "lineage" in lineage["layout"]["title"]["text"]
+    assert lineage["layout"]["yaxis"]["type"] == "log"
+    size = by_id["autosize-size-vs-quality"]
+    assert any(str(t.get("name", "")).startswith("the pick: trial") for t in size["data"])
+
+
+def _chromium() -> str | None:
+    import shutil
+
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        if path := shutil.which(name):
+            return path
+    return None
+
+
+def test_the_lineage_figure_renders_in_a_headless_browser(
+    study_config: Path, tmp_path: Path
+) -> None:
+    """The study's page in a real browser (headless Chromium) draws the lineage figure: the
+    DOM it renders holds the plot's title, and a screenshot is kept beside it."""
+    import os
+
+    pytest.importorskip("plotly")
+    browser = _chromium()
+    if browser is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI: no Chromium for the browser test (apt-get install chromium)")
+        pytest.skip("no Chromium here (apt-get install chromium)")
+    assert main(["report", str(study_config), "--out", str(tmp_path / "r")]) == 0
+    config = load_config(study_config)
+    server = make_server(config.storage, artifacts=config.artifacts, host="127.0.0.1", port=0)
+    port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+    thread.start()
+    try:
+        study_id = get_json(port, "/api/studies")["study_summaries"][0]["study_id"]
+        url = f"http://127.0.0.1:{port}/dashboard/studies/{study_id}"
+        flags = [
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,2400",
+            "--virtual-time-budget=20000",
+        ]  # fmt: skip
+        dom = subprocess.run(
+            [browser, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=180
+        ).stdout
+        shot = tmp_path / "dashboard.png"
+        subprocess.run(
+            [browser, *flags, f"--screenshot={shot}", url], capture_output=True, timeout=180
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    assert 'id="user-defined-plot:autosize-lineage"' in dom, dom[-2000:]
+    assert "how the networks grew" in dom  # plotly drew the figure, title and all
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000

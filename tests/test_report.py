@@ -34,10 +34,11 @@ def test_report_cli_writes_markdown_and_plots(study_config: Path, tmp_path: Path
     out = tmp_path / "reports" / "tiny"
     assert main(["report", str(study_config), "--out", f"{out}/"]) == 0
     text = (out / "report.md").read_text()
-    for name in ("curves", "progress", "params", "widths"):
+    for name in ("lineage", "params", "curves", "progress", "widths"):
         png = out / f"{name}.png"
         assert png.read_bytes()[:8] == PNG, name
         assert f"]({name}.png)" in text
+    assert text.index("](lineage.png)") < text.index("](params.png)")  # the lineage first
     assert f"`autosize report {study_config} --out {out}/`" in text
 
     config = load_config(study_config)
@@ -101,3 +102,151 @@ def test_report_of_a_study_without_trials(tmp_path: Path) -> None:
     assert "no comparison" in render_markdown(data, {})
     files = write_report(data, tmp_path / "r")
     assert (tmp_path / "r" / "report.md") in files
+
+
+# --------------------------------------------------------------------------- figures
+
+FIGURES = ("lineage", "params", "curves", "progress", "widths")
+
+
+def _points(ax: object) -> list[tuple[float, float]]:
+    """Every data point an axes draws (lines in data coordinates, scatter offsets)."""
+    import math
+
+    out: list[tuple[float, float]] = []
+    for line in ax.get_lines():  # type: ignore[attr-defined]
+        if line.get_transform() != ax.transData:  # type: ignore[attr-defined]
+            continue  # axhline / axvline: drawn across the axes
+        out += list(zip(line.get_xdata(), line.get_ydata(), strict=True))
+    for coll in ax.collections:  # type: ignore[attr-defined]
+        out += [tuple(p) for p in coll.get_offsets()]
+    return [(float(x), float(y)) for x, y in out if math.isfinite(x) and math.isfinite(y)]
+
+
+def _draw(data: object, name: str) -> list[object]:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    from autosize import report_plots as rp
+
+    fig, axes = plt.subplots(1, 2 if name == "progress" else 1)
+    draw = {
+        "lineage": rp.plot_lineage, "params": rp.plot_params, "curves": rp.plot_curves,
+        "progress": rp.plot_progress, "widths": rp.plot_widths,
+    }[name]  # fmt: skip
+    draw(data, axes)  # type: ignore[arg-type]
+    fig.canvas.draw()
+    return list(axes) if name == "progress" else [axes]
+
+
+def _check_figure(axes: list[object]) -> None:
+    for ax in axes:
+        assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()  # type: ignore[attr-defined]
+        assert ax.get_legend() is not None  # type: ignore[attr-defined]
+        (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()  # type: ignore[attr-defined]
+        points = _points(ax)
+        assert points
+        for x, y in points:
+            assert x0 <= x <= x1 and y0 <= y <= y1, (ax.get_title(), x, y)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_a_study_figure_is_labelled_with_every_point_inside(study_config: Path, name: str) -> None:
+    config = load_config(study_config)
+    study = optuna.load_study(study_name=config.name, storage=config.storage)
+    _check_figure(_draw(build_report(study, command="c", storage=config.storage), name))
+
+
+def _lineage_data(tmp_path: Path, *, maximize: bool) -> object:
+    """A study's report data with a lineage of three steps from the seed (and a side branch)."""
+    from dataclasses import replace
+    from datetime import datetime, timedelta
+
+    from autosize.report import SeedSummary
+
+    start = datetime(2026, 1, 1)
+    rows = [  # number, parent, value, params, architecture, operation, op_kind, widths
+        (0, "seed", 0.80, 1_000, "fc8-fc8", "widen(L0:8->16)", "widen", ()),
+        (
+            1,
+            0,
+            0.85,
+            600,
+            "fc12-fc8",
+            "compress(lam=0.01, decay=1)",
+            "compress",
+            ((16, 8), (12, 8)),
+        ),
+        (2, "seed", 0.82, 900, "fc8-fc8", "train on", "train on", ()),
+        (3, 1, 0.90, 900, "fc12-fc8-fc8", "deepen(after L1)", "deepen", ()),
+    ]
+    if not maximize:
+        rows = [(n, p, 1.0 - v, *rest) for n, p, v, *rest in rows]
+    trials = [
+        TrialResult(
+            number=n,
+            role="warmstart",
+            state="complete",
+            value=v,
+            params=size,
+            architecture=arch,
+            operation=op,
+            parent=parent,
+            test_metric=None,
+            gain=None,
+            seconds=1.0,
+            op_kind=kind,
+            curve=(v - 0.02, v - 0.01, v),
+            widths=widths,
+            started=start + timedelta(seconds=10 * n),
+            completed=start + timedelta(seconds=10 * n + 8),
+        )
+        for n, parent, v, size, arch, op, kind, widths in rows
+    ]
+    base = TrialResult(
+        number=4, role="baseline", state="complete", value=0.5, params=1_000,
+        architecture="fc8-fc8", operation="", parent=None, test_metric=None, gain=None,
+        seconds=1.0, curve=(0.3, 0.5, 0.5) if maximize else (0.7, 0.5, 0.5), started=start,
+        completed=start + timedelta(seconds=5),
+    )  # fmt: skip
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'e.db'}", study_name="e")
+    data = build_report(study, command="c", storage="sqlite:///e")
+    value = 0.7 if maximize else 0.3
+    seed = SeedSummary(architecture="fc8-fc8", params=1_000, epochs=4, seconds=2.0,
+                       val={"accuracy" if maximize else "rmse": value})  # fmt: skip
+    return replace(
+        data, trials=(*trials, base), maximize=maximize, seed=seed,
+        metric="accuracy" if maximize else "rmse",
+        pareto=tuple(t.number for t in pareto_front([*trials, base], maximize=maximize)),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("maximize", [True, False])
+def test_the_best_lineage_and_its_figures(tmp_path: Path, maximize: bool) -> None:
+    from autosize import report_lineage as lineage
+
+    data = _lineage_data(tmp_path, maximize=maximize)
+    assert [t.number for t in lineage.best_lineage(data)] == [0, 1, 3]  # type: ignore[arg-type]
+    assert lineage.pick(data).number == 3  # type: ignore[arg-type, union-attr]
+    for name in FIGURES:
+        _check_figure(_draw(data, name))
+    files = write_report(data, tmp_path / "r")  # type: ignore[arg-type]
+    assert [f.name for f in files] == ["report.md", *(f"{n}.png" for n in FIGURES)]
+
+
+def test_lineage_helpers() -> None:
+    from autosize import report_lineage as lineage
+
+    assert lineage.layer_widths("plr6x16-conv16-conv32-fc128") == (16, 32, 128)
+    assert lineage.layer_widths("linear") == ()
+    t = _result(5, 1.0, 10)
+    assert lineage.operation_name(t) == "other"
+    from dataclasses import replace
+
+    both = replace(t, op_kind="widen+compress", operation="widen(all x2.00) + compress(lam=0.1)")
+    assert lineage.operation_name(both) == "compress"
+    assert lineage.short_operation(both) == "widen+compress"
+    loop = {1: replace(t, number=1, parent=2), 2: replace(t, number=2, parent=1)}
+    assert [x.number for x in lineage.ancestry(loop[1], loop)] == [2, 1]  # a cycle ends

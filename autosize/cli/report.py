@@ -44,6 +44,7 @@ def command_line(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     from autosize.export import ARCHITECTURE_FILE
     from autosize.report import build_report, write_report
+    from autosize.report_dashboard import save_figures
 
     check_out_folder(args.out)
     if (args.out / ARCHITECTURE_FILE).exists():
@@ -54,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     target = open_target(args)
     data = build_report(target.study, command=command_line(args), storage=target.storage)
     files = write_report(data, args.out)
+    saved = save_figures(target.study, data)  # the same figures in optuna-dashboard
     h = data.headline
     print(f"report of study {data.study!r}: {len(data.complete)} completed trials")
     if h.warm is not None and h.baseline is not None:
@@ -63,4 +65,6 @@ def run(args: argparse.Namespace) -> int:
         )
     for f in files:
         print(f"  {f}")
+    if saved:
+        print(f"  optuna-dashboard: {', '.join(saved)} stored with the study")
     return 0

@@ -43,6 +43,7 @@ class TrialResult:
     completed: datetime | None = None
     fail_reason: str | None = None
     pruned_at: int | None = None
+    cut: bool = False  # stopped by the study's wall budget before its own
 
     @property
     def checked_value(self) -> float:
@@ -99,6 +100,7 @@ class TrialResult:
             # Failed by the heartbeat (or by an error autosize did not catch): no reason written.
             else WORKER_STOPPED,
             pruned_at=rec.pruned_at,
+            cut=rec.cut,
         )
 
 
