@@ -379,3 +379,94 @@ def test_sigterm_to_the_parent_of_workers_ends_them_too(tmp_path: Path) -> None:
     # An interrupt that lands while Optuna creates a trial, before its objective's try, leaves
     # that trial RUNNING: the heartbeat fails it when the study next starts (not counted).
     assert len(stopped) + len(study.get_trials(states=(TrialState.RUNNING,))) >= 2
+
+
+def test_version_and_output_flags_after_the_subcommand(tmp_path: Path) -> None:
+    import autosize
+
+    with pytest.raises(SystemExit) as info:
+        run_main("--version")
+    assert info.value.code == 0
+    proc = subprocess.run(
+        [str(BIN / "autosize"), "--version"], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == f"autosize {autosize.__version__}"
+    # -q after the subcommand: the final summary only, no trial lines, no Optuna lines
+    config = tiny_config(tmp_path / "q", n_trials=2)
+    rc, out, err = run_main("run", str(config), "-q")
+    assert rc == 0, err
+    assert not any(line.startswith("trial ") for line in out.splitlines())
+    assert "best warm-started" in out and "chosen from" not in out
+    assert "Trial " not in err and "ExperimentalWarning" not in err
+    # -v after the subcommand is the same as before it
+    config = tiny_config(tmp_path / "v", n_trials=1)
+    rc, out, _ = run_main("run", str(config), "-v")
+    assert rc == 0 and any(line.startswith("trial ") for line in out.splitlines())
+    from autosize.cli import build_parser
+
+    parser = build_parser()
+    for argv in (["-v", "data", "list"], ["data", "-v", "list"], ["data", "list", "-v"]):
+        assert parser.parse_args(argv).verbose is True, argv
+    assert parser.parse_args(["data", "list"]).verbose is False
+
+
+def test_run_data_errors_name_the_file_and_a_resume_names_the_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 3))
+    pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "y": x.sum(axis=1)}).to_csv(
+        tmp_path / "rows.csv", index=False
+    )
+    monkeypatch.chdir(tmp_path)  # the state goes to ./.state/
+    data = str(tmp_path / "rows.csv")
+    rc, _, err = run_main("run", "--data", data, "--target", "nope", "--timeout", "4")
+    assert rc == 2 and err.startswith(f"autosize: error: {data}: no column 'nope'")
+    assert "rows.toml" not in err and err.count("\n") == 1
+    rc, _, err = run_main("run", "--data", data, "--target", "y", "--timeout", "4")
+    assert rc == 0, err
+    rc, _, err = run_main("run", "--data", data, "--target", "y", "--timeout", "8")
+    assert rc == 2 and "resume it with --timeout 4" in err and "--study-name" in err
+    assert "rows.toml" not in err and "[train]" not in err
+
+
+def test_the_progress_line_shows_time_left_trials_and_the_best(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+    import time
+
+    from autosize.cli._progress import Progress
+    from autosize.search.results import TrialResult
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    term = Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    progress = Progress(name="s", timeout=100.0, n_trials=None, started=time.time() - 30)
+    progress.maximize = False
+    progress.phase("the seed fc8 and the baselines")
+    for number, value in ((3, 0.5), (4, 0.7)):
+        result = TrialResult(
+            number=number, role="warmstart", state="complete", value=value, params=10,
+            architecture=f"fc{number}", operation="train on", parent="seed",
+            test_metric=None, gain=None, seconds=1.0,
+        )  # fmt: skip
+        progress.trial(result)
+    progress.close()
+    drawn = term.getvalue()
+    assert "the seed fc8" in drawn and "s left" in drawn
+    assert "2 trials, best 0.5000 fc3 (trial 3)" in drawn  # lower is better here
+    printed = capsys.readouterr().out
+    assert printed.count("trial    3") == 1 and printed.count("trial    4") == 1
+    quiet = Progress(name="s", timeout=100.0, n_trials=None, started=time.time(), quiet=True)
+    quiet.trial(TrialResult(number=5, role="warmstart", state="complete", value=1.0, params=1,
+                            architecture="fc1", operation="", parent="seed", test_metric=None,
+                            gain=None, seconds=1.0))  # fmt: skip
+    quiet.close()
+    assert "trial    5" not in capsys.readouterr().out

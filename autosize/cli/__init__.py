@@ -40,18 +40,62 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+# Commands that import Optuna anyway: its own log lines follow autosize's level there.
+_OPTUNA_COMMANDS = ("run", "export", "report", "dashboard", "train")
+
+
+def _output_flags(parser: argparse.ArgumentParser, *, default: object) -> None:
+    """-v, -q and --debug; on the subcommands with a suppressed default, so that
+    ``autosize run -v`` and ``autosize -v run`` mean the same."""
+    parser.add_argument(
+        "--debug", action="store_true", default=default, help="show tracebacks and debug logs"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", default=default,
+        help="log progress (INFO), Optuna's own lines and warnings included",
+    )  # fmt: skip
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", default=default,
+        help="only errors and the final summary",
+    )  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from autosize import __version__
+
     parser = _Parser(
         prog="autosize",
         description="Find the right size for a neural network with Optuna.",
     )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only errors")
+    parser.add_argument("--version", action="version", version=f"autosize {__version__}")
+    _output_flags(parser, default=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"autosize.cli.{name}").register(sub)
+    commands = list(sub.choices.values())
+    while commands:  # the subcommands, and theirs (`autosize data list -v`)
+        command = commands.pop()
+        _output_flags(command, default=argparse.SUPPRESS)
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                commands.extend(action.choices.values())
     return parser
+
+
+def _quiet_optuna(args: argparse.Namespace, level: int) -> None:
+    """Optuna's INFO lines ("Trial 3 finished ...") and its known warnings (experimental
+    features autosize uses on purpose: heartbeats, the journal storage) only with -v."""
+    import warnings
+
+    if args.verbose or args.debug:
+        return
+    warnings.filterwarnings("ignore", message=".*is experimental.*")
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
+    if args.command in _OPTUNA_COMMANDS:
+        import optuna
+
+        optuna.logging.set_verbosity(max(level, logging.WARNING))
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -67,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else logging.WARNING
     )
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    _quiet_optuna(args, level)
     try:
         return int(args.func(args) or 0)
     except AutosizeError as exc:

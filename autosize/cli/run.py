@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from autosize import interrupts
 from autosize.cli._common import cohort_size, positive_float, positive_int
-from autosize.errors import ConfigError
+from autosize.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
+    import optuna
+
     from autosize.search.config import StudyConfig
 
 
@@ -79,13 +82,36 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.data is None:
+        return _run(args)
+    # Without a config the study's messages name the data file and the flags, not the
+    # config file that --data stands for (it does not exist).
+    stands_for = str(_stand_in(args.data))
+    try:
+        return _run(args)
+    except (ConfigError, DataError) as exc:
+        # the data layer names the file itself; anything else is about --data FILE
+        text = str(exc).replace(f"{stands_for}: data: ", "")
+        text = text.replace(f"{stands_for}: ", f"--data {args.data}: ")
+        text = text.replace(" (or the same study.timeout in the config)", "")
+        raise type(exc)(text.replace("study.timeout", "--timeout")) from None
+
+
+def _stand_in(data: Path) -> Path:
+    """The config file ``--data FILE`` stands for: ``<stem>.toml`` in the current folder
+    (its state goes to ./.state/)."""
+    return Path.cwd() / f"{data.stem}.toml"
+
+
+def _run(args: argparse.Namespace) -> int:
     import optuna
     from tqdm import tqdm
 
+    from autosize.cli._progress import Progress
     from autosize.search import best_of, run_study, trial_results
     from autosize.search.clock import process_start
     from autosize.search.prepare import Prepared
-    from autosize.search.results import TrialResult, maximizing
+    from autosize.search.results import maximizing
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # SIGTERM (a scheduler, `kill`) ends the running trial like Ctrl-C: FAIL, "interrupted";
@@ -108,41 +134,40 @@ def run(args: argparse.Namespace) -> int:
     }
     config = _config(args, overrides)
     chosen: list[Prepared] = []
+    started = process_start()
+    progress = Progress(
+        name=config.name,
+        timeout=config.timeout,
+        n_trials=config.n_trials,
+        started=started,
+        quiet=args.quiet,
+    )
 
     def on_prepared(p: Prepared) -> None:
         chosen.append(p)
-        if p.chosen:
-            print("chosen from the data (write them into a config to change them):")
-            for line in p.chosen:
-                print(f"  {line}")
-        print(f"data: {p.bundle.summary()}", flush=True)
-
-    bar = tqdm(
-        total=config.n_trials,
-        desc=config.name,
-        unit="trial",
-        file=sys.stderr,
-        disable=None,
-        leave=False,
-    )
-
-    def on_trial(result: TrialResult) -> None:
-        tqdm.write(result.line())
-        if result.role == "warmstart":
-            bar.update(1)
+        progress.maximize = p.maximize
+        if not args.quiet:
+            if p.chosen:
+                tqdm.write("chosen from the data (write them into a config to change them):")
+                for line in p.chosen:
+                    tqdm.write(f"  {line}")
+            tqdm.write(f"data: {p.bundle.summary()}")
+            sys.stdout.flush()
+        progress.phase(f"the seed {p.seed_spec.summary()} and the baselines")
 
     try:
         study = run_study(
             config,
             workers=args.workers,
             timeout=args.timeout,
-            started=process_start(),
-            on_trial=on_trial,
+            started=started,
+            on_trial=progress.trial,
             on_prepared=on_prepared,
         )
     finally:
-        bar.close()
+        progress.close()
     config = chosen[0].config if chosen else config
+    _save_figures(study, config)
     results = trial_results(study)
     maximize = maximizing(study)
     warm, base = (
@@ -162,6 +187,21 @@ def run(args: argparse.Namespace) -> int:
             )
     print(f"  inspect: optuna trials --study-name {study.study_name} --storage {config.storage}")
     return 0
+
+
+def _save_figures(study: optuna.Study, config: StudyConfig) -> None:
+    """The lineage and size figures, stored with the study for optuna-dashboard; a figure
+    that cannot be drawn is said in one line and never fails the run."""
+    from autosize.report import build_report
+    from autosize.report_dashboard import save_figures
+
+    try:
+        data = build_report(
+            study, command="autosize run", storage=config.storage, importances=False
+        )
+        save_figures(study, data)
+    except Exception as exc:  # the study is done and stored; a figure is not worth an error
+        logging.getLogger(__name__).warning("no dashboard figures: %s: %s", type(exc).__name__, exc)
 
 
 def _config(args: argparse.Namespace, overrides: dict[str, object]) -> StudyConfig:
@@ -191,4 +231,4 @@ def _config(args: argparse.Namespace, overrides: dict[str, object]) -> StudyConf
     if args.timeout is not None:
         study["timeout"] = args.timeout
     raw = {"study": study, "data": data}
-    return config_from_dict(raw, Path.cwd() / f"{args.data.stem}.toml", overrides=overrides)
+    return config_from_dict(raw, _stand_in(args.data), overrides=overrides)

@@ -155,6 +155,8 @@ def _study_record(p: Prepared) -> dict[str, object]:
         "direction": config.direction,
         "trial_budget": config.train.record(),
         "artifacts": str(config.artifacts),
+        # the wall budget the chosen step seconds follow (not part of the identity)
+        "timeout": config.timeout,
     }
 
 
@@ -165,10 +167,28 @@ def _check_same_study(p: Prepared, existing: object, meta: dict[str, object]) ->
     for key, where in _IDENTITY.items():
         before, now = existing.get(key), json.loads(json.dumps(meta[key]))
         if key in existing and before != now:
+            if key == "trial_budget" and any(line.startswith("[train]") for line in p.chosen):
+                _refuse_another_budget(p, existing.get("timeout"))
             raise ConfigError(
                 f"{p.config.path}: {where} differs from what study {p.config.name!r} was started "
                 f"with ({before!r} then, {now!r} now); restore it or set a new study.name"
             )
+
+
+def _refuse_another_budget(p: Prepared, then: object) -> None:
+    """A study whose step seconds were chosen from its wall budget resumed with another."""
+    again = (
+        f"resume it with --timeout {then:g}"
+        if isinstance(then, int | float)
+        else "resume it with the --timeout it was started with"
+    )
+    now = "no timeout" if p.config.timeout is None else f"--timeout {p.config.timeout:g}"
+    raise ConfigError(
+        f"{p.config.path}: study {p.config.name!r} was started with another wall budget, and "
+        f"the seconds of each step were chosen from it ({now} now); {again} (or the same "
+        "study.timeout in the config), "
+        "or start a new study with --study-name NAME"
+    )
 
 
 def run_study(
