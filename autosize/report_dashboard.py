@@ -48,33 +48,19 @@ def lineage_figure(d: ReportData) -> Any:
     coloured by validation value, the best lineage in red (as ``lineage.png``)."""
     import plotly.graph_objects as go
 
-    secs = lineage.wall_seconds(d.trials)
-    done = [t for t in d.complete if t.params and t.number in secs]
-    at = {t.number: (secs[t.number], float(t.checked_params)) for t in done}
-    seed = (0.0, float(d.seed.params)) if d.seed is not None and d.seed.params else None
+    lay = lineage.layout(d)
+    done, at, seed = lay.done, lay.at, lay.seed
     fig = go.Figure()
-    ex: list[float | None] = []
-    ey: list[float | None] = []
-    for t in done:
-        if t.role != "warmstart":
-            continue
-        src = (
-            seed if t.parent == "seed" else at.get(t.parent) if isinstance(t.parent, int) else None
-        )
-        if src is not None:
-            ex += [src[0], at[t.number][0], None]
-            ey += [src[1], at[t.number][1], None]
+    ex = [x for src, dst in lay.edges for x in (src[0], dst[0], None)]
+    ey = [y for src, dst in lay.edges for y in (src[1], dst[1], None)]
     fig.add_trace(go.Scatter(x=ex, y=ey, mode="lines", name="step from its parent",
                              line={"color": "lightgray", "width": 1}, hoverinfo="skip"))  # fmt: skip
-    best = [t for t in lineage.best_lineage(d) if t.number in at]
-    if best:
-        path = ([seed] if seed is not None and best[0].parent == "seed" else []) + [
-            at[t.number] for t in best
-        ]
+    if lay.path:
         fig.add_trace(go.Scatter(
-            x=[x for x, _ in path], y=[y for _, y in path], mode="lines+text", name="best lineage",
-            line={"color": "red", "width": 3}, hoverinfo="skip",
-            text=([""] if len(path) > len(best) else []) + [lineage.short_operation(t) for t in best],
+            x=[x for x, _ in lay.path], y=[y for _, y in lay.path], mode="lines+text",
+            name="best lineage", line={"color": "red", "width": 3}, hoverinfo="skip",
+            text=[""] * (len(lay.path) - len(lay.best))
+            + [lineage.short_operation(t) for t in lay.best],
             textposition="top center",
         ))  # fmt: skip
     label = f"validation {d.metric}"

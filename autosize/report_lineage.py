@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -17,9 +18,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OPERATIONS",
+    "Layout",
     "ancestry",
     "best_lineage",
     "layer_widths",
+    "layout",
     "operation_name",
     "pick",
     "short_operation",
@@ -95,3 +98,42 @@ def layer_widths(architecture: str) -> tuple[int, ...]:
         if m := _LAYER.match(part.strip()):
             out.append(int(m.group(1)))
     return tuple(out)
+
+
+Point = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the lineage figure (PNG and dashboard alike) puts things: every finished
+    network at (seconds after the first trial started, parameters), the seed at 0, an edge
+    from each warm-started step to its parent, and the best lineage's path."""
+
+    done: tuple[TrialResult, ...]
+    at: Mapping[int, Point]
+    seed: Point | None
+    edges: tuple[tuple[Point, Point], ...]
+    best: tuple[TrialResult, ...]  # its steps with a point, first after the seed
+    path: tuple[Point, ...]  # the seed (when the lineage starts there), then those steps
+
+
+def layout(d: ReportData) -> Layout:
+    secs = wall_seconds(d.trials)
+    done = tuple(t for t in d.complete if t.params and t.number in secs)
+    at = {t.number: (secs[t.number], float(t.checked_params)) for t in done}
+    seed = (0.0, float(d.seed.params)) if d.seed is not None and d.seed.params else None
+
+    def parent_of(t: TrialResult) -> Point | None:
+        if t.parent == "seed":
+            return seed
+        return at.get(t.parent) if isinstance(t.parent, int) else None
+
+    edges = tuple(
+        (src, at[t.number])
+        for t in done
+        if t.role == "warmstart" and (src := parent_of(t)) is not None
+    )
+    best = tuple(t for t in best_lineage(d) if t.number in at)
+    start = (seed,) if best and seed is not None and best[0].parent == "seed" else ()
+    path = (*start, *(at[t.number] for t in best))
+    return Layout(done=done, at=at, seed=seed, edges=edges, best=best, path=path)

@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from autosize.report import ReportData
-    from autosize.search.results import TrialResult
 
 __all__ = [
     "plot_curves",
@@ -48,26 +47,25 @@ def _shown(d: ReportData, v: float) -> float:
     return 1.0 - v if d.maximize else v
 
 
-def _value_axis(ax: Axes, d: ReportData, shown: Sequence[float], *, axis: str = "y") -> None:
-    """Label the value axis and scale it so every point drawn is inside it: log where the
+def _value_label(d: ReportData) -> str:
+    return f"validation error (1 - {d.metric})" if d.maximize else f"validation {d.metric}"
+
+
+def _value_axis(ax: Axes, d: ReportData, shown: Sequence[float]) -> None:
+    """Label the y axis and scale it so every point drawn is inside it: log where the
     values are positive, symmetric log (linear near zero) where an error reaches 0."""
     vals = _finite_values(shown)
-    label = f"validation error (1 - {d.metric})" if d.maximize else f"validation {d.metric}"
-    set_scale = ax.set_yscale if axis == "y" else ax.set_xscale
+    label = _value_label(d)
     if vals and min(vals) > 0:
-        set_scale("log")
+        ax.set_yscale("log")
         label += ", log scale"
     elif vals and min(vals) >= 0 and max(vals) > 0:
-        positive = [v for v in vals if v > 0]
-        set_scale("symlog", linthresh=min(positive) / 2)
+        ax.set_yscale("symlog", linthresh=min(v for v in vals if v > 0) / 2)
         label += ", log scale (linear near 0)"
-    (ax.set_ylabel if axis == "y" else ax.set_xlabel)(label)
-    if vals:  # every point inside the limits, with a margin
-        lo, hi = min(vals), max(vals)
-        get = ax.get_ylim if axis == "y" else ax.get_xlim
-        set_ = ax.set_ylim if axis == "y" else ax.set_xlim
-        a, b = get()
-        set_(min(a, lo), max(b, hi))
+    ax.set_ylabel(label)
+    if vals:  # every point inside the limits
+        low, high = ax.get_ylim()
+        ax.set_ylim(min(low, min(vals)), max(high, max(vals)))
 
 
 def plot_lineage(d: ReportData, ax: Axes) -> None:
@@ -77,28 +75,14 @@ def plot_lineage(d: ReportData, ax: Axes) -> None:
     from matplotlib.colors import LogNorm, Normalize
     from matplotlib.lines import Line2D
 
-    secs = lineage.wall_seconds(d.trials)
-    done = [t for t in d.complete if t.params and t.number in secs]
-    at = {t.number: (secs[t.number], float(t.checked_params)) for t in done}
-    seed = (0.0, float(d.seed.params)) if d.seed is not None and d.seed.params else None
-
-    def parent_of(t: TrialResult) -> tuple[float, float] | None:
-        if t.parent == "seed":
-            return seed
-        return at.get(t.parent) if isinstance(t.parent, int) else None
-
-    for t in done:
-        src = parent_of(t) if t.role == "warmstart" else None
-        if src is not None:
-            ax.plot([src[0], at[t.number][0]], [src[1], at[t.number][1]], color="0.8", lw=0.7,
-                    zorder=1)  # fmt: skip
-    best = [t for t in lineage.best_lineage(d) if t.number in at]
-    if best:
-        path = ([seed] if seed is not None and best[0].parent == "seed" else []) + [
-            at[t.number] for t in best
-        ]
-        ax.plot([x for x, _ in path], [y for _, y in path], color="tab:red", lw=2.2, zorder=2)
-        for t in best:
+    lay = lineage.layout(d)
+    done, at, seed = lay.done, lay.at, lay.seed
+    for src, dst in lay.edges:
+        ax.plot([src[0], dst[0]], [src[1], dst[1]], color="0.8", lw=0.7, zorder=1)
+    if lay.path:
+        ax.plot([x for x, _ in lay.path], [y for _, y in lay.path], color="tab:red", lw=2.2,
+                zorder=2)  # fmt: skip
+        for t in lay.best:
             ax.annotate(lineage.short_operation(t), at[t.number], textcoords="offset points",
                         xytext=(4, 5), fontsize=7, color="tab:red")  # fmt: skip
     shown = [_shown(d, t.checked_value) for t in done]
@@ -134,9 +118,7 @@ def plot_lineage(d: ReportData, ax: Axes) -> None:
     handles.append(Line2D([], [], color="0.8", lw=0.7, label="step from its parent"))
     if done:
         bar = ax.figure.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax)
-        bar.set_label(
-            f"validation error (1 - {d.metric})" if d.maximize else f"validation {d.metric}"
-        )
+        bar.set_label(_value_label(d))
     ax.set_yscale("log")
     ax.set_xlabel("wall time since the first trial started (s)")
     ax.set_ylabel("parameters (log scale)")

@@ -47,7 +47,8 @@ def summarise(trials: list[Any], maximize: bool) -> dict[str, object]:
     """The ranking figures of one study's trials (FrozenTrials), see the module docstring."""
     from autosize.search import record
 
-    warm = [(t, record.read(t)) for t in trials if record.read(t).is_warmstart]
+    read = [(t, record.read(t)) for t in trials]
+    warm = [(t, r) for t, r in read if r.is_warmstart]
     done = [(t, r) for t, r in warm if t.state.name == "COMPLETE" and t.values]
     values = collections.Counter(round(float(t.values[0]), 6) for t, _ in done)
     # the same step: same parent, same operation and the same searched lr (if any)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -17,6 +19,7 @@ import pytest
 from autosize.cli import main
 from autosize.cli.dashboard import make_server
 from autosize.search import load_config, run_study
+from autosize.search.config import StudyConfig
 from studies import tiny_config
 
 pytest.importorskip("optuna_dashboard")
@@ -44,6 +47,22 @@ def get_json(port: int, path: str) -> dict:
         return json.loads(response.read())
 
 
+@contextlib.contextmanager
+def serving(config: StudyConfig) -> Iterator[int]:
+    """The study's dashboard (autosize's own server) on a free loopback port, while inside;
+    stopped and its thread joined after."""
+    server = make_server(config.storage, artifacts=config.artifacts, host="127.0.0.1", port=0)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -52,11 +71,7 @@ def free_port() -> int:
 
 def test_dashboard_serves_trials_notes_and_artifacts(study_config: Path) -> None:
     config = load_config(study_config)
-    server = make_server(config.storage, artifacts=config.artifacts, host="127.0.0.1", port=0)
-    port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
-    thread.start()
-    try:
+    with serving(config) as port:
         studies = get_json(port, "/api/studies")["study_summaries"]
         assert [s["study_name"] for s in studies] == ["tiny"]
         detail = get_json(port, f"/api/studies/{studies[0]['study_id']}")
@@ -73,11 +88,6 @@ def test_dashboard_serves_trials_notes_and_artifacts(study_config: Path) -> None
             url = f"http://127.0.0.1:{port}/artifacts/{studies[0]['study_id']}/{t['trial_id']}/{artifact}"
             with urllib.request.urlopen(url, timeout=10) as response:
                 assert len(response.read()) > 100
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-    assert not thread.is_alive()
 
 
 def test_dashboard_cli_subprocess(study_config: Path) -> None:
@@ -127,17 +137,9 @@ def test_the_lineage_figures_reach_the_dashboard(study_config: Path, tmp_path: P
 
     assert main(["report", str(study_config), "--out", str(tmp_path / "r")]) == 0
     config = load_config(study_config)
-    server = make_server(config.storage, artifacts=config.artifacts, host="127.0.0.1", port=0)
-    port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
-    thread.start()
-    try:
+    with serving(config) as port:
         study_id = get_json(port, "/api/studies")["study_summaries"][0]["study_id"]
         graphs = get_json(port, f"/api/studies/{study_id}")["plotly_graph_objects"]
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
     by_id = {g["id"]: json.loads(g["graph_object"]) for g in graphs}
     assert set(FIGURE_IDS) <= set(by_id)
     lineage = by_id["autosize-lineage"]
@@ -174,11 +176,7 @@ def test_the_lineage_figure_renders_in_a_headless_browser(
         pytest.skip("no Chromium here (apt-get install chromium)")
     assert main(["report", str(study_config), "--out", str(tmp_path / "r")]) == 0
     config = load_config(study_config)
-    server = make_server(config.storage, artifacts=config.artifacts, host="127.0.0.1", port=0)
-    port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
-    thread.start()
-    try:
+    with serving(config) as port:
         study_id = get_json(port, "/api/studies")["study_summaries"][0]["study_id"]
         url = f"http://127.0.0.1:{port}/dashboard/studies/{study_id}"
         flags = [
@@ -193,10 +191,6 @@ def test_the_lineage_figure_renders_in_a_headless_browser(
         subprocess.run(
             [browser, *flags, f"--screenshot={shot}", url], capture_output=True, timeout=180
         )
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
     assert 'id="user-defined-plot:autosize-lineage"' in dom, dom[-2000:]
     assert "how the networks grew" in dom  # plotly drew the figure, title and all
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000

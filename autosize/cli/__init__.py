@@ -41,7 +41,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 # Commands that import Optuna anyway: its own log lines follow autosize's level there.
-_OPTUNA_COMMANDS = ("run", "export", "report", "dashboard", "train")
+_OPTUNA_COMMANDS = ("run", "export", "report", "dashboard")
 
 
 def _output_flags(parser: argparse.ArgumentParser, *, default: object) -> None:
@@ -84,18 +84,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _quiet_optuna(args: argparse.Namespace, level: int) -> None:
     """Optuna's INFO lines ("Trial 3 finished ...") and its known warnings (experimental
-    features autosize uses on purpose: heartbeats, the journal storage) only with -v."""
+    features autosize uses on purpose: heartbeats, the journal storage) only with -v: the
+    one place every command's Optuna output is set."""
     import warnings
 
-    if args.verbose or args.debug:
+    if args.verbose or args.debug or args.command not in _OPTUNA_COMMANDS:
         return
-    warnings.filterwarnings("ignore", message=".*is experimental.*")
-    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
-    if args.command in _OPTUNA_COMMANDS:
-        import optuna
+    import optuna
 
-        optuna.logging.set_verbosity(max(level, logging.WARNING))
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    optuna.logging.set_verbosity(max(level, logging.WARNING))
+    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,7 +26,6 @@ __all__ = [
     "artifacts_of",
     "check_exists",
     "open_target",
-    "quiet_optuna",
     "storage_url",
 ]
 
@@ -114,13 +113,3 @@ def artifacts_of(
                 str(recorded), where=f"the artifact store study {study.study_name!r} recorded"
             )
     return None
-
-
-def quiet_optuna() -> None:
-    """Read-only commands: no Optuna INFO logs or experimental-feature warnings."""
-    import warnings
-
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)

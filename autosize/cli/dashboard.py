@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from autosize.cli._common import positive_int
-from autosize.cli._target import add_target_arguments, artifacts_of, quiet_optuna, storage_url
+from autosize.cli._target import add_target_arguments, artifacts_of, storage_url
 from autosize.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -83,7 +83,6 @@ def make_server(
 def run(args: argparse.Namespace) -> int:
     from autosize.cli._target import check_exists
 
-    quiet_optuna()
     url, _, config_artifacts = storage_url(args)
     check_exists(url)
     artifacts = artifacts_of(args, config_artifacts, _summaries(url))

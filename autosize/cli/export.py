@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from autosize.cli._common import check_out_folder, positive_int
-from autosize.cli._target import add_target_arguments, open_target, quiet_optuna
+from autosize.cli._target import add_target_arguments, open_target
 
 __all__ = ["register"]
 
@@ -55,7 +55,6 @@ def run(args: argparse.Namespace) -> int:
     from autosize.export import export_study
 
     check_out_folder(args.out, empty=True)
-    quiet_optuna()
     target = open_target(args)
     exported = export_study(
         target.study,

@@ -7,7 +7,7 @@ import shlex
 from pathlib import Path
 
 from autosize.cli._common import check_out_folder
-from autosize.cli._target import add_target_arguments, open_target, quiet_optuna
+from autosize.cli._target import add_target_arguments, open_target
 from autosize.errors import ConfigError
 
 __all__ = ["register"]
@@ -51,7 +51,6 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"--out {args.out}: holds an export ({ARCHITECTURE_FILE}); write the report elsewhere"
         )
-    quiet_optuna()
     target = open_target(args)
     data = build_report(target.study, command=command_line(args), storage=target.storage)
     files = write_report(data, args.out)

@@ -93,7 +93,6 @@ def run(args: argparse.Namespace) -> int:
         # the data layer names the file itself; anything else is about --data FILE
         text = str(exc).replace(f"{stands_for}: data: ", "")
         text = text.replace(f"{stands_for}: ", f"--data {args.data}: ")
-        text = text.replace(" (or the same study.timeout in the config)", "")
         raise type(exc)(text.replace("study.timeout", "--timeout")) from None
 
 
@@ -104,7 +103,6 @@ def _stand_in(data: Path) -> Path:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import optuna
     from tqdm import tqdm
 
     from autosize.cli._progress import Progress
@@ -113,7 +111,6 @@ def _run(args: argparse.Namespace) -> int:
     from autosize.search.prepare import Prepared
     from autosize.search.results import maximizing
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     # SIGTERM (a scheduler, `kill`) ends the running trial like Ctrl-C: FAIL, "interrupted";
     # a wind-down that hangs ends after a grace period (autosize.interrupts).
     interrupts.install()

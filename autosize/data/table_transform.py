@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -232,13 +232,8 @@ class TableTransform:
         indicator: tuple[str, ...] = ()
         mean: tuple[float, ...] = ()
         scale: tuple[float, ...] = ()
-        layout = cls(
-            target=target, task=task, columns=columns, numeric=nums, median=(), indicator=(),
-            mean=(), scale=(), categorical=(), categories=(), dates=dates,
-            date_formats=date_formats, date_parts=date_parts, source=source,
-        )  # fmt: skip
         if nums:
-            x = layout._numeric(df, source)
+            x = _numeric(df, nums, zip(dates, date_formats, date_parts, strict=True), source)
             imputer = SimpleImputer(strategy="median", add_indicator=True).fit(x)
             scaler = StandardScaler().fit(imputer.transform(x))
             median = tuple(float(v) for v in imputer.statistics_)
@@ -288,25 +283,6 @@ class TableTransform:
             grouped=tuple(grouped),
         )
 
-    def _numeric(self, df: pd.DataFrame, source: str) -> np.ndarray:
-        """The numeric columns' raw values (float64, NaN where missing), dates as numbers."""
-        derived: dict[str, np.ndarray] = {}
-        for col, fmt, parts in zip(self.dates, self.date_formats, self.date_parts, strict=True):
-            stamps = _parse_dates(df[col], fmt)
-            bad = stamps.isna().to_numpy() & df[col].notna().to_numpy()
-            if bad.any():
-                value = df[col].to_numpy(dtype=object)[np.flatnonzero(bad)[0]]
-                raise DataError(
-                    f"{source}: column {col!r}: value {value!r} is not a date in the training "
-                    f"file's format ({fmt}); leave the cell empty for a missing value"
-                )
-            for part in parts:
-                derived[f"{col}.{part}"] = _date_numbers(stamps, part)
-        values = [
-            derived[c] if c in derived else self._numbers(df[c], c, source) for c in self.numeric
-        ]
-        return np.column_stack(values)
-
     def transform(self, df: pd.DataFrame, *, source: str = "input") -> np.ndarray:
         """The network's inputs for raw rows ``df`` (float32, one row per row)."""
         missing = [c for c in self.columns if c not in df.columns]
@@ -317,7 +293,8 @@ class TableTransform:
             )
         parts: list[np.ndarray] = []
         if self.numeric:
-            x = self._numeric(df, source)
+            dates = zip(self.dates, self.date_formats, self.date_parts, strict=True)
+            x = _numeric(df, self.numeric, dates, source)
             gaps = np.isnan(x)
             x = np.where(gaps, np.asarray(self.median), x)
             flags = [gaps[:, self.numeric.index(c)].astype(np.float64) for c in self.indicator]
@@ -419,6 +396,32 @@ class TableTransform:
             )
         except (KeyError, TypeError) as exc:
             raise DataError(f"malformed table preprocessing record ({exc})") from None
+
+
+def _numeric(
+    df: pd.DataFrame,
+    numeric: Sequence[str],
+    dates: Iterable[tuple[str, str, tuple[str, ...]]],
+    source: str,
+) -> np.ndarray:
+    """The ``numeric`` columns' raw values (float64, NaN where missing), a date column's
+    numbers ("<column>.<part>") computed from it with its (column, format, parts)."""
+    derived: dict[str, np.ndarray] = {}
+    for col, fmt, parts in dates:
+        stamps = _parse_dates(df[col], fmt)
+        bad = stamps.isna().to_numpy() & df[col].notna().to_numpy()
+        if bad.any():
+            value = df[col].to_numpy(dtype=object)[np.flatnonzero(bad)[0]]
+            raise DataError(
+                f"{source}: column {col!r}: value {value!r} is not a date in the training "
+                f"file's format ({fmt}); leave the cell empty for a missing value"
+            )
+        for part in parts:
+            derived[f"{col}.{part}"] = _date_numbers(stamps, part)
+    values = [
+        derived[c] if c in derived else TableTransform._numbers(df[c], c, source) for c in numeric
+    ]
+    return np.column_stack(values)
 
 
 def _parts(stamps: pd.Series) -> tuple[str, ...]:

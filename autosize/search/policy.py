@@ -127,6 +127,9 @@ class PopulationSampler(BaseSampler):
         self.p_best = float(p_best)
         self.weights = weights
         self.space: SearchSpace | None = None
+        # (trial number, its parent's open steps and depth): op0 and its position are drawn
+        # in one trial, and the study is read once for both
+        self._opened: tuple[int, tuple[dict[str, list[int]], int] | None] | None = None
 
     def bind(self, space: SearchSpace) -> None:
         """Draw first operations that can still do something new to their parent."""
@@ -144,25 +147,31 @@ class PopulationSampler(BaseSampler):
         spec = record.seed_info(study).get("spec")
         return ("seed", ArchSpec.from_dict(spec)) if spec else None
 
-    def _open(self, study: Study, trial: FrozenTrial) -> dict[str, list[int]] | None:
+    def _open(self, study: Study, trial: FrozenTrial) -> tuple[dict[str, list[int]], int] | None:
         """Per operation, what is still new for this trial's parent (the positions for widen
-        and deepen, ``[0]`` for the others); None when unknown (no bound space, no spec)."""
+        and deepen, ``[0]`` for the others), and the parent's depth; None when unknown (no
+        bound space, no spec). Read once per trial."""
         if self.space is None:
             return None
+        if self._opened is not None and self._opened[0] == trial.number:
+            return self._opened[1]
         found = self._parent(study, trial)
-        if found is None:
-            return None
-        key, spec = found
-        tried = children_operations(study, key, exclude=trial.number)
-        space, depth = self.space, spec.depth
-        deepened = {k for k in range(depth) if f"deepen(after L{k})" in tried}
-        return {
-            "widen": [k for k in range(depth) if spec.layers[k].size < space.max_width],
-            "deepen": [] if depth >= space.max_depth else sorted(set(range(depth)) - deepened),
-            "train": [] if space.lr is None and "train on" in tried else [0],
-            "regularize": [0] if any(isinstance(x, DenseLayer) for x in spec.layers) else [],
-            "compress": [0],
-        }
+        result = None
+        if found is not None:
+            key, spec = found
+            tried = children_operations(study, key, exclude=trial.number)
+            space, depth = self.space, spec.depth
+            deepened = {k for k in range(depth) if f"deepen(after L{k})" in tried}
+            steps = {
+                "widen": [k for k in range(depth) if spec.layers[k].size < space.max_width],
+                "deepen": [] if depth >= space.max_depth else sorted(set(range(depth)) - deepened),
+                "train": [] if space.lr is None and "train on" in tried else [0],
+                "regularize": [0] if any(isinstance(x, DenseLayer) for x in spec.layers) else [],
+                "compress": [0],
+            }
+            result = (steps, depth)
+        self._opened = (trial.number, result)
+        return result
 
     def _position(self, open_: list[int], depth: int, rng: np.random.Generator) -> float:
         """A position in [0, 1) that lands on one of the open layers (operations._position)."""
@@ -204,18 +213,16 @@ class PopulationSampler(BaseSampler):
             w = np.array([float(self.weights.get(str(c), 0.0)) for c in dist.choices])
             if w.sum() <= 0:
                 w = np.ones(len(dist.choices))
-            open_ = self._open(study, trial) if param_name == "op0" else None
-            if open_ is not None:
-                fresh = w * np.array([bool(open_.get(str(c), [0])) for c in dist.choices])
+            opened = self._open(study, trial) if param_name == "op0" else None
+            if opened is not None:
+                fresh = w * np.array([bool(opened[0].get(str(c), [0])) for c in dist.choices])
                 if fresh.sum() > 0:  # else every operation is spent: the objective says so
                     w = fresh
             return dist.choices[int(rng.choice(len(dist.choices), p=w / w.sum()))]
         if param_name in ("op0/widen/layer", "op0/deepen/after"):
-            open_ = self._open(study, trial)
-            positions = None if open_ is None else open_[param_name.split("/")[1]]
-            found = None if open_ is None else self._parent(study, trial)
-            if positions and found is not None:
-                return self._position(positions, found[1].depth, rng)
+            opened = self._open(study, trial)
+            if opened is not None and (positions := opened[0][param_name.split("/")[1]]):
+                return self._position(positions, opened[1], rng)
         # Everything else as Optuna's RandomSampler draws it, seeded per trial and name.
         return RandomSampler(seed=self._seed(trial, param_name)).sample_independent(
             study, trial, param_name, dist

@@ -185,8 +185,7 @@ def _refuse_another_budget(p: Prepared, then: object) -> None:
     now = "no timeout" if p.config.timeout is None else f"--timeout {p.config.timeout:g}"
     raise ConfigError(
         f"{p.config.path}: study {p.config.name!r} was started with another wall budget, and "
-        f"the seconds of each step were chosen from it ({now} now); {again} (or the same "
-        "study.timeout in the config), "
+        f"the seconds of each step were chosen from it ({now} now); {again}, "
         "or start a new study with --study-name NAME"
     )
 
@@ -290,7 +289,14 @@ def run_study(
         procs = [
             ctx.Process(
                 target=_worker,
-                args=(str(config.path), _worker_overrides(config), target, deadline),
+                # the parent's Optuna verbosity: -v shows the workers' Optuna lines too
+                args=(
+                    str(config.path),
+                    _worker_overrides(config),
+                    target,
+                    deadline,
+                    optuna.logging.get_verbosity(),
+                ),
                 daemon=False,
             )
             for _ in range(workers)
@@ -411,8 +417,14 @@ def _worker(
     overrides: dict[str, object],
     target: int | None,
     deadline: Deadline,
+    verbosity: int | None = None,
 ) -> None:
-    """One worker process of ``--workers K``: same storage, trials until the target."""
+    """One worker process of ``--workers K``: same storage, trials until the target, with
+    the parent's Optuna ``verbosity`` (a spawned process starts at Optuna's INFO)."""
+    if verbosity is not None:
+        optuna.logging.set_verbosity(verbosity)
+        if verbosity > logging.INFO:
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
     interrupts.install()  # SIGTERM as Ctrl-C: "interrupted"; a hung wind-down ends
     torch.set_num_threads(1)
     try:
