@@ -8,7 +8,7 @@ from autosize.errors import AutosizeError
 
 if TYPE_CHECKING:
     from autosize.estimator import AutosizeClassifier, AutosizeRegressor
-    from autosize.export import load_model
+    from autosize.predictor import load_model
 
 __all__ = ["AutosizeClassifier", "AutosizeError", "AutosizeRegressor", "__version__", "load_model"]
 
@@ -16,10 +16,10 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> object:
-    # Lazy: autosize.export imports optuna, which the data, model, transform and
-    # training layers must not pull in just by importing this package.
+    # Lazy: loading a model imports torch and the model and training layers, which
+    # importing this package (for its errors, say) must not pull in.
     if name == "load_model":
-        from autosize.export import load_model
+        from autosize.predictor import load_model
 
         return load_model
     if name in ("AutosizeClassifier", "AutosizeRegressor"):  # scikit-learn and optuna: lazy too

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from autosize.data.bundle import DataBundle
     from autosize.history import EpochRecord, History
-    from autosize.train import OptimizerName
+    from autosize.optim import OptimizerName
 
 __all__ = ["Callback", "CosineSchedule", "EarlyStopping", "TrainState", "budget_progress"]
 

@@ -178,10 +178,11 @@ class _AutosizeBase(BaseEstimator):
 
     def fit(self, X: object, y: object) -> _AutosizeBase:
         """Run a study on (X, y) within ``time_budget`` seconds and keep its best network."""
-        from autosize.export import export_study, load_model
+        from autosize.export import export_study
+        from autosize.predictor import load_model
         from autosize.search import run_study
         from autosize.search.config import config_from_dict
-        from autosize.search.storage import forget_storage
+        from autosize.search.store.storage import forget_storage
 
         if y is None:
             raise ValueError(
@@ -263,7 +264,7 @@ class _AutosizeBase(BaseEstimator):
 
     def _check_storage(self, url: str) -> None:
         """A kept study must keep its networks, and each fit is a study of its own."""
-        from autosize.search.storage import study_summaries
+        from autosize.search.store.storage import study_summaries
 
         name = type(self).__name__
         if self.artifacts is None:

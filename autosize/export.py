@@ -6,7 +6,8 @@ preprocessing statistics its inputs need, the training hyperparameters, the
 validation and test metrics, and the lineage (seed -> operations -> this
 network). The weights are one safetensors file written by
 :mod:`autosize.checkpoint` (no pickle; the spec is in its metadata too, and
-:func:`load_model` refuses a folder whose two copies disagree).
+:func:`~autosize.predictor.load_model` refuses a folder whose two copies disagree).
+The folder's record is :mod:`autosize.export_format`.
 
 Which trials: ``"best"`` is the best completed trial by the first objective
 among all roles (baselines included: the record says which role won). A
@@ -16,7 +17,7 @@ folder per front trial plus ``pareto.md``. ``trial=N`` exports one trial.
 An **ensemble** (``ensemble=K``): the K best completed trials by the first objective
 (validation only). The best one is the folder itself, as a single export; the others are
 full exports under ``members/trial-N/``, listed in its record's ``ensemble``.
-:func:`load_model` then predicts with the mean of all K
+:func:`~autosize.predictor.load_model` then predicts with the mean of all K
 (:class:`~autosize.ensemble.Ensemble`), ONNX included.
 :mod:`autosize.retrain` trains an export's architecture again from scratch.
 """
@@ -27,211 +28,38 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import nn
 
-from autosize.checkpoint import load_network, save_network
+from autosize.budget import Budget
+from autosize.checkpoint import save_network
 from autosize.errors import StudyError
+from autosize.export_format import (
+    ARCHITECTURE_FILE,
+    ONNX_FILE,
+    WEIGHTS_FILE,
+    DatasetRecord,
+    ExportRecord,
+    TrainingRecord,
+)
 from autosize.models import ArchSpec
-from autosize.train import PRECISIONS
 
 if TYPE_CHECKING:  # optuna is imported only when a study is exported, not by load_model
     import optuna
     from optuna.trial import FrozenTrial
 
-    from autosize.predictor import Predictor
-    from autosize.search.artifacts import ArtifactLocation
+    from autosize.search.store.artifacts import ArtifactLocation
 
-__all__ = [
-    "ARCHITECTURE_FILE",
-    "WEIGHTS_FILE",
-    "DatasetRecord",
-    "ExportRecord",
-    "Exported",
-    "TrainingRecord",
-    "export_study",
-    "export_trial",
-    "load_model",
-    "read_record",
-    "select_ensemble",
-    "select_trials",
-]
+__all__ = ["Exported", "export_study", "export_trial", "select_ensemble", "select_trials"]
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "autosize-export/1"
-ARCHITECTURE_FILE = "architecture.json"
-WEIGHTS_FILE = "model.safetensors"
-ONNX_FILE = "model.onnx"
-
 TrialChoice = int | Literal["best"] | None
-
-
-# --------------------------------------------------------------------------- the record
-
-
-@dataclass(frozen=True)
-class DatasetRecord:
-    """How to load the data the network was trained on: ``load_dataset(name, data_dir, seed, **options)``
-    then ``subset(train=max_train, val=max_val, test=max_test)``."""
-
-    name: str
-    task: str
-    options: Mapping[str, object] = field(default_factory=dict)
-    data_dir: str | None = None
-    seed: int = 0
-    max_train: int | None = None
-    max_val: int | None = None
-    max_test: int | None = None
-    notes: Mapping[str, object] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class TrainingRecord:
-    """The trial's training budget and hyperparameters, and what the run did."""
-
-    optimizer: str
-    lr: float
-    weight_decay: float
-    batch_size: int
-    epochs: int | None  # the budget
-    max_seconds: float | None
-    restore_best: bool
-    epochs_run: int | None
-    seconds: float | None
-    stopped: str | None
-    # "cosine" anneals the lr over the budget (exports before it existed: "constant").
-    schedule: str = "constant"
-    # "fp32", "tf32" or "bf16" on a GPU (exports before it existed: "fp32").
-    precision: str = "fp32"
-
-
-@dataclass(frozen=True)
-class ExportRecord:
-    """What ``architecture.json`` holds (``to_dict`` / ``from_dict`` round-trip)."""
-
-    study: str
-    trial: int
-    role: str  # "baseline" or "warmstart"
-    architecture: str
-    spec: Mapping[str, object]
-    params: int
-    flops: int | None
-    objective: str
-    direction: str
-    value: float | None
-    values: tuple[float, ...]
-    val: Mapping[str, float]
-    test: Mapping[str, float]
-    dataset: DatasetRecord
-    preprocessing: Mapping[str, object]
-    training: TrainingRecord
-    operation: str
-    parent: int | str | None
-    lineage: tuple[str, ...]
-    baseline_trial: int | None = None
-    gain: float | None = None
-    weights: str = WEIGHTS_FILE
-    # The other members of an ensemble export: folders relative to this one.
-    ensemble: tuple[str, ...] = ()
-    format: str = FORMAT
-
-    def arch_spec(self, *, source: str = ARCHITECTURE_FILE) -> ArchSpec:
-        return ArchSpec.from_dict(self.spec, source=f"{source}: spec")
-
-    def to_dict(self) -> dict[str, object]:
-        out = asdict(self)
-        out["lineage"] = list(self.lineage)
-        out["values"] = list(self.values)
-        out["ensemble"] = list(self.ensemble)
-        return {"format": out.pop("format"), **out}
-
-    @classmethod
-    def from_dict(
-        cls, data: Mapping[str, object], *, source: str = ARCHITECTURE_FILE
-    ) -> ExportRecord:
-        if not isinstance(data, Mapping):
-            raise StudyError(f"{source}: expected a JSON object")
-        if data.get("format") != FORMAT:
-            raise StudyError(
-                f"{source}: not an autosize export (format {data.get('format')!r}, expected {FORMAT!r})"
-            )
-        try:
-            # JSON values: the constructors check the keys (TypeError), not the values' types.
-            fields: dict[str, Any] = dict(data)
-            fields["dataset"] = DatasetRecord(**fields["dataset"])
-            fields["training"] = TrainingRecord(**fields["training"])
-            if fields["training"].precision not in PRECISIONS:
-                listed = ", ".join(repr(p) for p in PRECISIONS)
-                raise StudyError(
-                    f"{source}: training.precision {fields['training'].precision!r} is not one of {listed}"
-                )
-            fields["lineage"] = tuple(fields.get("lineage") or ())
-            fields["values"] = tuple(fields.get("values") or ())
-            fields["ensemble"] = tuple(str(m) for m in fields.get("ensemble") or ())
-            return cls(**fields)
-        except (KeyError, TypeError) as exc:
-            raise StudyError(f"{source}: malformed export record ({exc})") from None
-
-
-def read_record(path: str | Path) -> tuple[ExportRecord, Path]:
-    """The record of an export folder (or its ``architecture.json``) and the folder."""
-    path = Path(path)
-    file = path / ARCHITECTURE_FILE if path.is_dir() else path
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise StudyError(
-            f"{file}: no such file (expected an export folder or its {ARCHITECTURE_FILE})"
-        ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StudyError(f"{file}: cannot read ({exc})") from None
-    return ExportRecord.from_dict(data, source=str(file)), file.parent
-
-
-def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> Predictor:
-    """Rebuild an exported network (eval mode) from its folder or its ``architecture.json``.
-
-    The result is a :class:`~autosize.predictor.Predictor`: called on tensors it is the
-    network; ``predict(dataframe)`` / ``predict_proba`` apply the recorded preprocessing
-    of a table export to raw rows and answer in the original labels or unit.
-    """
-    from autosize.predictor import Predictor
-    from autosize.train import resolve_device
-
-    device = resolve_device(device)  # "auto", or a one-line error for a device not here
-    record, folder = read_record(path)
-    spec, model = _load_one(record, folder, device)
-    if record.ensemble:
-        from autosize.ensemble import Ensemble
-
-        members = [model]
-        for name in record.ensemble:
-            member, where = read_record(folder / name)
-            if member.preprocessing != record.preprocessing or member.study != record.study:
-                raise StudyError(
-                    f"{where}: an ensemble member of another study or preprocessing than {folder}"
-                )
-            members.append(_load_one(member, where, device)[1])
-        model = Ensemble(members, classification=record.dataset.task == "classification")
-    return Predictor(model, spec, record).eval()
-
-
-def _load_one(
-    record: ExportRecord, folder: Path, device: torch.device
-) -> tuple[ArchSpec, nn.Module]:
-    spec = record.arch_spec(source=str(folder / ARCHITECTURE_FILE))
-    model, stored = load_network(folder / record.weights, device=device)
-    if stored != spec:
-        raise StudyError(
-            f"{folder}: {ARCHITECTURE_FILE} describes {spec.summary()} but {record.weights} holds {stored.summary()}"
-        )
-    return spec, model
 
 
 # --------------------------------------------------------------------------- choosing trials
@@ -251,7 +79,7 @@ def select_trials(study: optuna.Study, trial: TrialChoice = None) -> tuple[list[
     """
     from optuna.trial import TrialState
 
-    from autosize.search.results import maximizing
+    from autosize.search.store.results import maximizing
 
     done = _completed(study)
     if isinstance(trial, int):
@@ -281,10 +109,8 @@ def select_trials(study: optuna.Study, trial: TrialChoice = None) -> tuple[list[
 
 
 def make_record(study: optuna.Study, trial: FrozenTrial) -> ExportRecord:
-    from autosize.search import record
-    from autosize.search.config import TrainConfig
+    from autosize.search.store import record
 
-    default = TrainConfig()  # what a study recorded before a key existed
     rec = record.read(trial)
     meta = record.study_meta(study)
     if not meta:
@@ -295,7 +121,8 @@ def make_record(study: optuna.Study, trial: FrozenTrial) -> ExportRecord:
         raise StudyError(f"trial {trial.number} has no architecture recorded")
     data = meta.get("data") or {}
     budget = meta.get("trial_budget") or {}
-    lr = trial.params.get("train/lr", budget.get("lr"))
+    stored = Budget.from_record(budget)  # a key the study lacks: its default
+    lr = trial.params.get("train/lr")
     return ExportRecord(
         study=study.study_name,
         trial=trial.number,
@@ -322,19 +149,11 @@ def make_record(study: optuna.Study, trial: FrozenTrial) -> ExportRecord:
             notes=dict(meta.get("data_notes") or {}),
         ),
         preprocessing=dict(meta.get("preprocessing") or {}),
-        training=TrainingRecord(
-            optimizer=str(budget.get("optimizer", default.optimizer)),
-            lr=float(lr if lr is not None else default.lr),
-            weight_decay=float(budget.get("weight_decay", default.weight_decay)),
-            batch_size=int(budget.get("batch_size", default.batch_size)),
-            epochs=budget.get("epochs"),
-            max_seconds=budget.get("max_seconds"),
-            restore_best=bool(budget.get("restore_best", default.restore_best)),
+        training=TrainingRecord.of(
+            replace(stored, lr=float(lr)) if lr is not None else stored,
             epochs_run=rec.epochs,
             seconds=rec.seconds,
             stopped=rec.stopped,
-            schedule=str(budget.get("schedule", default.schedule)),
-            precision=str(budget.get("precision", default.precision)),
         ),
         operation=rec.operation,
         parent=rec.parent,
@@ -356,9 +175,9 @@ class Exported:
 def _download(
     study: optuna.Study, trial: FrozenTrial, artifacts: ArtifactLocation | str | Path | None
 ) -> tuple[nn.Module, ArchSpec]:
-    from autosize.search import record
-    from autosize.search.artifacts import artifact_location
-    from autosize.search.storage import download_network
+    from autosize.search.store import record
+    from autosize.search.store.artifacts import artifact_location
+    from autosize.search.store.networks import download_network
 
     artifact_id = record.read(trial).network_artifact
     if not artifact_id:
@@ -375,8 +194,8 @@ def _download(
 def select_ensemble(study: optuna.Study, k: int) -> list[FrozenTrial]:
     """The ``k`` best completed trials by the first objective (fewer if the study has fewer),
     best first: an ensemble chosen on validation only."""
-    from autosize.search import record
-    from autosize.search.results import maximizing
+    from autosize.search.store import record
+    from autosize.search.store.results import maximizing
 
     done = [t for t in _completed(study) if record.read(t).network_artifact]
     if not done:
@@ -418,6 +237,8 @@ def export_trial(
     files = [arch, weights]
     if onnx:
         # an ensemble's ONNX graph is the whole ensemble, as load_model predicts with it
+        from autosize.predictor import load_model
+
         net = load_model(folder).net if ensemble else model
         files.append(write_onnx(net, spec, folder / ONNX_FILE))
     logger.debug("exported trial %d (%s) to %s", trial.number, record.architecture, folder)
@@ -531,7 +352,7 @@ def export_study(
 
 
 def pareto_markdown(study: optuna.Study, exported: Sequence[Exported]) -> str:
-    from autosize.search import record
+    from autosize.search.store import record
 
     objective = record.study_meta(study).get("objective", "objective")
     lines = [

@@ -19,7 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from autosize.checkpoint import load_network
 from autosize.errors import DataError, StudyError
+from autosize.export_format import ARCHITECTURE_FILE, ExportRecord, read_record
 from autosize.models import ArchSpec
 
 if TYPE_CHECKING:
@@ -27,9 +29,8 @@ if TYPE_CHECKING:
 
     from autosize.data.image_files import ImageTransform
     from autosize.data.table_transform import TableTransform
-    from autosize.export import ExportRecord
 
-__all__ = ["Predictor"]
+__all__ = ["Predictor", "load_model"]
 
 BATCH = 4096
 
@@ -196,3 +197,42 @@ class Predictor(nn.Module):
             for j, c in enumerate(classes):
                 frame[f"proba_{c}"] = p[:, j]
         return frame
+
+
+def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> Predictor:
+    """Rebuild an exported network (eval mode) from its folder or its ``architecture.json``.
+
+    The result is a :class:`~autosize.predictor.Predictor`: called on tensors it is the
+    network; ``predict(dataframe)`` / ``predict_proba`` apply the recorded preprocessing
+    of a table export to raw rows and answer in the original labels or unit.
+    """
+    from autosize.train import resolve_device
+
+    device = resolve_device(device)  # "auto", or a one-line error for a device not here
+    record, folder = read_record(path)
+    spec, model = _load_one(record, folder, device)
+    if record.ensemble:
+        from autosize.ensemble import Ensemble
+
+        members = [model]
+        for name in record.ensemble:
+            member, where = read_record(folder / name)
+            if member.preprocessing != record.preprocessing or member.study != record.study:
+                raise StudyError(
+                    f"{where}: an ensemble member of another study or preprocessing than {folder}"
+                )
+            members.append(_load_one(member, where, device)[1])
+        model = Ensemble(members, classification=record.dataset.task == "classification")
+    return Predictor(model, spec, record).eval()
+
+
+def _load_one(
+    record: ExportRecord, folder: Path, device: torch.device
+) -> tuple[ArchSpec, nn.Module]:
+    spec = record.arch_spec(source=str(folder / ARCHITECTURE_FILE))
+    model, stored = load_network(folder / record.weights, device=device)
+    if stored != spec:
+        raise StudyError(
+            f"{folder}: {ARCHITECTURE_FILE} describes {spec.summary()} but {record.weights} holds {stored.summary()}"
+        )
+    return spec, model

@@ -17,7 +17,8 @@ Plots (matplotlib, Agg backend):
 Accuracies are drawn as errors (1 - accuracy) on a log scale, so that every point drawn
 lies inside the axes and the good networks stay apart.
 
-The plots live in :mod:`autosize.report_plots` (matplotlib is imported only to draw them).
+The data is :mod:`autosize.report_data`; the plots live in :mod:`autosize.report_plots`
+(matplotlib is imported only to draw them).
 """
 
 from __future__ import annotations
@@ -26,14 +27,14 @@ import logging
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autosize.search import record
+from autosize.report_data import Headline, Importances, ReportData, SeedSummary
 from autosize.search.config import METRIC_KEY
-from autosize.search.results import TrialResult, best_of, maximizing, trial_results
+from autosize.search.store import record
+from autosize.search.store.results import TrialResult, best_of, maximizing, trial_results
 
 if TYPE_CHECKING:
     import optuna
@@ -54,70 +55,6 @@ logger = logging.getLogger(__name__)
 TOP_N = 10
 # fANOVA needs a few complete trials that share parameters before its numbers mean anything.
 MIN_TRIALS_FOR_IMPORTANCE = 4
-
-
-@dataclass(frozen=True)
-class SeedSummary:
-    architecture: str
-    params: int | None
-    epochs: int | None
-    seconds: float | None
-    val: Mapping[str, float] = field(default_factory=dict)
-    test: Mapping[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Headline:
-    """Best warm-started against best baseline, both trained for the same trial budget."""
-
-    warm: TrialResult | None
-    baseline: TrialResult | None
-    # warm minus baseline on the validation objective and on the test metric.
-    val_delta: float | None
-    test_delta: float | None
-    # True when the warm-started trial is better on validation.
-    warm_wins: bool | None
-
-
-@dataclass(frozen=True)
-class Importances:
-    values: tuple[tuple[str, float], ...] = ()
-    note: str | None = None  # why there are none
-
-
-@dataclass(frozen=True)
-class ReportData:
-    study: str
-    storage: str
-    command: str
-    generated: datetime
-    dataset: str
-    task: str
-    objective: str
-    metric: str  # the key of val/test dicts the objective reads, e.g. "rmse"
-    maximize: bool
-    multi_objective: bool
-    budget: Mapping[str, object]
-    data_sizes: Mapping[str, object]
-    seed: SeedSummary | None
-    trials: tuple[TrialResult, ...]
-    pareto: tuple[int, ...]  # trial numbers on the (objective, params) front
-    headline: Headline
-    importances: Importances
-
-    @property
-    def complete(self) -> tuple[TrialResult, ...]:
-        return tuple(t for t in self.trials if t.state == "complete" and t.value is not None)
-
-    def ranked(self) -> list[TrialResult]:
-        return sorted(self.complete, key=lambda t: t.checked_value, reverse=self.maximize)
-
-    def counts(self) -> dict[str, dict[str, int]]:
-        out: dict[str, dict[str, int]] = {}
-        for t in self.trials:
-            role = out.setdefault(t.role or "?", {})
-            role[t.state] = role.get(t.state, 0) + 1
-        return out
 
 
 # --------------------------------------------------------------------------- building

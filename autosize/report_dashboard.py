@@ -17,8 +17,8 @@ from autosize import report_lineage as lineage
 if TYPE_CHECKING:
     import optuna
 
-    from autosize.report import ReportData
-    from autosize.search.results import TrialResult
+    from autosize.report_data import ReportData
+    from autosize.search.store.results import TrialResult
 
 __all__ = ["FIGURE_IDS", "lineage_figure", "save_figures", "size_figure"]
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from autosize.report import ReportData
-    from autosize.search.results import TrialResult
+    from autosize.report_data import ReportData
+    from autosize.search.store.results import TrialResult
 
 __all__ = [
     "OPERATIONS",

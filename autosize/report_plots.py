@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from autosize.report import ReportData
+    from autosize.report_data import ReportData
 
 __all__ = [
     "plot_curves",

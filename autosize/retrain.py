@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from autosize.errors import DataError
-from autosize.export import ARCHITECTURE_FILE, TrainingRecord, read_record
+from autosize.export_format import ARCHITECTURE_FILE, TrainingRecord, read_record
 
 __all__ = ["ScratchResult", "train_from_scratch"]
 
@@ -49,12 +49,11 @@ def train_from_scratch(
     """
     import time
 
-    from autosize.callbacks import schedule_callbacks
     from autosize.data import load_dataset
     from autosize.models import build_model
     from autosize.optim import optimizer_name
     from autosize.seeds import derive_seed
-    from autosize.train import evaluate, fit, precision_flags
+    from autosize.train import evaluate, fit
 
     record, folder = read_record(path)
     spec = record.arch_spec(source=str(folder / ARCHITECTURE_FILE))
@@ -77,6 +76,12 @@ def train_from_scratch(
         budget_seconds = None
     if max_seconds is not None and epochs is None:
         budget_epochs = None
+    budget = replace(
+        t.budget(),
+        epochs=budget_epochs,
+        max_seconds=budget_seconds,
+        optimizer=optimizer_name(t.optimizer),  # a name read from JSON
+    )
     # Its own stream: never a baseline's or a trial's initialisation (autosize.seeds).
     seed = derive_seed(d.seed, "retrain", record.trial) if seed is None else seed
     model = build_model(spec, seed=seed)
@@ -84,17 +89,10 @@ def train_from_scratch(
     history = fit(
         model,
         bundle,
-        epochs=budget_epochs,
-        max_seconds=budget_seconds,
-        optimizer=optimizer_name(t.optimizer),  # a name read from JSON
-        lr=t.lr,
-        weight_decay=t.weight_decay,
-        batch_size=t.batch_size,
         device=device,
         seed=seed,
-        restore_best=t.restore_best,
-        **precision_flags(t.precision),  # on a GPU; a CPU trains in fp32
-        callbacks=schedule_callbacks(t.schedule, epochs=budget_epochs, max_seconds=budget_seconds),
+        callbacks=budget.schedule_callbacks(budget_seconds),
+        **budget.training_kwargs(max_seconds=budget_seconds),  # amp, tf32: on a GPU only
     )
     seconds = time.perf_counter() - start
     return ScratchResult(

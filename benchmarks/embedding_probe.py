@@ -24,8 +24,8 @@ from pathlib import Path
 
 from autosize.models import DenseLayer, PeriodicEmbedding, build_model
 from autosize.search import load_config, prepare
-from autosize.search.clock import Deadline
-from autosize.search.training import metrics, train_step
+from autosize.search.deadline import Deadline
+from autosize.search.trials.training import metrics, train_step
 
 ROOT = Path(__file__).resolve().parent.parent
 

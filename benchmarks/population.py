@@ -49,7 +49,7 @@ from autosize.history import History
 from autosize.models import ArchSpec, DenseLayer, build_model
 from autosize.population import fit_population
 from autosize.search.config import load_config
-from autosize.search.study_config import StudyConfig
+from autosize.search.config.schema import StudyConfig
 from autosize.train import fit, resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]

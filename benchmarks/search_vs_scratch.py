@@ -90,8 +90,8 @@ if TYPE_CHECKING:  # not imported at run time: a scratch side's clock runs from 
     from autosize.callbacks import Callback, TrainState
     from autosize.history import EpochRecord, History
     from autosize.models import ArchSpec, ConvLayer, DenseLayer, Layer
+    from autosize.search.config.schema import StudyConfig
     from autosize.search.prepare import Prepared
-    from autosize.search.study_config import StudyConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASETS = ("mnist", "fashion_mnist", "census", "airfoil", "poker", "add10")

@@ -56,8 +56,8 @@ def pick_of(result: dict) -> dict:
 def controls(result: dict, *, device: str = "auto", max_seconds: float | None = None) -> dict:
     """Train (a) and (b) for one run's result; ``max_seconds`` caps (b) below B (tests)."""
     from autosize.models import ArchSpec, build_model
-    from autosize.search.clock import Deadline
-    from autosize.search.training import metrics, train_step
+    from autosize.search.deadline import Deadline
+    from autosize.search.trials.training import metrics, train_step
 
     pick = pick_of(result)
     ds = result["dataset"]

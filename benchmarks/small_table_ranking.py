@@ -45,7 +45,7 @@ def _table(name: str, folder: Path) -> Path:
 
 def summarise(trials: list[Any], maximize: bool) -> dict[str, object]:
     """The ranking figures of one study's trials (FrozenTrials), see the module docstring."""
-    from autosize.search import record
+    from autosize.search.store import record
 
     read = [(t, record.read(t)) for t in trials]
     warm = [(t, r) for t, r in read if r.is_warmstart]

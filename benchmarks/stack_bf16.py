@@ -30,7 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import population as bench  # the sibling benchmark: shapes and models
 
-from autosize.population.loop import plan_for
+from autosize.population.fit import plan_for
 from autosize.population.member import build_stack, member_shape
 from autosize.population.stack import MemberShape, Stack
 

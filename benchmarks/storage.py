@@ -51,15 +51,12 @@ import torch
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from autosize.search import load_config, record, run_study
-from autosize.search.pruner import BaselinePruner
-from autosize.search.storage import (
-    artifact_store,
-    download_network,
-    make_storage,
-    upload_network,
-)
-from autosize.search.study import _StopAtTarget
+from autosize.search import load_config, run_study
+from autosize.search.optimize import StopAtTarget as _StopAtTarget
+from autosize.search.policy.pruner import BaselinePruner
+from autosize.search.store import record
+from autosize.search.store.networks import artifact_store, download_network, upload_network
+from autosize.search.store.storage import make_storage
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

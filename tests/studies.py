@@ -38,7 +38,7 @@ def run_main(*argv: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     started = time.time()
     with (
-        mock.patch("autosize.search.clock.process_start", lambda: started),
+        mock.patch("autosize.search.deadline.process_start", lambda: started),
         contextlib.redirect_stdout(out),
         contextlib.redirect_stderr(err),
     ):
@@ -111,8 +111,8 @@ epochs = {train_epochs}
 def worker_without_the_seed(config_path: str, *args: object) -> None:
     """A ``--workers`` worker whose study has lost the seed's network (its artifact files
     deleted, as a wiped disk would): what it says should be one line."""
-    from autosize.search import study
+    from autosize.search import workers
 
     for f in (Path(config_path).parent / "art").iterdir():
         f.unlink(missing_ok=True)
-    study._worker(config_path, *args)  # type: ignore[arg-type]
+    workers.worker(config_path, *args)  # type: ignore[arg-type]

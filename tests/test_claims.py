@@ -9,9 +9,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from autosize.search import claims, record
-from autosize.search.claims import claim
-from autosize.search.storage import make_storage
+from autosize.search.store import claims, record
+from autosize.search.store.claims import claim
+from autosize.search.store.storage import make_storage
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 optuna.logging.set_verbosity(optuna.logging.WARNING)

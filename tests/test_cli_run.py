@@ -17,7 +17,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-import autosize.search.training as training_mod
+import autosize.search.trials.training as training_mod
 from autosize.models import ArchSpec
 from studies import STUDY_MARKS, run_main, tiny_config
 
@@ -317,9 +317,9 @@ def test_workers_that_fail_fail_the_run_each_in_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     import studies
-    from autosize.search import study as study_mod
+    from autosize.search import workers as workers_mod
 
-    monkeypatch.setattr(study_mod, "_worker", studies.worker_without_the_seed)
+    monkeypatch.setattr(workers_mod, "worker", studies.worker_without_the_seed)
     config = tiny_config(tmp_path, study="timeout = 300")
     rc, _, err = run_main("run", str(config), "--workers", "2", "--n-trials", "4")
     assert rc == 2, err
@@ -440,7 +440,7 @@ def test_the_progress_line_shows_time_left_trials_and_the_best(
     import time
 
     from autosize.cli._progress import Progress
-    from autosize.search.results import TrialResult
+    from autosize.search.store.results import TrialResult
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:

@@ -15,9 +15,10 @@ from optuna.trial import TrialState
 from autosize.errors import ConfigError
 from autosize.models import ArchSpec, DenseLayer
 from autosize.search import load_config, prepare, run_study
-from autosize.search.clock import Deadline
-from autosize.search.cohort import Halving, auto_size, next_size
-from autosize.search.storage import artifact_store, download_network
+from autosize.search.deadline import Deadline
+from autosize.search.store.networks import artifact_store, download_network
+from autosize.search.trials.cohort import Halving
+from autosize.search.trials.cohort_size import auto_size, next_size
 from autosize.train import evaluate
 from studies import STUDY_MARKS, tiny_config
 
@@ -199,11 +200,12 @@ def test_auto_leaves_the_sampler_cohorts_to_learn_from() -> None:
 def test_auto_sizes_each_cohort_from_the_best_network_so_far(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import autosize.search.cohort as cohort_mod
+    import autosize.search.trials.cohort as cohort_mod
+    import autosize.search.trials.cohort_size as cohort_size_mod
 
     # At most 1,600 parameters in a cohort: the tiny seed (10-4-1, 49 parameters) 4 at a
     # time (n_trials caps it there), a best network of 465 parameters 3, of 737 2, 1 from 801.
-    monkeypatch.setattr(cohort_mod, "AUTO_CPU_PARAMS", 1600)
+    monkeypatch.setattr(cohort_size_mod, "AUTO_CPU_PARAMS", 1600)
     search = STACKABLE + '\nparents = "best"\nmax_width = 16'
     path = tiny_config(
         tmp_path, n_trials=64, search=search, train_epochs=1, extra='[sampler]\nname = "population"'
@@ -263,7 +265,7 @@ def test_a_seed_that_cannot_stack_trains_one_at_a_time_under_auto(tmp_path: Path
 def test_an_interrupted_cohort_fails_as_interrupted_and_is_redone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import autosize.search.cohort as cohort_mod
+    import autosize.search.trials.cohort as cohort_mod
 
     config = tiny_config(tmp_path, n_trials=3, study="cohort = 3", search=STACKABLE)
 
@@ -285,7 +287,7 @@ def test_an_interrupted_cohort_fails_as_interrupted_and_is_redone(
 def test_a_cohort_that_runs_out_of_memory_fails_and_the_next_ones_are_half_as_large(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import autosize.search.cohort as cohort_mod
+    import autosize.search.trials.cohort as cohort_mod
 
     real = cohort_mod.fit_population
     sizes: list[int] = []

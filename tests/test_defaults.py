@@ -1,5 +1,5 @@
 """What a config with only [study] and [data] gets: choices that follow from the data,
-the seed's family and the wall budget (autosize.search.defaults), never a dataset's name."""
+the seed's family and the wall budget (autosize.search.config.defaults), never a dataset's name."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from autosize.data import DataBundle
 from autosize.data.bundle import Preprocessing
 from autosize.models import ConvLayer, DenseLayer
 from autosize.search.config import StudyConfig, config_from_dict
-from autosize.search.defaults import (
+from autosize.search.config.defaults import (
     CONV_STEPS_PER_BUDGET,
     RANKING_ROWS,
     SEED_SHARE,

@@ -15,7 +15,7 @@ import autosize
 from autosize.cli import main
 from autosize.search import load_config, run_study
 from autosize.search.prepare import load_bundle
-from autosize.search.storage import artifact_store, download_network
+from autosize.search.store.networks import artifact_store, download_network
 from studies import tiny_config
 
 EXPORT_STUDY = {

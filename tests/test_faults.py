@@ -19,10 +19,10 @@ from optuna.trial import TrialState
 from autosize.cli import EXIT_INTERRUPTED
 from autosize.errors import StudyError
 from autosize.search import load_config, run_study
-from autosize.search import record as record_mod
-from autosize.search import storage as storage_mod
-from autosize.search.storage import make_storage
-from autosize.search.study import _counted
+from autosize.search.optimize import counted as _counted
+from autosize.search.store import record as record_mod
+from autosize.search.store import storage as storage_mod
+from autosize.search.store.storage import make_storage
 from studies import STUDY_MARKS, tiny_config
 
 pytestmark = STUDY_MARKS
@@ -166,7 +166,7 @@ CHILD_WITH_A_STORAGE = """
 import os, signal, sys, time
 import optuna
 from autosize import interrupts
-from autosize.search.storage import make_storage
+from autosize.search.store.storage import make_storage
 interrupts.install(grace=20)
 """
 
@@ -290,7 +290,7 @@ def test_a_run_fails_stale_trials_when_it_starts_even_with_nothing_left_to_do(
 def test_a_trial_killed_before_its_first_heartbeat_is_failed_when_a_run_starts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from autosize.search.storage import fail_stale
+    from autosize.search.store.storage import fail_stale
 
     monkeypatch.setenv("AUTOSIZE_HEARTBEAT_GRACE", "1")
     study = optuna.create_study(
@@ -318,7 +318,7 @@ def test_a_journal_storage_fails_the_running_trials_of_this_hosts_gone_workers(
     # and pid namespace) that is gone.
     import socket
 
-    from autosize.search import record
+    from autosize.search.store import record
 
     storage = f"journal:{tmp_path / 's.log'}"
     study = run_study(load_config(tiny_config(tmp_path, storage=storage, n_trials=2)))
@@ -355,7 +355,7 @@ def test_a_schema_race_is_retried_and_other_errors_are_not(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     calls: list[str] = []
-    real = storage_mod._ReconnectingRDBStorage
+    real = storage_mod.ReconnectingRDBStorage
 
     class IntegrityError(Exception):
         pass
@@ -366,7 +366,7 @@ def test_a_schema_race_is_retried_and_other_errors_are_not(
             raise IntegrityError('duplicate key value violates unique constraint "alembic_version"')
         return real(url, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(storage_mod, "_ReconnectingRDBStorage", flaky)
+    monkeypatch.setattr(storage_mod, "ReconnectingRDBStorage", flaky)
     make_storage(f"sqlite:///{tmp_path / 'a.db'}")
     assert len(calls) == 2
     calls.clear()
@@ -375,7 +375,7 @@ def test_a_schema_race_is_retried_and_other_errors_are_not(
         calls.append(url)
         raise ValueError("no such dialect")
 
-    monkeypatch.setattr(storage_mod, "_ReconnectingRDBStorage", broken)
+    monkeypatch.setattr(storage_mod, "ReconnectingRDBStorage", broken)
     with pytest.raises(StudyError, match=r"storage 'postgresql://me:\*\*\*@db/x': cannot open"):
         make_storage("postgresql://me:secret@db/x")
     assert len(calls) == 1
@@ -461,7 +461,7 @@ def test_a_full_artifact_store_mid_study_is_one_line_and_the_study_resumes(
     from optuna.artifacts import FileSystemArtifactStore
 
     from autosize.cli import EXIT_USER_ERROR, main
-    from autosize.search.storage import artifact_store, download_network
+    from autosize.search.store.networks import artifact_store, download_network
 
     config = tiny_config(tmp_path, n_trials=5, study=f"cohort = {cohort}", baselines="")
     real_write = FileSystemArtifactStore.write

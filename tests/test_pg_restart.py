@@ -20,8 +20,8 @@ import pytest
 from optuna.trial import TrialState
 
 from autosize.cli import EXIT_STORAGE_LOST
-from autosize.search.storage import make_storage
-from autosize.search.study import _counted
+from autosize.search.optimize import counted as _counted
+from autosize.search.store.storage import make_storage
 from studies import tiny_config
 
 pytestmark = [

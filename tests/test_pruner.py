@@ -19,7 +19,7 @@ from autosize.search.config import (
     BaselineConfig,
     component_class,
 )
-from autosize.search.pruner import BaselineCurve, BaselinePruner, make_pruner
+from autosize.search.policy.pruner import BaselineCurve, BaselinePruner, make_pruner
 from studies import tiny_config
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -1,4 +1,4 @@
-"""The one record of a trial (autosize.search.record) and the seed scheme (autosize.seeds)."""
+"""The one record of a trial (autosize.search.store.record) and the seed scheme (autosize.seeds)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from autosize.search import record
+from autosize.search.store import record
 from autosize.seeds import derive_seed
 
 PACKAGE = Path(__file__).resolve().parents[1] / "autosize"
@@ -50,7 +50,7 @@ def test_study_level_records_tolerate_foreign_studies() -> None:
 
 
 def test_only_the_record_module_spells_user_attribute_keys() -> None:
-    """Every read and write of user attributes goes through autosize.search.record."""
+    """Every read and write of user attributes goes through autosize.search.store.record."""
     offenders = []
     for path in PACKAGE.rglob("*.py"):
         if path.name == "record.py":

@@ -12,7 +12,7 @@ from autosize.errors import ConfigError, SpecError
 from autosize.models import ArchSpec, ConvLayer, DenseLayer, build_model
 from autosize.search import load_config, run_study
 from autosize.search.config import SearchSpace
-from autosize.search.operations import Infeasible, plan_and_grow
+from autosize.search.policy.operations import Infeasible, plan_and_grow
 from autosize.transforms import set_dropout, widen
 from studies import tiny_config
 

@@ -24,10 +24,11 @@ import pytest
 import torch
 
 from autosize.errors import ConfigError
-from autosize.export import load_model
+from autosize.predictor import load_model
 from autosize.search import load_config
-from autosize.search.artifacts import S3Location, artifact_location
-from autosize.search.storage import artifact_store, download_network, load_study
+from autosize.search.store.artifacts import S3Location, artifact_location
+from autosize.search.store.networks import artifact_store, download_network
+from autosize.search.store.storage import load_study
 from studies import STUDY_MARKS, run_main, tiny_config
 
 boto3 = pytest.importorskip("boto3")

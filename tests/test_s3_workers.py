@@ -19,7 +19,8 @@ import pytest
 from optuna.trial import TrialState
 
 from autosize.search import load_config
-from autosize.search.storage import artifact_store, download_network, load_study
+from autosize.search.store.networks import artifact_store, download_network
+from autosize.search.store.storage import load_study
 from studies import STUDY_MARKS, tiny_config
 
 boto3 = pytest.importorskip("boto3")

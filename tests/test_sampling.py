@@ -6,8 +6,9 @@ import optuna
 import pytest
 from optuna.samplers import BaseSampler
 
-from autosize.search.components import SAMPLER_CLASSES, component_class
-from autosize.search.sampling import TrialSeeded, random_states
+from autosize.search.config.components import SAMPLER_CLASSES, component_class
+from autosize.search.optuna_private import random_states
+from autosize.search.policy.sampling import TrialSeeded
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -12,11 +12,11 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-import autosize.search.training as training_mod
+import autosize.search.trials.training as training_mod
 from autosize.errors import ConfigError
 from autosize.models import ArchSpec
 from autosize.search import load_config, prepare, run_study
-from autosize.search.storage import artifact_store, download_network
+from autosize.search.store.networks import artifact_store, download_network
 from autosize.train import evaluate
 from studies import STUDY_MARKS, tiny_config
 

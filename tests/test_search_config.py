@@ -8,8 +8,8 @@ import pytest
 
 from autosize.errors import ConfigError
 from autosize.models import DenseLayer
-from autosize.search.artifacts import FolderLocation
 from autosize.search.config import load_config
+from autosize.search.store.artifacts import FolderLocation
 
 MINIMAL = """\
 [study]

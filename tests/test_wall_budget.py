@@ -18,8 +18,8 @@ from autosize.callbacks import Callback, CosineSchedule
 from autosize.data.bundle import DataBundle, Preprocessing
 from autosize.errors import ConfigError
 from autosize.search import load_config, prepare, run_study
-from autosize.search.clock import Deadline, process_start
-from autosize.search.policy import PopulationSampler, ranked_parents
+from autosize.search.deadline import Deadline, process_start
+from autosize.search.policy.population import PopulationSampler, ranked_parents
 from autosize.train import fit
 from studies import STUDY_MARKS, tiny_config
 
@@ -45,7 +45,7 @@ def test_process_start_counts_what_ran_before_the_import() -> None:
     import: /proc is read, not the import's clock (which process_start falls back to)."""
     code = (
         "import time; time.sleep(1.0)\n"
-        "from autosize.search.clock import _IMPORTED_AT, process_start\n"
+        "from autosize.search.deadline import _IMPORTED_AT, process_start\n"
         "print(_IMPORTED_AT - process_start())"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -287,7 +287,7 @@ def test_a_spent_budget_trains_the_seed_briefly_and_runs_no_trial(tmp_path: Path
 def test_a_seed_cut_short_is_trained_again_in_full_until_a_trial_grows_from_it(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from autosize.search import record
+    from autosize.search.store import record
 
     config = load_config(tiny_config(tmp_path, n_trials=1, seed_epochs=3, baselines="scales = []"))
     run_study(config, timeout=1.0, started=time.time() - 0.9)  # the budget cuts the seed
@@ -316,7 +316,7 @@ def test_a_seed_cut_short_is_trained_again_in_full_until_a_trial_grows_from_it(
 
 
 def test_workers_are_spawned_only_with_time_to_load_the_data_and_train() -> None:
-    from autosize.search.study import worth_spawning
+    from autosize.search.workers import worth_spawning
 
     assert worth_spawning(float("inf"), 5.0)
     assert worth_spawning(60.0, 5.0)
@@ -327,8 +327,8 @@ def test_workers_are_spawned_only_with_time_to_load_the_data_and_train() -> None
 def test_near_the_deadline_a_workers_study_trains_in_its_own_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from autosize.search import record
-    from autosize.search import study as study_module
+    from autosize.search import workers as workers_module
+    from autosize.search.store import record
 
     seen: list[tuple[float, float]] = []
 
@@ -336,7 +336,7 @@ def test_near_the_deadline_a_workers_study_trains_in_its_own_process(
         seen.append((left, prepare_seconds))
         return False
 
-    monkeypatch.setattr(study_module, "worth_spawning", never)
+    monkeypatch.setattr(workers_module, "worth_spawning", never)
     config = tiny_config(tmp_path, n_trials=2)
     with caplog.at_level("INFO", logger="autosize.search.study"):
         study = run_study(load_config(config), workers=2, timeout=3600)
@@ -366,7 +366,7 @@ def test_the_hand_tuned_configs_still_load(path: Path) -> None:
 
 
 def test_reports_are_throttled_after_the_first_epochs_and_the_last_is_kept() -> None:
-    from autosize.search.bridge import TrialReporter
+    from autosize.search.trials.reporter import TrialReporter
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(64, 3, generator=g)

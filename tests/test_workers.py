@@ -16,7 +16,8 @@ import pytest
 from optuna.trial import TrialState
 
 from autosize.search import load_config
-from autosize.search.storage import artifact_store, download_network, make_storage
+from autosize.search.store.networks import artifact_store, download_network
+from autosize.search.store.storage import make_storage
 from studies import tiny_config
 
 pytestmark = [

@@ -9,7 +9,7 @@ import time
 
 from tqdm import tqdm
 
-from autosize.search.results import TrialResult
+from autosize.search.store.results import TrialResult
 
 __all__ = ["Progress"]
 

@@ -18,7 +18,7 @@ from autosize.errors import ConfigError, StudyError
 if TYPE_CHECKING:  # optuna is imported only by the commands that open a study
     import optuna
 
-    from autosize.search.artifacts import ArtifactLocation
+    from autosize.search.store.artifacts import ArtifactLocation
 
 __all__ = [
     "StudyTarget",
@@ -82,7 +82,7 @@ def check_exists(url: str) -> None:
 
 
 def open_target(args: argparse.Namespace) -> StudyTarget:
-    from autosize.search.storage import load_study
+    from autosize.search.store.storage import load_study
 
     url, name, config_artifacts = storage_url(args)
     check_exists(url)
@@ -99,8 +99,8 @@ def artifacts_of(
 ) -> ArtifactLocation | None:
     """The artifact store: ``--artifacts``, else CONFIG's, else the first one the studies
     recorded; None when nothing says."""
-    from autosize.search import record
-    from autosize.search.artifacts import artifact_location
+    from autosize.search.store import record
+    from autosize.search.store.artifacts import artifact_location
 
     if args.artifacts:
         return artifact_location(args.artifacts, where="--artifacts")

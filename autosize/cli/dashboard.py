@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     import optuna
 
-    from autosize.search.artifacts import ArtifactLocation
+    from autosize.search.store.artifacts import ArtifactLocation
 
 __all__ = ["make_server", "register"]
 
@@ -60,8 +60,8 @@ def make_server(
         raise ConfigError(
             "the dashboard needs optuna-dashboard: pip install 'autosize[dashboard]'"
         ) from None
-    from autosize.search.artifacts import artifact_location
-    from autosize.search.storage import make_storage
+    from autosize.search.store.artifacts import artifact_location
+    from autosize.search.store.storage import make_storage
 
     store = None
     if artifacts is not None:
@@ -101,6 +101,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _summaries(url: str) -> Iterator[optuna.study.StudySummary]:
     """The storage's studies, read only when ``--artifacts`` and CONFIG say nothing."""
-    from autosize.search.storage import study_summaries
+    from autosize.search.store.storage import study_summaries
 
     yield from study_summaries(url)

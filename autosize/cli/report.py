@@ -42,7 +42,7 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from autosize.export import ARCHITECTURE_FILE
+    from autosize.export_format import ARCHITECTURE_FILE
     from autosize.report import build_report, write_report
     from autosize.report_dashboard import save_figures
 

@@ -107,9 +107,9 @@ def _run(args: argparse.Namespace) -> int:
 
     from autosize.cli._progress import Progress
     from autosize.search import best_of, run_study, trial_results
-    from autosize.search.clock import process_start
+    from autosize.search.deadline import process_start
     from autosize.search.prepare import Prepared
-    from autosize.search.results import maximizing
+    from autosize.search.store.results import maximizing
 
     # SIGTERM (a scheduler, `kill`) ends the running trial like Ctrl-C: FAIL, "interrupted";
     # a wind-down that hangs ends after a grace period (autosize.interrupts).

@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from autosize.export import ARCHITECTURE_FILE
+    from autosize.export_format import ARCHITECTURE_FILE
     from autosize.retrain import train_from_scratch
 
     folder = args.architecture if args.architecture.is_dir() else args.architecture.parent

@@ -32,8 +32,9 @@ import pandas as pd
 import torch
 
 from autosize.data.bundle import DataBundle, Preprocessing, Task, target_scaling
+from autosize.data.columns import infer_task
 from autosize.data.options import check_choice, check_fraction
-from autosize.data.table import TEST_SEED, holdout, infer_task
+from autosize.data.splits import TEST_SEED, holdout
 from autosize.data.table_transform import as_text
 from autosize.errors import DataError
 

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,10 +53,17 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import torch
-from pandas.api.types import is_bool_dtype, is_integer_dtype, is_numeric_dtype
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from autosize.data.bundle import DataBundle, Preprocessing, Task, target_scaling
+from autosize.data.columns import (
+    MAX_CLASSES,
+    check_continuous_classes,
+    identifier_columns,
+    infer_task,
+)
 from autosize.data.options import check_choice, check_fraction
+from autosize.data.splits import TEST_SEED, holdout, split_rows
 from autosize.data.table_transform import MISSING, TableTransform, as_text, label, text_columns
 from autosize.errors import DataError
 
@@ -77,14 +83,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# An integer target with at most this many levels is a class label, not a quantity.
-MAX_CLASSES = 20
-# Identifier columns are looked for in tables of at least this many rows; whole numbers
-# not named like an id count as row numbers from MIN_DENSE_ID_ROWS rows on.
-MIN_ID_ROWS = 20
-MIN_DENSE_ID_ROWS = 100
-_ID_NAME = re.compile(r"(?i:id)|.*[_\-\s.](?i:id)|.*[a-z0-9](Id|ID)")
-TEST_SEED = 0
 TABLE_SUFFIXES: Mapping[str, Literal["csv", "parquet"]] = {
     ".csv": "csv",
     ".parquet": "parquet",
@@ -191,102 +189,11 @@ def file_digest(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def infer_task(target: pd.Series) -> Task:
-    """Classification for text, true/false or few integer levels; regression otherwise."""
-    if is_bool_dtype(target.dtype) or not is_numeric_dtype(target.dtype):
-        return "classification"
-    values = target.dropna().to_numpy(dtype=np.float64)
-    integral = is_integer_dtype(target.dtype) or bool(np.all(values == np.round(values)))
-    if integral and len(np.unique(values)) <= MAX_CLASSES:
-        return "classification"
-    return "regression"
-
-
-def identifier_columns(df: pd.DataFrame, *, skip: Sequence[str] = ()) -> tuple[str, ...]:
-    """The columns of ``df`` (not in ``skip``) that identify rows rather than describe them
-    (the rule in the module docstring)."""
-    from autosize.data.table_transform import date_format
-
-    n = len(df)
-    if n < MIN_ID_ROWS:
-        return ()
-    found = []
-    for col in df.columns:
-        values = df[col]
-        if col in skip or is_bool_dtype(values.dtype) or values.isna().any():
-            continue
-        if values.nunique() != n:
-            continue
-        if is_numeric_dtype(values.dtype):
-            x = values.to_numpy(dtype=np.float64)
-            if not np.all(x == np.round(x)):
-                continue  # a measurement
-            named = _ID_NAME.fullmatch(str(col)) is not None
-            dense = n >= MIN_DENSE_ID_ROWS and float(x.max() - x.min()) < 2 * n
-            if named or dense:
-                found.append(col)
-        elif date_format(values) is None:  # unique timestamps are dates, not identifiers
-            found.append(col)
-    return tuple(found)
-
-
-def _check_continuous_classes(target: pd.Series, path: Path, name: str) -> None:
-    """Refuse ``task = "classification"`` on a target that holds a quantity."""
-    if is_bool_dtype(target.dtype) or not is_numeric_dtype(target.dtype):
-        return
-    values = target.dropna().to_numpy(dtype=np.float64)
-    distinct = len(np.unique(values))
-    fractional = not bool(np.all(values == np.round(values)))
-    if distinct > MAX_CLASSES and (fractional or distinct > len(values) / 2):
-        raise DataError(
-            f"{path}: target column {name!r} holds {distinct} distinct numbers in "
-            f"{len(values)} rows, a quantity rather than classes; use task = 'regression' "
-            "(--task regression), or bin the values into classes first"
-        )
-
-
 def _check_columns(df: pd.DataFrame, names: Sequence[str], path: Path, key: str) -> None:
     for name in names:
         if name not in df.columns:
             listed = ", ".join(map(repr, df.columns[:20])) + (", ..." if df.shape[1] > 20 else "")
             raise DataError(f"{path}: no column {name!r} ({key}); its columns: {listed}")
-
-
-def holdout(
-    rows: np.ndarray, fraction: float, seed: int, strata: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray, bool]:
-    """(kept, held out, stratified) row indices, both sorted."""
-    from sklearn.model_selection import train_test_split
-
-    n_out = min(max(1, round(len(rows) * fraction)), len(rows) - 1)
-    if strata is not None:
-        try:
-            kept, out = train_test_split(
-                rows, test_size=n_out, random_state=seed, stratify=strata[rows]
-            )
-            return np.sort(kept), np.sort(out), True
-        except ValueError:  # a class with one row, or fewer held-out rows than classes
-            pass
-    perm = np.random.default_rng(seed).permutation(rows)
-    return np.sort(perm[n_out:]), np.sort(perm[:n_out]), False
-
-
-def _groupholdout(
-    rows: np.ndarray, groups: np.ndarray, fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Whole groups held out until they hold ``fraction`` of the rows (at least one group)."""
-    present = np.unique(groups[rows])
-    order = np.random.default_rng(seed).permutation(present)
-    want = fraction * len(rows)
-    chosen: list[object] = []
-    count = 0
-    for g in order[:-1]:  # at least one group stays
-        if count >= want and chosen:
-            break
-        chosen.append(g)
-        count += int(np.sum(groups[rows] == g))
-    held = np.isin(groups[rows], np.asarray(chosen, dtype=object))
-    return rows[~held], rows[held]
 
 
 # --------------------------------------------------------------------------- loading
@@ -347,7 +254,7 @@ def load_table(root: Path, *, seed: int, options: TableOptions) -> DataBundle:
             )
 
     if options.task == "classification":
-        _check_continuous_classes(df[target], path, target)
+        check_continuous_classes(df[target], path, target)
     task = options.task or infer_task(df[target])
     skip = (
         target,
@@ -387,7 +294,6 @@ def load_table(root: Path, *, seed: int, options: TableOptions) -> DataBundle:
         if df[target].nunique() < 2:
             raise DataError(f"{path}: target column {target!r} has one value ({labels[0]!r})")
 
-    rows = np.arange(len(df))
     strata = None
     if classes is not None:
         index = {str(c): i for i, c in enumerate(classes)}
@@ -396,35 +302,18 @@ def load_table(root: Path, *, seed: int, options: TableOptions) -> DataBundle:
     if groups is not None:
         groups = np.where(pd.isna(groups), MISSING, groups).astype(object)
     notes: dict[str, str | int | float | bool | None] = {"path": str(path)}
-    stratified = strata is not None
-    # The rows of df held out for validation and test; None where a file gives that split.
-    val_rows: np.ndarray | None = None
-    test_rows: np.ndarray | None = None
-    if "test_path" in frames:
-        pool = rows
-        notes["test_path"] = str(extra["test_path"])
-    elif groups is not None:
-        pool, test_rows = _groupholdout(rows, groups, options.test_fraction, TEST_SEED)
-        notes["test_fraction"] = options.test_fraction
-    else:
-        pool, test_rows, ok = holdout(rows, options.test_fraction, TEST_SEED, strata)
-        stratified = stratified and ok
-        notes["test_fraction"] = options.test_fraction
-    if "val_path" in frames:
-        train_rows = pool
-        notes["val_path"] = str(extra["val_path"])
-    elif groups is not None:
-        if len(np.unique(groups[pool])) < 2:
-            raise DataError(
-                f"{path}: column {options.group!r} (data.group) has too few groups to hold "
-                "out whole ones for validation and test (at least 3 needed)"
-            )
-        train_rows, val_rows = _groupholdout(pool, groups, options.val_fraction, seed)
-        notes["val_fraction"] = options.val_fraction
-    else:
-        train_rows, val_rows, ok = holdout(pool, options.val_fraction, seed, strata)
-        stratified = stratified and ok
-        notes["val_fraction"] = options.val_fraction
+    train_rows, val_rows, test_rows, stratified = split_rows(
+        np.arange(len(df)),
+        seed=seed,
+        strata=strata,
+        groups=groups,
+        test_fraction=options.test_fraction,
+        val_fraction=options.val_fraction,
+        group=options.group,
+        files={key: str(extra[key]) for key in frames},
+        notes=notes,
+        where=str(path),
+    )
     if identifiers:
         notes["identifiers"] = ", ".join(identifiers)
     if options.group is not None:

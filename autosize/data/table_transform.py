@@ -30,6 +30,7 @@ import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from autosize.data.bundle import Task
+from autosize.data.dates import DATE_SHARE, date_format, date_numbers, parse_dates, parts_of
 from autosize.errors import DataError
 
 __all__ = [
@@ -52,9 +53,6 @@ MISSING = "<missing>"
 # The level every value of a many-level column outside its most frequent ones becomes.
 OTHER = "<other>"
 MAX_LEVELS = 100
-# A text column is a date when this share of its (non-missing) training values parse as one.
-DATE_SHARE = 0.95
-DATE_PARTS = ("year", "month", "day", "weekday", "days")
 FORMAT = "autosize-table/2"
 FORMATS = ("autosize-table/1", FORMAT)  # /1: before dates and grouped levels (read as none)
 
@@ -91,58 +89,6 @@ def text_columns(df: pd.DataFrame) -> tuple[str, ...]:
 def label(text: str, integral: bool) -> str | int:
     """A class label as the file wrote it: an integer for integer classes, else text."""
     return int(text) if integral else text
-
-
-def date_format(values: pd.Series) -> str | None:
-    """The format a text column's dates are written in (pandas' guess from its first value),
-    or None when it is not a date column: fewer than :data:`DATE_SHARE` of its values parse
-    with that format, or the column holds numbers or flags."""
-    if is_bool_dtype(values.dtype) or is_numeric_dtype(values.dtype):
-        return None
-    present = values.dropna()
-    if present.empty:
-        return None
-    first = str(present.iloc[0]).strip()
-    if not any(ch.isdigit() for ch in first):
-        return None
-    import warnings
-
-    from pandas.tseries.api import guess_datetime_format
-
-    with warnings.catch_warnings():  # pandas warns that 30/12/2019 is day first: it is
-        warnings.simplefilter("ignore")
-        # month first, then day first (03/04/2021 reads both ways; the column decides)
-        guesses = [guess_datetime_format(first), guess_datetime_format(first, dayfirst=True)]
-    best, share = None, 0.0
-    for fmt in dict.fromkeys(g for g in guesses if g is not None):
-        parsed = float(_parse_dates(present, fmt).notna().mean())
-        if parsed > share:
-            best, share = fmt, parsed
-    return best if share >= DATE_SHARE else None
-
-
-def _parse_dates(values: pd.Series, fmt: str) -> pd.Series:
-    """Dates in ``fmt`` as UTC timestamps (NaT where a value does not parse or is missing)."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return pd.to_datetime(
-            values.astype(object).where(values.notna(), None), format=fmt, errors="coerce", utc=True
-        )
-
-
-def _date_numbers(stamps: pd.Series, part: str) -> np.ndarray:
-    """One number per timestamp (NaN where missing)."""
-    dt = stamps.dt
-    if part == "days":
-        epoch = pd.Timestamp("1970-01-01", tz="UTC")
-        out = (stamps - epoch) / pd.Timedelta(days=1)
-    elif part == "weekday":
-        out = dt.day_of_week
-    else:
-        out = getattr(dt, part)
-    return pd.Series(out).to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 # --------------------------------------------------------------------------- the transform
@@ -221,7 +167,7 @@ class TableTransform:
             )
         )
         date_formats = tuple(str(formats[c]) for c in dates)
-        date_parts = tuple(_parts(_parse_dates(df[c], formats[c] or "")) for c in dates)
+        date_parts = tuple(parts_of(parse_dates(df[c], formats[c] or "")) for c in dates)
         for c, fmt in zip(dates, date_formats, strict=True):
             log.info("%s: column %r read as dates (%s): numbers, not levels", source, c, fmt)
         derived = tuple(
@@ -408,7 +354,7 @@ def _numeric(
     numbers ("<column>.<part>") computed from it with its (column, format, parts)."""
     derived: dict[str, np.ndarray] = {}
     for col, fmt, parts in dates:
-        stamps = _parse_dates(df[col], fmt)
+        stamps = parse_dates(df[col], fmt)
         bad = stamps.isna().to_numpy() & df[col].notna().to_numpy()
         if bad.any():
             value = df[col].to_numpy(dtype=object)[np.flatnonzero(bad)[0]]
@@ -417,18 +363,11 @@ def _numeric(
                 f"file's format ({fmt}); leave the cell empty for a missing value"
             )
         for part in parts:
-            derived[f"{col}.{part}"] = _date_numbers(stamps, part)
+            derived[f"{col}.{part}"] = date_numbers(stamps, part)
     values = [
         derived[c] if c in derived else TableTransform._numbers(df[c], c, source) for c in numeric
     ]
     return np.column_stack(values)
-
-
-def _parts(stamps: pd.Series) -> tuple[str, ...]:
-    """The numbers a date column becomes: the hour too when its values carry times."""
-    present = stamps.dropna()
-    timed = bool(len(present) and ((present.dt.hour != 0) | (present.dt.minute != 0)).any())
-    return (*DATE_PARTS, "hour") if timed else DATE_PARTS
 
 
 def _text_frame(df: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:

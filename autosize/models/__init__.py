@@ -35,6 +35,17 @@ never touches it: widening, deepening and compressing act on hidden layers only.
 
 from __future__ import annotations
 
+from autosize.models.layers import (
+    ACTIVATIONS,
+    IDEMPOTENT_ACTIVATIONS,
+    Activation,
+    ConvLayer,
+    DenseLayer,
+    Layer,
+    PeriodicEmbedding,
+    embedding_from_dict,
+    layer_from_dict,
+)
 from autosize.models.net import (
     Block,
     BlockList,
@@ -45,18 +56,7 @@ from autosize.models.net import (
     build_model,
     make_activation,
 )
-from autosize.models.spec import (
-    ACTIVATIONS,
-    IDEMPOTENT_ACTIVATIONS,
-    Activation,
-    ArchSpec,
-    ConvLayer,
-    DenseLayer,
-    Layer,
-    PeriodicEmbedding,
-    embedding_from_dict,
-    layer_from_dict,
-)
+from autosize.models.spec import ArchSpec
 
 __all__ = [
     "ACTIVATIONS",

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from autosize.errors import SpecError
-from autosize.models.spec import ArchSpec, ConvLayer, DenseLayer, PeriodicEmbedding
+from autosize.models.layers import ConvLayer, DenseLayer, PeriodicEmbedding
+from autosize.models.spec import ArchSpec
 
 __all__ = [
     "Block",

@@ -1,131 +1,31 @@
-"""Architecture descriptions: layers and :class:`ArchSpec`, with their JSON form (see :mod:`autosize.models`)."""
+"""Architecture descriptions: :class:`ArchSpec` and its JSON form (see :mod:`autosize.models`;
+the layers are :mod:`autosize.models.layers`)."""
 
 from __future__ import annotations
 
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
-from typing import Any, ClassVar, Literal, get_args
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from autosize.errors import SpecError
+from autosize.models.layers import (
+    ACTIVATIONS,
+    Activation,
+    ConvLayer,
+    DenseLayer,
+    Layer,
+    PeriodicEmbedding,
+    conv_out,
+    embedding_from_dict,
+    is_int,
+    layer_fields,
+    layer_from_dict,
+    reject_unknown,
+)
 
-__all__ = [
-    "ACTIVATIONS",
-    "IDEMPOTENT_ACTIVATIONS",
-    "Activation",
-    "ArchSpec",
-    "ConvLayer",
-    "DenseLayer",
-    "Layer",
-    "PeriodicEmbedding",
-    "embedding_from_dict",
-    "layer_from_dict",
-]
-
-Activation = Literal[
-    "relu", "relu6", "hardtanh", "identity", "tanh", "sigmoid", "gelu", "silu", "leaky_relu"
-]
-ACTIVATIONS: tuple[str, ...] = get_args(Activation)
-# phi(phi(x)) == phi(x): the activations Net2DeeperNet can insert an identity layer under.
-IDEMPOTENT_ACTIVATIONS: frozenset[str] = frozenset({"relu", "relu6", "hardtanh", "identity"})
-
-
-# --------------------------------------------------------------------------- layers
-
-
-@dataclass(frozen=True)
-class DenseLayer:
-    """A fully connected hidden layer of ``width`` units."""
-
-    type: ClassVar[str] = "dense"
-    width: int
-    batchnorm: bool = False
-    dropout: float = 0.0
-    bias: bool = True
-
-    @property
-    def size(self) -> int:
-        """Number of units (the dimension Net2Net widens and compress shrinks)."""
-        return self.width
-
-    def resized(self, size: int) -> DenseLayer:
-        return replace(self, width=size)
-
-    def tag(self) -> str:
-        return f"fc{self.width}"
-
-
-@dataclass(frozen=True)
-class ConvLayer:
-    """A 2-D convolution with ``channels`` output channels, then optional max-pooling.
-
-    ``padding=None`` means "same" padding for odd kernels (``kernel // 2``);
-    ``pool`` is the max-pool window and stride (1 = no pooling).
-    """
-
-    type: ClassVar[str] = "conv"
-    channels: int
-    kernel: int = 3
-    batchnorm: bool = False
-    pool: int = 1
-    padding: int | None = None
-    stride: int = 1
-    dropout: float = 0.0
-    bias: bool = True
-
-    @property
-    def size(self) -> int:
-        return self.channels
-
-    @property
-    def pad(self) -> int:
-        return self.kernel // 2 if self.padding is None else self.padding
-
-    def resized(self, size: int) -> ConvLayer:
-        return replace(self, channels=size)
-
-    def tag(self) -> str:
-        return f"conv{self.channels}"
-
-
-@dataclass(frozen=True)
-class PeriodicEmbedding:
-    """An embedding of each of the first ``features`` input columns (numeric ones) before the
-    first hidden layer: "PLR" of Gorishniy, Rubachev & Babenko, *On Embeddings for Numerical
-    Features in Tabular Deep Learning* (NeurIPS 2022).
-
-    Column ``j``'s value ``x`` becomes ``relu(W_j [cos(2 pi c_j x), sin(2 pi c_j x)] + b_j)``:
-    ``frequencies`` learned frequencies ``c_j`` (initialised from N(0, ``sigma``^2)), then a
-    linear map of its own to ``width`` values. The other columns (one-hot categories, say) pass
-    through unchanged, after the embedded ones. MLPs on tables with skewed or
-    non-monotone numeric columns learn their effects far more easily this way.
-    """
-
-    type: ClassVar[str] = "periodic"
-    features: int
-    frequencies: int = 16
-    width: int = 16
-    sigma: float = 1.0
-
-    @property
-    def out_features(self) -> int:
-        """How many values the embedded columns become."""
-        return self.features * self.width
-
-    def param_count(self) -> int:
-        return self.features * (self.frequencies + (2 * self.frequencies + 1) * self.width)
-
-    def tag(self) -> str:
-        return f"plr{self.features}x{self.width}"
-
-
-Layer = DenseLayer | ConvLayer
-_LAYER_TYPES: dict[str, type[DenseLayer] | type[ConvLayer]] = {
-    "dense": DenseLayer,
-    "conv": ConvLayer,
-}
-
+__all__ = ["ArchSpec"]
 
 # --------------------------------------------------------------------------- spec
 
@@ -162,13 +62,13 @@ class ArchSpec:
     # -- validation -------------------------------------------------------------
 
     def _validate(self) -> tuple[tuple[int, ...], ...]:
-        if not self.input_shape or not all(_is_int(d) and d > 0 for d in self.input_shape):
+        if not self.input_shape or not all(is_int(d) and d > 0 for d in self.input_shape):
             raise SpecError(f"input_shape: must be positive integers, got {list(self.input_shape)}")
         if len(self.input_shape) not in (1, 3):
             raise SpecError(
                 f"input_shape: must be [features] or [channels, height, width], got {list(self.input_shape)}"
             )
-        if not _is_int(self.n_outputs) or self.n_outputs < 1:
+        if not is_int(self.n_outputs) or self.n_outputs < 1:
             raise SpecError(f"n_outputs: must be a positive integer, got {self.n_outputs!r}")
         if self.activation not in ACTIVATIONS:
             raise SpecError(
@@ -202,7 +102,7 @@ class ArchSpec:
             if not (isinstance(layer.dropout, int | float) and 0.0 <= layer.dropout < 1.0):
                 raise SpecError(f"{where}.dropout: must be in [0, 1), got {layer.dropout!r}")
             if isinstance(layer, DenseLayer):
-                if not _is_int(layer.width) or layer.width < 1:
+                if not is_int(layer.width) or layer.width < 1:
                     raise SpecError(
                         f"{where}.width: must be a positive integer, got {layer.width!r}"
                     )
@@ -217,7 +117,7 @@ class ArchSpec:
                     )
                 for name in ("channels", "kernel", "pool", "stride"):
                     value = getattr(layer, name)
-                    if not _is_int(value) or value < 1:
+                    if not is_int(value) or value < 1:
                         raise SpecError(
                             f"{where}.{name}: must be a positive integer, got {value!r}"
                         )
@@ -225,11 +125,11 @@ class ArchSpec:
                     raise SpecError(
                         f"{where}.padding: 'same' padding needs an odd kernel, got kernel {layer.kernel}"
                     )
-                if layer.padding is not None and (not _is_int(layer.padding) or layer.padding < 0):
+                if layer.padding is not None and (not is_int(layer.padding) or layer.padding < 0):
                     raise SpecError(
                         f"{where}.padding: must be a non-negative integer, got {layer.padding!r}"
                     )
-                h, w = (_conv_out(d, layer) for d in shape[1:])
+                h, w = (conv_out(d, layer) for d in shape[1:])
                 if h < 1 or w < 1:
                     raise SpecError(
                         f"{where}: spatial size collapses to {max(h, 0)}x{max(w, 0)} (input {shape[1]}x{shape[2]}, "
@@ -249,7 +149,7 @@ class ArchSpec:
             )
         for name in ("features", "frequencies", "width"):
             value = getattr(emb, name)
-            if not _is_int(value) or value < 1:
+            if not is_int(value) or value < 1:
                 raise SpecError(f"embedding.{name}: must be a positive integer, got {value!r}")
         if emb.features > self.input_shape[0]:
             raise SpecError(
@@ -339,7 +239,7 @@ class ArchSpec:
         for i, layer in enumerate(self.layers):
             if isinstance(layer, ConvLayer):
                 c_in, h, w = self.in_shape(i)
-                ho, wo = (_conv_out(d, layer, pooled=False) for d in (h, w))
+                ho, wo = (conv_out(d, layer, pooled=False) for d in (h, w))
                 terms.append(2 * c_in * layer.kernel**2 * layer.channels * ho * wo)
             else:
                 terms.append(2 * self.in_features(i) * layer.width)
@@ -375,13 +275,13 @@ class ArchSpec:
             "input_shape": list(self.input_shape),
             "n_outputs": self.n_outputs,
             "activation": self.activation,
-            "layers": [{"type": layer.type, **_layer_fields(layer)} for layer in self.layers],
+            "layers": [{"type": layer.type, **layer_fields(layer)} for layer in self.layers],
         }
         if self.target_shift != 0.0 or self.target_scale != 1.0:
             out["target_shift"] = self.target_shift
             out["target_scale"] = self.target_scale
         if self.embedding is not None:
-            out["embedding"] = {"type": self.embedding.type, **_layer_fields(self.embedding)}
+            out["embedding"] = {"type": self.embedding.type, **layer_fields(self.embedding)}
         return out
 
     def to_json(self, *, indent: int | None = 2) -> str:
@@ -404,12 +304,12 @@ class ArchSpec:
             "target_scale",
             "embedding",
         }
-        _reject_unknown(data, allowed, source)
+        reject_unknown(data, allowed, source)
         for key in ("input_shape", "n_outputs"):
             if key not in data:
                 raise SpecError(f"{source}: missing key {key!r}")
         input_shape = data["input_shape"]
-        if not isinstance(input_shape, list | tuple) or not all(_is_int(d) for d in input_shape):
+        if not isinstance(input_shape, list | tuple) or not all(is_int(d) for d in input_shape):
             raise SpecError(
                 f"{source}: input_shape must be a list of integers, got {input_shape!r}"
             )
@@ -449,73 +349,3 @@ class ArchSpec:
         except json.JSONDecodeError as exc:
             raise SpecError(f"{source}: not valid JSON ({exc})") from None
         return cls.from_dict(data, source=source)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _conv_out(d: int, layer: ConvLayer, *, pooled: bool = True) -> int:
-    out = (d + 2 * layer.pad - layer.kernel) // layer.stride + 1
-    return out // layer.pool if pooled else out
-
-
-def _layer_fields(layer: Layer | PeriodicEmbedding) -> dict[str, object]:
-    return {f.name: getattr(layer, f.name) for f in fields(layer)}
-
-
-def _reject_unknown(data: Mapping[str, object], allowed: set[str], where: str) -> None:
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise SpecError(
-            f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}"
-        )
-
-
-def _typed_kwargs(raw: Mapping[str, object], cls: type, where: str) -> dict[str, Any]:
-    """``raw``'s keys but ``type`` as keyword arguments of the dataclass ``cls``: unknown keys
-    are refused, and each value is checked against its field's annotation (``int``, ``float``,
-    ``bool``, any of them ``| None``); a float field given an integer gets a float."""
-    kinds = {f.name: str(f.type) for f in fields(cls)}
-    _reject_unknown(raw, {*kinds, "type"}, where)
-    kwargs: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key == "type":
-            continue
-        kind = kinds[key].removesuffix(" | None")
-        if value is None and kinds[key] != kind:
-            kwargs[key] = None
-            continue
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        ok = {"bool": isinstance(value, bool), "float": number}.get(kind, _is_int(value))
-        if not ok:
-            expected = {"bool": "true or false", "float": "a number"}.get(kind, "an integer")
-            raise SpecError(f"{where}.{key}: expected {expected}, got {value!r}")
-        kwargs[key] = float(value) if kind == "float" else value  # type: ignore[arg-type]
-    return kwargs
-
-
-def embedding_from_dict(raw: object, where: str) -> PeriodicEmbedding:
-    """A :class:`PeriodicEmbedding` from its JSON form (``{"type": "periodic", "features": 6,
-    ...}``), refusing unknown keys and wrong types; its ranges are the spec's to check."""
-    if not isinstance(raw, Mapping):
-        raise SpecError(f"{where}: expected a table/object, got {type(raw).__name__}")
-    if raw.get("type", "periodic") != "periodic":
-        raise SpecError(f"{where}.type: unknown embedding {raw.get('type')!r}; expected 'periodic'")
-    if "features" not in raw:
-        raise SpecError(f"{where}: missing key 'features'")
-    return PeriodicEmbedding(**_typed_kwargs(raw, PeriodicEmbedding, where))
-
-
-def layer_from_dict(raw: object, where: str) -> Layer:
-    if not isinstance(raw, Mapping):
-        raise SpecError(f"{where}: expected a table/object, got {type(raw).__name__}")
-    kind = raw.get("type")
-    if kind not in _LAYER_TYPES:
-        raise SpecError(f"{where}.type: unknown layer type {kind!r}; expected 'dense' or 'conv'")
-    cls = _LAYER_TYPES[kind]
-    kwargs = _typed_kwargs(raw, cls, where)
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise SpecError(f"{where}: {exc}") from None

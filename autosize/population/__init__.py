@@ -11,7 +11,7 @@ This package never imports optuna: the search layer bridges the two.
 
 from __future__ import annotations
 
-from autosize.population.loop import fit_population
+from autosize.population.fit import fit_population
 from autosize.population.member import can_stack
 
 __all__ = ["can_stack", "fit_population"]

@@ -1,209 +1,51 @@
-"""The population training loop: :func:`fit_population`, ``fit`` for K networks at once."""
+"""The population training loop: the epochs of :func:`~autosize.population.fit_population`,
+``fit`` for K networks at once."""
 
 from __future__ import annotations
 
 import gc
 import logging
 import math
-import numbers
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
-from torch import nn
 
-from autosize.callbacks import Callback, TrainState
-from autosize.data.bundle import DataBundle, Task
-from autosize.errors import ConfigError
+from autosize.data.bundle import DataBundle
 from autosize.evaluation import (
     EVAL_BATCH_SIZE,
     _acc_dtype,
-    _at_least_float32,
     _autocast,
     _evaluate_tensors,
     _split_result,
-    _task_loss,
-    metric_name,
 )
-from autosize.history import EpochRecord, History, StopCause
-from autosize.models.net import Net
+from autosize.history import EpochRecord, StopCause
 from autosize.optim import (
     OptimizerName,
-    _check_batch_size,
-    _check_optimizer_args,
-    _check_positive,
-    _is_int,
-    make_optimizer,
-    resolve_device,
 )
+from autosize.population.losses import member_losses, member_losses_and_grad
 from autosize.population.member import (
     Group,
     Layers,
     Member,
-    make_group,
-    member_shape,
     write_layers,
 )
 from autosize.population.optimizer import PopulationOptimizer
-from autosize.population.stack import MemberShape, plan_stacks
-from autosize.train import _CHECK_EVERY_CUDA, _defines_hook, _float32_precision
+from autosize.train import _CHECK_EVERY_CUDA
 
-__all__ = ["fit_population"]
+__all__ = ["Loop", "gc_paused"]
 
 logger = logging.getLogger(__name__)
 
-# What one more stack costs per step, in parameter x example units (a stack's fixed
-# per-step work, measured on this project's CPU, against its per-weight arithmetic):
-# plan_stacks splits members into several stacks only where padding would cost more.
-_STACK_OVERHEAD = {"cpu": 1.0e6, "cuda": 1.0e9}
 # At most this many bytes of training examples are gathered ahead for the stacks
-# (_Loop._gather): a few batches' index_select in one call, not one call per batch.
+# (Loop._gather): a few batches' index_select in one call, not one call per batch.
 _GATHER_BYTES = 1 << 25
 
 
-def plan_for(shapes: Sequence[MemberShape], dev: torch.device, batch_size: int) -> list[list[int]]:
-    """``fit_population``'s grouping of members into stacks on ``dev``: :func:`plan_stacks`
-    with the device's per-stack overhead, in parameter-equivalents per example."""
-    overhead = _STACK_OVERHEAD.get(dev.type, _STACK_OVERHEAD["cuda"]) / batch_size
-    return plan_stacks(shapes, overhead)
-
-
-def _per_member(name: str, value: object, k: int) -> list[object]:
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        if len(value) != k:
-            raise ConfigError(f"{name}: got {len(value)} values for {k} models")
-        return list(value)
-    return [value] * k
-
-
-def fit_population(
-    models: Sequence[nn.Module],
-    bundle: DataBundle,
-    *,
-    epochs: int | None = None,
-    max_seconds: float | None = None,
-    optimizer: OptimizerName = "adam",
-    lr: float | Sequence[float] = 1e-3,
-    weight_decay: float = 0.0,
-    batch_size: int = 128,
-    device: str | torch.device = "auto",
-    callbacks: Sequence[Sequence[Callback]] = (),
-    seed: int | Sequence[int] = 0,
-    amp: bool = False,
-    allow_tf32: bool = False,
-    restore_best: bool = False,
-) -> list[History]:
-    """Train ``models`` together on ``bundle``, each as :func:`autosize.train.fit` would alone.
-
-    Member ``k`` with ``seed[k]`` and ``lr[k]`` (``seed`` and ``lr``: one value for all, or
-    one per model) sees the batches ``fit(..., seed=seed[k])`` sees, in the same order,
-    and gets the same update, so its History and final weights match ``fit``'s up to float
-    rounding. Members sharing a seed share each batch. The models are trained in place,
-    moved to the device and left in eval mode; one History per model is returned, in order.
-
-    Per member, as in ``fit``: a non-finite loss ends that member only
-    (``stopped == "diverged"``), ``restore_best`` loads its best epoch back, and
-    ``callbacks[k]`` (one sequence per model, or none) get ``on_train_begin``,
-    ``on_epoch_begin``, ``on_epoch_end`` (True stops that member, e.g. pruned; a
-    stopped member costs no more compute) and ``on_train_end``. The budget
-    (``epochs``, ``max_seconds``) is the population's.
-
-    Differences from ``fit``: each member's ``TrainState.optimizer`` only carries its
-    learning rate (a callback may set ``param_groups[0]["lr"]``, read at every epoch's
-    start; it is never stepped), ``state.model`` gets the trained weights when that
-    member stops, not during training, and callbacks may not reshape the model, replace
-    the optimizer or add a ``penalty``. Networks with conv layers, batchnorm, dropout or
-    compress gates are refused (train those with ``fit``), as are other modules than
-    :func:`~autosize.models.build_model`'s. The layout is in :mod:`autosize.population.stack`.
-    """
-    if epochs is None and max_seconds is None:
-        raise ConfigError("fit_population needs a budget: pass epochs=..., max_seconds=... or both")
-    if epochs is not None and (not _is_int(epochs) or epochs < 1):
-        raise ConfigError(f"epochs must be a positive integer, got {epochs!r}")
-    if max_seconds is not None:
-        max_seconds = _check_positive("max_seconds", max_seconds)
-    k = len(models)
-    if k == 0:
-        raise ConfigError("fit_population needs at least one model")
-    lr_values, seed_values = _per_member("lr", lr, k), _per_member("seed", seed, k)
-    lrs: list[float] = []
-    for rate in lr_values:
-        _check_optimizer_args(optimizer, rate, weight_decay)
-        assert isinstance(rate, numbers.Real)  # _check_optimizer_args refuses anything else
-        lrs.append(float(rate))
-    if not all(_is_int(s) for s in seed_values):
-        raise ConfigError(f"seed must be an integer or one per model, got {seed!r}")
-    seeds = [int(s) for s in seed_values if isinstance(s, numbers.Integral)]  # all are (_is_int)
-    batch_size = _check_batch_size(batch_size)
-    if len({id(m) for m in models}) != k:
-        raise ConfigError("fit_population: the same model object appears more than once")
-    if any(isinstance(c, Callback) for c in callbacks):
-        raise ConfigError("callbacks: one sequence of Callback instances per model, e.g. [[cb]]")
-    per_member = [list(c) for c in callbacks] if callbacks else [[] for _ in models]
-    if len(per_member) != k:
-        raise ConfigError(f"callbacks: got {len(per_member)} sequences for {k} models")
-    for cbs in per_member:
-        for cb in cbs:
-            if not isinstance(cb, Callback):
-                raise ConfigError(f"callbacks[k] must hold Callback instances, got {cb!r}")
-            if _defines_hook(cb, "penalty"):
-                raise ConfigError(f"{type(cb).__name__} adds a penalty; train with fit instead")
-    if bundle.task not in ("classification", "regression"):
-        raise ConfigError(f"unknown task {bundle.task!r} in dataset {bundle.name!r}")
-    if bundle.train[0].shape[0] < 2 or bundle.val[0].shape[0] == 0:
-        raise ConfigError(f"dataset {bundle.name!r} needs 2 training and 1 validation examples")
-    shapes = [member_shape(i, m, bundle) for i, m in enumerate(models)]
-
-    dev = resolve_device(device)
-    members = []
-    for i, model in enumerate(models):
-        assert isinstance(model, Net)  # member_shape refuses anything else
-        model.to(dev)
-        history = History(task=bundle.task, metric=metric_name(bundle.task), device=str(dev))
-        state = TrainState(
-            model=model,
-            optimizer=make_optimizer(
-                optimizer,
-                model.parameters(),
-                lr=lrs[i],
-                weight_decay=float(weight_decay),
-            ),
-            bundle=bundle,
-            device=dev,
-            history=history,
-            epoch=0,
-            batch_size=batch_size,
-            lr=lrs[i],
-            weight_decay=float(weight_decay),
-            optimizer_name=optimizer,
-            seed=seeds[i],
-        )
-        members.append(Member(i, model, shapes[i], state.seed, state, per_member[i]))
-    groups = [
-        make_group([members[i] for i in rows], optimizer)
-        for rows in plan_for(shapes, dev, batch_size)
-    ]
-    loop = _Loop(
-        bundle, dev, batch_size, amp, restore_best, epochs, max_seconds,
-        optimizer, float(weight_decay),
-    )  # fmt: skip
-    with _float32_precision(dev, allow_tf32), _gc_paused() as loop.collect_per_epoch:
-        loop.run(groups, members)
-    done = [m.state.history for m in members]
-    logger.info(
-        "fit_population %s: %d models in %d stacks; %s",
-        bundle.name,
-        k,
-        len(groups),
-        ", ".join(f"{h.stopped} after {len(h)}" for h in done),
-    )
-    return done
-
-
 @contextmanager
-def _gc_paused() -> Iterator[bool]:
+def gc_paused() -> Iterator[bool]:
     """Python's automatic garbage collection off while the population trains.
 
     A step makes ~100 short-lived tensors (Python objects the collector tracks), so the
@@ -223,36 +65,8 @@ def _gc_paused() -> Iterator[bool]:
         gc.enable()
 
 
-def _member_losses(out: torch.Tensor, y: torch.Tensor, task: Task) -> torch.Tensor:
-    """``fit``'s loss of each member's examples: ``[K, B]`` from outputs ``[K, B, out]``."""
-    k, b = y.shape
-    return _task_loss(
-        out.reshape(k * b, out.shape[-1]), y.reshape(-1), task, reduction="none"
-    ).view(k, b)
-
-
-def _member_losses_and_grad(
-    out: torch.Tensor, y: torch.Tensor, task: Task
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each member's mean loss ``[K]`` and its gradient with respect to ``out`` ``[K, B, out]``.
-
-    By hand, as autograd's backward of ``fit``'s loss computes it (``fit``'s mean over its
-    batch): MSE's ``(out - y) * 2 / B`` (half precision in float32, as ``_task_loss``), and
-    cross-entropy's log-softmax backward of ``-1 / B`` at each target.
-    """
-    b = y.shape[1]
-    if task == "classification":
-        logp = torch.log_softmax(out, dim=-1)
-        target = y.unsqueeze(-1)
-        grad_logp = torch.zeros_like(logp).scatter_(-1, target, -1.0 / b)
-        grad = torch.ops.aten._log_softmax_backward_data(grad_logp, logp, -1, logp.dtype)
-        return -logp.gather(-1, target).squeeze(-1).mean(1), grad
-    diff = _at_least_float32(out).squeeze(-1) - y
-    return (diff * diff).mean(1), (diff * (2.0 / b)).to(out.dtype).unsqueeze(-1)
-
-
 @dataclass(eq=False)
-class _Loop:
+class Loop:
     """One run of the population; ``fit_population`` has checked the arguments."""
 
     bundle: DataBundle
@@ -266,7 +80,7 @@ class _Loop:
     weight_decay: float
     opt: PopulationOptimizer | None = field(init=False, default=None)
     rebind: bool = field(init=False, default=False)  # the stacks changed: _bind before a step
-    collect_per_epoch: bool = field(init=False, default=False)  # see _gc_paused
+    collect_per_epoch: bool = field(init=False, default=False)  # see gc_paused
 
     def _bind(self) -> None:
         """One optimizer over every live stack (again whenever the stacks changed).
@@ -353,7 +167,7 @@ class _Loop:
                         for g in self.groups:
                             xg, yg = self._batch(g, at, shared_block)
                             out, kept = g.stack.forward_saving(xg)
-                            loss, grad = _member_losses_and_grad(g.head(out), yg, task)
+                            loss, grad = member_losses_and_grad(g.head(out), yg, task)
                             if g.scale is not None:
                                 grad = grad * g.scale
                             g.stack.backward(grad, kept)
@@ -362,7 +176,7 @@ class _Loop:
                     with self.autocast:
                         for g in self.groups:
                             xg, yg = self._batch(g, at, shared_block)
-                            losses.append(_member_losses(g.forward(xg), yg, task).mean(1))
+                            losses.append(member_losses(g.forward(xg), yg, task).mean(1))
                     opt.zero_grad()
                     torch.stack([loss.sum() for loss in losses]).sum().backward()
                 opt.step()
@@ -516,7 +330,7 @@ class _Loop:
                     xb, yb = vx[start : start + chunk], vy[start : start + chunk]
                     with self.autocast:
                         pred = g.forward(xb)
-                    loss_sum += _member_losses(pred, yb.expand(k, -1), task).sum(1)
+                    loss_sum += member_losses(pred, yb.expand(k, -1), task).sum(1)
                     if task == "classification":
                         correct += (pred.argmax(dim=-1) == yb).sum(1)
                 sums = torch.stack([loss_sum, correct.to(loss_sum.dtype)]).tolist()

@@ -65,7 +65,7 @@ class Group:
     shift: torch.Tensor | None
     loss_sum: torch.Tensor = field(init=False)
     rows: torch.Tensor | None = None  # each member's batch row (its seed's); None: one seed
-    # the members' own inputs and targets for a run of batches, [K, n, ...] (_Loop._gather)
+    # the members' own inputs and targets for a run of batches, [K, n, ...] (Loop._gather)
     block: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def keep(self, rows: list[int]) -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from autosize.search.config import StudyConfig, load_config
+from autosize.search.policy.pruner import BaselinePruner, make_pruner
 from autosize.search.prepare import prepare
-from autosize.search.pruner import BaselinePruner, make_pruner
-from autosize.search.results import TrialResult, best_of, trial_results
-from autosize.search.storage import load_study, make_storage
+from autosize.search.store.results import TrialResult, best_of, trial_results
+from autosize.search.store.storage import load_study, make_storage
 from autosize.search.study import run_study
-from autosize.search.training import TrialFailed
+from autosize.search.trials.training import TrialFailed
 
 __all__ = [
     "BaselinePruner",

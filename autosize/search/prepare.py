@@ -13,11 +13,11 @@ from autosize.data import DATASETS, DataBundle, load_dataset
 from autosize.data.loader import FILE_LOADERS
 from autosize.errors import ConfigError, DataError
 from autosize.models import ArchSpec, Layer
-from autosize.search.components import SAMPLER_CLASSES, component_class
 from autosize.search.config import StudyConfig
-from autosize.search.policy import PopulationSampler
-from autosize.search.pruner import make_pruner
-from autosize.search.sampling import TrialSeeded
+from autosize.search.config.components import SAMPLER_CLASSES, component_class
+from autosize.search.policy.population import PopulationSampler
+from autosize.search.policy.pruner import make_pruner
+from autosize.search.policy.sampling import TrialSeeded
 
 __all__ = ["Prepared", "load_bundle", "make_sampler", "prepare"]
 
@@ -90,7 +90,7 @@ def prepare(config: StudyConfig) -> Prepared:
     """Validate what can only be checked with the data at hand; writes nothing."""
     make_sampler(config)  # refuse bad sampler arguments before loading anything
     bundle = load_bundle(config)
-    from autosize.search.defaults import choose_defaults
+    from autosize.search.config.defaults import choose_defaults
 
     config, chosen = choose_defaults(config, bundle)
     if config.objective == "val_accuracy" and bundle.task != "classification":

@@ -35,7 +35,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from typing import Literal, TypeGuard, get_args
 
 import torch
 from torch import nn
@@ -44,7 +43,6 @@ from autosize.errors import SpecError
 from autosize.models import (
     IDEMPOTENT_ACTIVATIONS,
     ArchSpec,
-    Block,
     ConvBlock,
     ConvLayer,
     DenseBlock,
@@ -52,15 +50,23 @@ from autosize.models import (
     Net,
 )
 from autosize.transforms.gates import Gate
+from autosize.transforms.surgery import (
+    Core,
+    Init,
+    check_index,
+    check_init,
+    check_model,
+    detached,
+    is_int,
+    rebuilt,
+    set_core,
+    take,
+    uniform,
+)
 
 __all__ = ["Init", "deepen", "widen"]
 
 log = logging.getLogger(__name__)
-
-Init = Literal["net2net", "random"]
-INITS: tuple[str, ...] = get_args(Init)
-
-Core = nn.Linear | nn.Conv2d
 
 
 # --------------------------------------------------------------------------- widen
@@ -86,16 +92,16 @@ def widen(
     identical. ``seed`` fixes which units are copied and the noise (a private
     ``torch.Generator``: the global RNG is not touched).
     """
-    _check_model(model, spec)
-    _check_index(layer, spec.depth, "layer")
-    _check_init(init)
+    check_model(model, spec)
+    check_index(layer, spec.depth, "layer")
+    check_init(init)
     if not (isinstance(noise, int | float) and not isinstance(noise, bool)) or not (
         math.isfinite(noise) and noise >= 0
     ):
         raise SpecError(f"noise: must be a non-negative number, got {noise!r}")
     old_layer = spec.layers[layer]
     n = old_layer.size
-    if not _is_int(width) or width < n:
+    if not is_int(width) or width < n:
         raise SpecError(
             f"width: must be an integer >= {n} (the width of layers[{layer}]), got {width!r}"
         )
@@ -122,7 +128,7 @@ def widen(
         mapping = torch.cat([torch.arange(n), torch.randint(n, (extra,), generator=gen)])
         counts = torch.bincount(mapping, minlength=n)
         idx = mapping.to(device)
-        new_core = _rebuilt(core, weight=core.weight.detach()[idx], bias=_take(core.bias, idx))
+        new_core = rebuilt(core, weight=core.weight.detach()[idx], bias=take(core.bias, idx))
         block.norm = _widened_norm(block.norm, idx)
         cols = _unit_columns(consumer.weight, n, per_unit)[:, idx]
         cols = cols / counts[mapping].to(device=device, dtype=cols.dtype).view(
@@ -132,27 +138,27 @@ def widen(
             cols = _add_noise(cols, n, noise, gen)
     else:
         fan_in = core.weight[0].numel()
-        new_rows = _uniform((extra, *core.weight.shape[1:]), fan_in, gen, core.weight)
+        new_rows = uniform((extra, *core.weight.shape[1:]), fan_in, gen, core.weight)
         new_bias = None
         if core.bias is not None:
-            new_bias = torch.cat([core.bias.detach(), _uniform((extra,), fan_in, gen, core.bias)])
-        new_core = _rebuilt(core, weight=torch.cat([core.weight.detach(), new_rows]), bias=new_bias)
+            new_bias = torch.cat([core.bias.detach(), uniform((extra,), fan_in, gen, core.bias)])
+        new_core = rebuilt(core, weight=torch.cat([core.weight.detach(), new_rows]), bias=new_bias)
         block.norm = _padded_norm(block.norm, extra)
         old_cols = _unit_columns(consumer.weight, n, per_unit)
         fan_in_after = consumer.weight[0].numel() // n * width
-        new_cols = _uniform(
+        new_cols = uniform(
             (old_cols.shape[0], extra, *old_cols.shape[2:]), fan_in_after, gen, old_cols
         )
         cols = torch.cat([old_cols, new_cols], dim=1)
 
-    _set_core(block, new_core)
+    set_core(block, new_core)
     weight = cols.flatten(1, 2) if isinstance(consumer, nn.Linear) else cols
-    new_consumer = _rebuilt(consumer, weight=weight, bias=_detached(consumer.bias))
+    new_consumer = rebuilt(consumer, weight=weight, bias=detached(consumer.bias))
     if is_last:
         assert isinstance(new_consumer, nn.Linear)  # rebuilt from the head, a Linear
         student.head = new_consumer
     else:
-        _set_core(student.blocks[layer + 1], new_consumer)
+        set_core(student.blocks[layer + 1], new_consumer)
     log.debug("widen: layers[%d] %d -> %d units (%s)", layer, n, width, init)
     return student, spec.with_layer(layer, old_layer.resized(width))
 
@@ -255,11 +261,11 @@ def deepen(
     ``init="random"`` (the baseline) initialises the layer like PyTorch's default,
     seeded by ``seed``, and works with any activation.
     """
-    _check_model(model, spec)
+    check_model(model, spec)
     if spec.depth == 0:
         raise SpecError("layers: a network without hidden layers has nothing to deepen after")
-    _check_index(after, spec.depth, "after")
-    _check_init(init)
+    check_index(after, spec.depth, "after")
+    check_init(init)
     if init == "net2net" and spec.activation not in IDEMPOTENT_ACTIVATIONS:
         raise SpecError(
             f"activation: net2net deepen needs phi(phi(x)) == phi(x) "
@@ -284,7 +290,7 @@ def deepen(
     bn = prev.batchnorm if batchnorm is None else batchnorm
     new_layer: ConvLayer | DenseLayer
     if isinstance(prev, ConvLayer):
-        if not _is_int(kernel) or kernel < 1 or kernel % 2 == 0:
+        if not is_int(kernel) or kernel < 1 or kernel % 2 == 0:
             raise SpecError(f"kernel: must be a positive odd integer, got {kernel!r}")
         new_layer = ConvLayer(channels=prev.channels, kernel=kernel, batchnorm=bn, bias=prev.bias)
     else:
@@ -314,9 +320,9 @@ def deepen(
     else:
         gen = torch.Generator().manual_seed(seed)
         fan_in = core.weight[0].numel()
-        weight = _uniform(tuple(core.weight.shape), fan_in, gen, like)
-        bias = _uniform((n,), fan_in, gen, like) if new_layer.bias else None
-    _set_core(block, _rebuilt(core, weight=weight, bias=bias))
+        weight = uniform(tuple(core.weight.shape), fan_in, gen, like)
+        bias = uniform((n,), fan_in, gen, like) if new_layer.bias else None
+    set_core(block, rebuilt(core, weight=weight, bias=bias))
     if isinstance(block.norm, nn.BatchNorm1d | nn.BatchNorm2d):
         norm = block.norm
         gain = math.sqrt(1.0 + norm.eps) if init == "net2net" else 1.0
@@ -329,110 +335,3 @@ def deepen(
     student.blocks.insert(after + 1, block)
     log.debug("deepen: new %s after layers[%d] (%s)", new_layer.tag(), after, init)
     return student, new_spec
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _check_model(model: Net, spec: ArchSpec) -> None:
-    if not isinstance(model, Net):
-        raise SpecError(f"model: expected a Net from build_model, got {type(model).__name__}")
-    if (model.embed is None) != (spec.embedding is None):
-        which = ("the spec", "the model") if model.embed is None else ("the model", "the spec")
-        raise SpecError(f"model: {which[0]} has an embedding and {which[1]} has none")
-    if len(model.blocks) != spec.depth:
-        raise SpecError(
-            f"model: has {len(model.blocks)} hidden blocks but the spec has {spec.depth} layers"
-        )
-    for i, (block, layer) in enumerate(zip(model.blocks, spec.layers, strict=True)):
-        units = block.core.weight.shape[0]
-        if units != layer.size:
-            raise SpecError(
-                f"model: blocks[{i}] has {units} units but spec layers[{i}] says {layer.size}"
-            )
-        if isinstance(block.core, nn.Conv2d) and block.core.groups != 1:
-            raise SpecError(
-                f"model: blocks[{i}] is a grouped convolution, which Net2Net cannot grow"
-            )
-    if model.head.in_features != spec.in_features(spec.depth):
-        raise SpecError(
-            f"model: head takes {model.head.in_features} features but the spec gives "
-            f"{spec.in_features(spec.depth)}"
-        )
-
-
-def _check_index(value: object, depth: int, name: str) -> None:
-    if not _is_int(value) or not 0 <= value < depth:
-        raise SpecError(f"{name}: must be a hidden-layer index in 0..{depth - 1}, got {value!r}")
-
-
-def _check_init(init: object) -> None:
-    if init not in INITS:
-        raise SpecError(f"init: unknown {init!r}; expected one of {', '.join(INITS)}")
-
-
-def _is_int(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _detached(t: torch.Tensor | None) -> torch.Tensor | None:
-    return None if t is None else t.detach()
-
-
-def _take(t: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor | None:
-    return None if t is None else t.detach()[idx]
-
-
-def _uniform(
-    shape: tuple[int, ...], fan_in: int, gen: torch.Generator, like: torch.Tensor
-) -> torch.Tensor:
-    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's default init of Linear/Conv weights and biases.
-
-    Drawn on the CPU from ``gen`` (reproducible on any device), then moved to ``like``'s device/dtype.
-    """
-    bound = 1.0 / math.sqrt(fan_in)
-    values = torch.rand(shape, generator=gen, dtype=torch.float64) * (2 * bound) - bound
-    return values.to(device=like.device, dtype=like.dtype)
-
-
-def _rebuilt(old: Core, *, weight: torch.Tensor, bias: torch.Tensor | None) -> Core:
-    """A module like ``old`` (same kind and options) sized for ``weight``, holding copies of the tensors."""
-    if isinstance(old, nn.Linear):
-        new: Core = nn.Linear(
-            weight.shape[1], weight.shape[0], bias=bias is not None, device="meta"
-        )
-    else:
-        new = nn.Conv2d(
-            weight.shape[1] * old.groups,
-            weight.shape[0],
-            _pair(old.kernel_size),
-            stride=_pair(old.stride),
-            padding=old.padding if isinstance(old.padding, str) else _pair(old.padding),
-            dilation=_pair(old.dilation),
-            groups=old.groups,
-            bias=bias is not None,
-            padding_mode=old.padding_mode,
-            device="meta",
-        )
-    new.weight = nn.Parameter(weight.detach().clone(), requires_grad=old.weight.requires_grad)
-    if bias is not None:
-        grad = old.bias.requires_grad if old.bias is not None else True
-        new.bias = nn.Parameter(bias.detach().clone(), requires_grad=grad)
-    new.train(old.training)
-    return new
-
-
-def _pair(value: tuple[int, ...]) -> tuple[int, int]:
-    """A Conv2d option (kernel_size, stride...): a 2-tuple, which torch types ``tuple[int, ...]``."""
-    a, b = value
-    return a, b
-
-
-def _set_core(block: Block, core: Core) -> None:
-    """Put ``core`` in ``block``: a Linear in a DenseBlock, a Conv2d in a ConvBlock."""
-    if isinstance(block, DenseBlock) and isinstance(core, nn.Linear):
-        block.linear = core
-    elif isinstance(block, ConvBlock) and isinstance(core, nn.Conv2d):
-        block.conv = core
-    else:
-        raise TypeError(f"cannot put a {type(core).__name__} in a {type(block).__name__}")

@@ -12,16 +12,17 @@ import optuna
 from optuna.trial import TrialState
 
 from autosize.models import ArchSpec, Net
-from autosize.search import record, training
-from autosize.search.bridge import TrialReporter
-from autosize.search.clock import Deadline
-from autosize.search.operations import Infeasible, Plan, plan_and_grow
-from autosize.search.policy import children_operations, ranked_parents
+from autosize.search.config.schema import TrainConfig
+from autosize.search.deadline import Deadline
+from autosize.search.policy.operations import Infeasible, Plan, plan_and_grow
+from autosize.search.policy.population import children_operations, ranked_parents
+from autosize.search.policy.pruner import baseline_curves, pick_baseline
 from autosize.search.prepare import Prepared
-from autosize.search.pruner import baseline_curves, pick_baseline
-from autosize.search.storage import artifact_store, download_network
-from autosize.search.study_config import TrainConfig
-from autosize.search.training import (
+from autosize.search.store import record
+from autosize.search.store.networks import artifact_store, download_network
+from autosize.search.trials import training
+from autosize.search.trials.reporter import TrialReporter
+from autosize.search.trials.training import (
     describe,
     finish_trial,
 )
@@ -124,7 +125,7 @@ class StepObjective:
         # worker before role (one attribute each): a kill between them never leaves a role without it
         record.write(trial, **record.worker_attrs(), role=record.WARMSTART)
         with training.recorded_failures(trial):
-            return self.train(self.prepare(trial))
+            return self.train(self.step(trial))
 
     def train(self, step: Step) -> float | tuple[float, float]:
         """Train a prepared step on its own for its budget and record the trial's result."""
@@ -143,7 +144,7 @@ class StepObjective:
             step.trial, self.p, model, spec, history, seconds, step.reporter, cut=cut
         )
 
-    def prepare(self, trial: optuna.Trial) -> Step:
+    def step(self, trial: optuna.Trial) -> Step:
         """Everything before training: the parent, the operations, lr, baseline, reporter.
 
         Raises ``TrialPruned`` when the operation cannot apply (e.g. deepen at max_depth).

@@ -31,8 +31,8 @@ from optuna.exceptions import DuplicatedStudyError, ExperimentalWarning
 from optuna.storages import RDBStorage
 
 from autosize.errors import StorageLost
-from autosize.search import record
-from autosize.search.storage import LOCK_MARK, grace_seconds, make_storage
+from autosize.search.store import record
+from autosize.search.store.storage import LOCK_MARK, grace_seconds, make_storage
 
 __all__ = ["claim"]
 

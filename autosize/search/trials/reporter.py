@@ -17,7 +17,7 @@ import optuna
 from autosize.callbacks import Callback, TrainState
 from autosize.history import EpochRecord
 from autosize.search.config import Objective
-from autosize.search.pruner import BaselineCurve, gain
+from autosize.search.policy.pruner import BaselineCurve, gain
 
 __all__ = ["TrialReporter", "objective_value"]
 

@@ -6,14 +6,15 @@ these dataclasses). Reading and checking TOML is :mod:`autosize.search.config`'s
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from autosize.budget import Budget, Schedule
 from autosize.errors import ConfigError, SpecError
 from autosize.models import Activation, ArchSpec, Layer, PeriodicEmbedding
-from autosize.search.artifacts import ArtifactLocation
-from autosize.train import OptimizerName, Precision, precision_flags
+from autosize.optim import Precision
+from autosize.search.store.artifacts import ArtifactLocation
 
 __all__ = [
     "METRIC_KEY",
@@ -38,7 +39,6 @@ Direction = Literal["maximize", "minimize"]
 # The evaluate() key each objective reads (the test metric recorded for a trial).
 METRIC_KEY: dict[str, str] = {"val_accuracy": "accuracy", "val_loss": "loss", "val_rmse": "rmse"}
 Operation = Literal["widen", "deepen", "compress", "train", "regularize"]
-Schedule = Literal["constant", "cosine"]
 ParentPolicy = Literal["seed", "best"]
 BaselineReference = Literal["best", "nearest"]
 
@@ -56,47 +56,9 @@ class DataConfig:
     max_test: int | None = None
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """One training budget and its hyperparameters (the seed's, or every trial's)."""
-
-    epochs: int | None = None
-    max_seconds: float | None = None
-    optimizer: OptimizerName = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    batch_size: int = 128
-    # Report the best-validation epoch's weights (Census and Add10 overfit within tens of epochs).
-    restore_best: bool = True
-    # "cosine" anneals the lr to zero over the budget (epochs and/or max_seconds): short
-    # trials end at a low lr, and each trial that trains on is a warm restart.
-    schedule: Schedule = "constant"
-    # On a GPU: "tf32" matmuls or "bf16" autocast (a CPU trains in fp32 whatever this says).
-    precision: Precision = "fp32"
-
-    @property
-    def amp(self) -> bool:
-        """``fit``'s ``amp``: bf16 autocast (on CUDA; ignored on a CPU)."""
-        return precision_flags(self.precision)["amp"]
-
-    @property
-    def allow_tf32(self) -> bool:
-        """``fit``'s ``allow_tf32`` (on CUDA; ignored on a CPU)."""
-        return precision_flags(self.precision)["allow_tf32"]
-
-    def record(self) -> dict[str, object]:
-        """The budget as a study stores it (and as the seed's key hashes it). Fields added
-        after studies were first stored are left out at their default, so a study started
-        before them resumes, with the same seed key."""
-        out = asdict(self)
-        for name in _LATER_FIELDS:
-            if out[name] == getattr(_DEFAULT_TRAIN, name):
-                del out[name]
-        return out
-
-
-_DEFAULT_TRAIN = TrainConfig()
-_LATER_FIELDS = ("precision",)
+# A training budget ([seed] and [train]) is the one record every layer shares; a study
+# config calls it TrainConfig.
+TrainConfig = Budget
 
 
 @dataclass(frozen=True)
@@ -201,7 +163,7 @@ class StudyConfig:
     halving: bool = False
     # The [study] keys given on the command line (what worker processes re-apply).
     overrides: Mapping[str, object] = field(default_factory=dict)
-    # What the config left out, to be chosen from the data by autosize.search.defaults:
+    # What the config left out, to be chosen from the data by autosize.search.config.defaults:
     # "objective", "seed", "train", "search", "baselines", "sampler", "pruner". Empty once
     # chosen.
     auto: frozenset[str] = frozenset()

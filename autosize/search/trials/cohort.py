@@ -2,9 +2,9 @@
 :func:`~autosize.population.fit_population`, a report and a pruning decision per trial
 and epoch, K tells.
 
-Each trial of a cohort is the trial :class:`~autosize.search.warmstart.StepObjective`
+Each trial of a cohort is the trial :class:`~autosize.search.trials.warmstart.StepObjective`
 would run alone: the same parent, operations, lr, seed (so the same batches) and budget,
-and the same ending (:func:`~autosize.search.training.finish_trial`: attributes, the
+and the same ending (:func:`~autosize.search.trials.training.finish_trial`: attributes, the
 network artifact); its record's ``cohort`` names the trials trained with it and its
 ``seconds`` is the cohort's wall time. A trial whose network cannot be stacked (compress
 trains with gates, regularize adds dropout) trains alone, with ``fit``, after the others.
@@ -31,88 +31,26 @@ from dataclasses import replace
 from typing import Literal
 
 import optuna
-import torch
-from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import FrozenTrial, TrialState
 
-from autosize.callbacks import Callback, TrainState, budget_progress, schedule_callbacks
+from autosize.callbacks import Callback, TrainState, budget_progress
 from autosize.history import EpochRecord
-from autosize.models import ArchSpec
 from autosize.population import can_stack, fit_population
-from autosize.search import record, training
-from autosize.search.clock import Deadline
-from autosize.search.policy import ranked_parents
+from autosize.search.config.schema import TrainConfig
+from autosize.search.deadline import Deadline
+from autosize.search.optuna_private import heartbeat_threads
 from autosize.search.prepare import Prepared
-from autosize.search.storage import fail_stale
-from autosize.search.study_config import TrainConfig
-from autosize.search.warmstart import Step, StepObjective
+from autosize.search.store import record
+from autosize.search.store.storage import fail_stale
+from autosize.search.trials import training
+from autosize.search.trials.cohort_size import next_size
+from autosize.search.trials.warmstart import Step, StepObjective
 
-__all__ = ["Halving", "auto_size", "auto_sizer", "run_cohorts"]
+__all__ = ["Halving", "run_cohorts"]
 
 logger = logging.getLogger(__name__)
 
 TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
-
-# ``cohort = "auto"`` (the default). On a CPU a small net's step is per-step overhead
-# (~0.25 ms for fit), so K of them cost about one; a net whose step is arithmetic
-# (Airfoil's 256-wide, Poker's 512-wide seeds) trains only ~1.1-1.2x faster stacked
-# (reports/population.md), so each member of a cohort of K gets ~1/K of the updates it
-# would get alone in the same seconds. In a wall-budget search cohorts of 16 paid anyway
-# for networks of 200 to 178k parameters (Add10, Census, Airfoil, Poker; 300-600 s, 16 at
-# a time against one at a time: level or ahead on validation in 16 of 21 comparisons,
-# 3-4x the trials). As the search grows its networks past that, a cohort of 16 starves
-# them: Airfoil's cohort led until 511 s, then stalled on 400k-parameter nets while one
-# at a time trained a 2.2M one to a better value. So on a CPU "auto" sizes each cohort
-# from the network its steps start from (the study's best so far; the seed before any):
-# at most AUTO_CPU_PARAMS parameters in all, i.e. 16 members up to 200k parameters, 8 at
-# 400k, one at a time above 1.6M; each member then gets at least the updates a member of
-# the measured cohorts of 16 got. That the smaller cohorts win the study is not shown:
-# forced on Airfoil, "auto" was level with cohorts of 16 and behind one at a time in both
-# samples (reports/population.md, "Third sitting"). A GPU has room for many.
-AUTO_CPU, AUTO_CPU_PARAMS = 16, 16 * 200_000
-AUTO_CUDA = 32
-# A cohort's K trials are asked before any of them is told, so the sampler and the
-# parent choice learn nothing inside a cohort. With a wall budget that is paid for by K
-# times the trials; with n_trials fixed it is not: the quickstart (12 trials, epoch
-# budgets) with cohorts of 3 ended worse on validation on all 6 seeds tried (0-5; e.g. seed
-# 3: 1.2990 against 1.1716 one at a time) and only ~10% sooner. So with n_trials set,
-# "auto" keeps at least this many cohorts (the shipped wall-budget studies that did as
-# well or better with cohorts of 16 ran 11-23 of them in 600 s).
-AUTO_MIN_COHORTS = 16
-
-
-def auto_size(params: int, device: torch.device, n_trials: int | None = None) -> int:
-    """The cohort size ``"auto"`` stands for, for steps that start from a network of
-    ``params`` parameters, on ``device``, in a study of ``n_trials`` (None: bounded by time
-    only). A seed :func:`~autosize.population.can_stack` refuses (conv, batchnorm,
-    dropout) trains one at a time instead (it would train with ``fit`` in a cohort too)."""
-    if device.type == "cuda":
-        k = AUTO_CUDA
-    else:
-        k = max(1, min(AUTO_CPU, AUTO_CPU_PARAMS // max(1, params)))
-    if n_trials is not None:
-        k = min(k, max(1, n_trials // AUTO_MIN_COHORTS))
-    return k
-
-
-def auto_sizer(
-    study: optuna.Study,
-    seed: ArchSpec,
-    device: torch.device,
-    n_trials: int | None,
-    *,
-    maximize: bool,
-) -> Callable[[], int]:
-    """``"auto"`` for a study of a stackable seed: before each cohort, :func:`auto_size` of
-    the network most of its steps start from (the population sampler's rank-1 parent:
-    the best warm-started network so far, else the seed)."""
-
-    def size() -> int:
-        best = ranked_parents(study, maximize=maximize)
-        params = record.read(best[0]).params if best else None
-        return auto_size(seed.param_count() if params is None else params, device, n_trials)
-
-    return size
 
 
 def run_cohorts(
@@ -147,16 +85,6 @@ def run_cohorts(
                 k,
                 cap,
             )
-
-
-def next_size(size: int, left: int | None, deadline: Deadline) -> int:
-    """The next cohort's size: ``size``, no more trials than are ``left``, and no more than
-    the time to the deadline has reserves for (each trial ends with its own validation,
-    test and upload after the cohort's training: near the deadline, a smaller cohort)."""
-    k = size if left is None else min(size, left)
-    if deadline.reserve > 0 and math.isfinite(deadline.remaining()):
-        k = min(k, max(1, int(deadline.remaining() / deadline.reserve)))
-    return k
 
 
 class Halving:
@@ -258,7 +186,7 @@ class _HalvingMember(Callback):
 
 @contextlib.contextmanager
 def _heartbeats(study: optuna.Study, trials: Sequence[optuna.Trial]) -> Iterator[None]:
-    threads = [get_heartbeat_thread(t._trial_id, study._storage) for t in trials]
+    threads = heartbeat_threads(study, trials)
     for thread in threads:
         thread.start()
     try:
@@ -335,7 +263,7 @@ def _run(
         record.write(trial, **record.worker_attrs(), role=record.WARMSTART)
         try:
             with training.recorded_failures(trial):
-                steps.append(objective.prepare(trial))
+                steps.append(objective.step(trial))
         except optuna.TrialPruned as exc:  # the operation cannot apply: told now
             tell(trial, functools.partial(_raise, exc))
     together = [s for s in steps if s.plan.compress is None and can_stack(s.model, p.bundle)]
@@ -392,30 +320,19 @@ def _train_together(
     )
     start = time.perf_counter()
     try:
+        kwargs = budget.training_kwargs(max_seconds=max_seconds)
+        del kwargs["lr"]  # each member's own
         histories = fit_population(
             [s.model for s in steps],
             p.bundle,
-            epochs=budget.epochs,
-            max_seconds=max_seconds,
-            optimizer=budget.optimizer,
             lr=[budget.lr if s.lr is None else s.lr for s in steps],
-            weight_decay=budget.weight_decay,
-            batch_size=budget.batch_size,
             device=p.config.device,
             callbacks=[
-                [
-                    s.reporter,
-                    *schedule_callbacks(
-                        budget.schedule, epochs=budget.epochs, max_seconds=max_seconds
-                    ),
-                    *halver,
-                ]
+                [s.reporter, *budget.schedule_callbacks(max_seconds), *halver]
                 for s, halver in zip(steps, halvers, strict=True)
             ],
             seed=[s.seed for s in steps],
-            amp=budget.amp,
-            allow_tf32=budget.allow_tf32,
-            restore_best=budget.restore_best,
+            **kwargs,
         )
     except BaseException as exc:  # out of memory (FAIL, the study goes on) or worse (raised)
         for s in steps:  # out of memory: FAIL each; anything else is raised by the first

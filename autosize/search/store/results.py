@@ -10,7 +10,7 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from autosize.search import record
+from autosize.search.store import record
 
 __all__ = ["TrialResult", "best_of", "trial_results"]
 

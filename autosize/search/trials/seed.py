@@ -11,12 +11,13 @@ import optuna
 
 from autosize.errors import ConfigError, StudyError
 from autosize.models import ArchSpec, Net, build_model
-from autosize.search import record, training
-from autosize.search.claims import claim
-from autosize.search.clock import Deadline
+from autosize.search.deadline import Deadline
 from autosize.search.prepare import Prepared
-from autosize.search.storage import artifact_store, download_network, upload_network
-from autosize.search.training import (
+from autosize.search.store import record
+from autosize.search.store.claims import claim
+from autosize.search.store.networks import artifact_store, download_network, upload_network
+from autosize.search.trials import training
+from autosize.search.trials.training import (
     describe,
     metrics,
 )
@@ -51,7 +52,7 @@ def ensure_seed(
     """The trained seed network: from the study's artifacts if present, else trained now.
 
     Of several processes opening the study at once, one trains the seed (a claim, see
-    :mod:`autosize.search.claims`) and the others wait for its artifact.
+    :mod:`autosize.search.store.claims`) and the others wait for its artifact.
     """
     deadline = deadline or Deadline.after(None)
     store = artifact_store(p.config.artifacts)

@@ -50,8 +50,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autosize.errors import ConfigError
 from autosize.models import ArchSpec, DenseLayer
-from autosize.search import record
-from autosize.search.study_config import SearchSpace
+from autosize.search.config.schema import SearchSpace
+from autosize.search.store import record
 from autosize.seeds import derive_seed
 
 __all__ = ["DEFAULT_WEIGHTS", "PopulationSampler", "children_operations", "ranked_parents"]

@@ -1,5 +1,5 @@
 """Study configs: one TOML file per study, read and checked into the frozen dataclasses
-of :mod:`autosize.search.study_config` (re-exported here).
+of :mod:`autosize.search.config.schema` (the package re-exports both).
 
 Every key is checked: unknown keys, wrong types, unknown names and impossible
 bounds raise :class:`~autosize.errors.ConfigError` with one line naming the
@@ -37,10 +37,12 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import Field, fields, replace
 from pathlib import Path
-from typing import Literal, get_args
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
+from autosize.budget import Budget
 from autosize.errors import ConfigError, SpecError
 from autosize.models import (
     ACTIVATIONS,
@@ -50,54 +52,28 @@ from autosize.models import (
     Layer,
     layer_from_dict,
 )
-from autosize.search.artifacts import artifact_location
-from autosize.search.components import (
-    PRUNER_CLASSES,
+from autosize.search.config.components import (
     PRUNERS,
-    SAMPLER_CLASSES,
     SAMPLERS,
-    component_class,
 )
-from autosize.search.study_config import (
-    METRIC_KEY,
+from autosize.search.config.data import data_config
+from autosize.search.config.schema import (
     BaselineConfig,
     BaselineReference,
     Component,
-    DataConfig,
     EmbeddingConfig,
     Objective,
     Operation,
     ParentPolicy,
-    Precision,
-    Schedule,
     SearchSpace,
     SeedConfig,
     StudyConfig,
     TrainConfig,
 )
-from autosize.search.toml_table import Table
-from autosize.train import OptimizerName
+from autosize.search.config.toml_table import Table
+from autosize.search.store.artifacts import artifact_location
 
-__all__ = [
-    "FILE_DATASETS",
-    "METRIC_KEY",
-    "PRUNERS",
-    "PRUNER_CLASSES",
-    "SAMPLERS",
-    "SAMPLER_CLASSES",
-    "BaselineConfig",
-    "Component",
-    "DataConfig",
-    "Objective",
-    "Operation",
-    "SearchSpace",
-    "SeedConfig",
-    "StudyConfig",
-    "TrainConfig",
-    "component_class",
-    "config_from_dict",
-    "load_config",
-]
+__all__ = ["config_from_dict", "load_config"]
 
 # --------------------------------------------------------------------------- reading
 
@@ -137,17 +113,10 @@ def _embedding_config(seed_t: Table) -> EmbeddingConfig:
 
 
 def _train_config(t: Table, *, epochs_default: int | None) -> TrainConfig:
-    cfg = TrainConfig(
-        epochs=t.int("epochs", None, low=1),
-        max_seconds=t.float("max_seconds", None, strict=True),
-        optimizer=t.str("optimizer", _TRAIN.optimizer, choices=get_args(OptimizerName)),
-        lr=t.float("lr", _TRAIN.lr, strict=True),
-        weight_decay=t.float("weight_decay", _TRAIN.weight_decay),
-        batch_size=t.int("batch_size", _TRAIN.batch_size, low=1),
-        restore_best=t.bool("restore_best", _TRAIN.restore_best),
-        schedule=t.str("schedule", _TRAIN.schedule, choices=get_args(Schedule)),
-        precision=t.str("precision", _TRAIN.precision, choices=get_args(Precision)),
-    )
+    """A [seed] or [train] table: every field of the budget record, each checked as its
+    type and ``metadata`` say (:class:`~autosize.budget.Budget`)."""
+    hints = get_type_hints(Budget)
+    cfg = Budget(**{f.name: _budget_field(t, f, hints[f.name]) for f in fields(Budget)})
     if cfg.epochs is None and cfg.max_seconds is None:
         if epochs_default is None:
             t.fail("epochs", None, "a budget: epochs and/or max_seconds")
@@ -155,153 +124,23 @@ def _train_config(t: Table, *, epochs_default: int | None) -> TrainConfig:
     return cfg
 
 
-# Datasets read from the user's own files; their keys sit in [data] itself.
-FILE_DATASETS: tuple[str, ...] = ("table", "images")
-_TASKS = ("classification", "regression")
+def _budget_field(t: Table, f: Field[Any], hint: object) -> Any:
+    """One key of a budget table, read as its field's type says."""
+    low, strict = f.metadata.get("low"), bool(f.metadata.get("strict", False))
+    kinds = set(get_args(hint)) - {type(None)} if get_origin(hint) in (UnionType, Union) else {hint}
+    if get_origin(hint) is Literal:
+        return t.str(f.name, f.default, choices=get_args(hint))  # type: ignore[type-var]
+    if kinds == {bool}:
+        return t.bool(f.name, f.default)  # type: ignore[arg-type]
+    if kinds == {int}:
+        return t.int(f.name, f.default, low=low or 0)  # type: ignore[arg-type]
+    if kinds == {float}:
+        return t.float(f.name, f.default, low=low or 0.0, strict=strict)  # type: ignore[arg-type]
+    raise TypeError(f"Budget.{f.name}: no reader for {hint!r}")  # a new field's type
 
 
-def _columns(t: Table, key: str) -> list[str]:
-    value = t.get(key)
-    if value is None:
-        return []
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        t.fail(key, value, "a list of column names")
-    return list(value)
-
-
-def _file_options(t: Table, path: Path, kind: str) -> dict[str, object]:
-    """The [data] keys of a table or images: file paths are relative to the config file."""
-    here = path.resolve().parent
-
-    def file(key: str, required: bool = False) -> str | None:
-        value = t.str(key, None)
-        if value is None:
-            if required:
-                t.fail(key, None, "a file name (relative to the config file)")
-            return None
-        return str((here / Path(value).expanduser()).resolve())
-
-    options: dict[str, object] = {"path": file("path", required=True)}
-    if kind == "table":
-        target = t.str("target", None)
-        if target is None:
-            t.fail("target", None, "the name of the column to predict")
-        options["target"] = target
-    for key in ("val_path", "test_path"):
-        if (value := file(key)) is not None:
-            options[key] = value
-    if (task := t.str("task", None, choices=_TASKS)) is not None:
-        options["task"] = task
-    if kind == "table":
-        if (group := t.str("group", None)) is not None:
-            options["group"] = group
-        for key in ("categorical", "drop"):
-            if names := _columns(t, key):
-                options[key] = names
-        if t.get("identifiers") is not None:  # [] too: no column is an identifier
-            options["identifiers"] = _columns(t, "identifiers")
-    for key in ("val_fraction", "test_fraction"):
-        fraction = t.float(key, None, strict=True)
-        if fraction is not None:
-            if fraction >= 1.0:
-                t.fail(key, fraction, "a number in (0, 1)")
-            options[key] = fraction
-    return options
-
-
-def load_config(path: str | Path, *, overrides: Mapping[str, object] | None = None) -> StudyConfig:
-    """Read and validate a study config. ``overrides`` replace ``[study]`` keys (CLI flags)."""
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read ({exc})") from None
-    return config_from_dict(raw, path, overrides=overrides)
-
-
-def config_from_dict(
-    raw: Mapping[str, object], path: str | Path, *, overrides: Mapping[str, object] | None = None
-) -> StudyConfig:
-    """A config from its parsed tables (what ``load_config`` does after reading TOML).
-
-    ``path`` stands for the config file: messages name it, relative paths and the
-    default state folder are next to it; it need not exist (``autosize run --data``,
-    the scikit-learn estimator).
-    """
-    path = Path(path)
-    top = Table(raw, "", path)
-    study = top.table("study")
-    if overrides:
-        study = Table(
-            {**study.data, **{k: v for k, v in overrides.items() if v is not None}}, "study", path
-        )
-    name = study.str("name", path.stem)
-    assert name is not None
-    state_dir = path.resolve().parent / ".state"
-    storage = study.str("storage", None) or f"sqlite:///{state_dir / (name + '.db')}"
-    # A folder (relative to the config's) or s3://BUCKET/PREFIX.
-    artifacts = artifact_location(
-        study.str("artifacts", None) or state_dir / f"{name}-artifacts",
-        where=f"{path}: [study] artifacts",
-        base=path.resolve().parent,
-    )
-    n_trials = study.int("n_trials", None, low=1)
-    timeout = study.float("timeout", None, strict=True)
-    if n_trials is None and timeout is None:
-        study.fail("n_trials", None, "n_trials and/or timeout")
-    seed = study.int("seed", 0, low=0)
-    auto: set[str] = set()  # the parts chosen from the data (autosize.search.defaults)
-    if not study.has("objective"):
-        auto.add("objective")
-    objective: Objective = study.str("objective", "val_accuracy", choices=get_args(Objective))
-    second = study.str("second_objective", None, choices=("params",))
-    device = study.str("device", "auto")
-    given = study.get("cohort")
-    cohort: int | Literal["auto"] = "auto"
-    if isinstance(given, int) and not isinstance(given, bool) and given >= 1:
-        cohort = given
-    elif given is not None and given != "auto":
-        study.fail("cohort", given, 'an integer >= 1 or "auto"')
-    halving = study.bool("halving", False)
-    study.close()
-
-    data_t = top.table("data")
-    data_name = data_t.str("name")
-    if data_name is None:
-        data_t.fail("name", None, "a dataset name")
-    raw_options = data_t.get("options") or {}
-    if not isinstance(raw_options, Mapping):
-        data_t.fail("options", raw_options, "a table of dataset options")
-    options: Mapping[str, object] = raw_options  # a TOML table: string keys
-    if data_name in FILE_DATASETS:
-        if options:
-            data_t.fail(
-                "options", options, f"no [data.options] for {data_name!r}: its keys go in [data]"
-            )
-        options = _file_options(data_t, path, data_name)
-    data = DataConfig(
-        name=data_name,
-        data_dir=data_t.str("data_dir", None),
-        options=dict(options),
-        max_train=data_t.int("max_train", None, low=1),
-        max_val=data_t.int("max_val", None, low=1),
-        max_test=data_t.int("max_test", None, low=1),
-    )
-    data_t.close()
-
-    # A table left out is chosen from the data when the study is prepared; until then it
-    # holds a placeholder (the smallest seed, one epoch) so every bound below can be checked.
-    if not top.has("seed"):
-        auto.update({"seed"} | {t for t in ("search", "baselines") if not top.has(t)})
-    if not top.has("train"):
-        auto.add("train")
-    seed_t = top.table("seed")
+def _seed_config(seed_t: Table, path: Path, auto: set[str]) -> SeedConfig:
+    """``[seed]``: the seed network and its budget (a placeholder when chosen from the data)."""
     seed_layers = (
         (DenseLayer(width=1),)
         if "seed" in auto
@@ -317,12 +156,11 @@ def config_from_dict(
         embedding=embedding,
     )
     seed_t.close()
+    return seed_net
 
-    train_t = top.table("train")
-    train = _train_config(train_t, epochs_default=1 if "train" in auto else None)
-    train_t.close()
 
-    s = top.table("search")
+def _search_space(s: Table, activation: Activation, seed_layers: tuple[Layer, ...]) -> SearchSpace:
+    """``[search]``, checked against the seed's activation, widths and depth."""
     ops_raw = s.get("operations")
     ops: tuple[Operation, ...] = SearchSpace.operations
     # Net2DeeperNet's identity layer keeps the function only for phi(phi(x)) == phi(x).
@@ -382,8 +220,11 @@ def config_from_dict(
     if search.dropout[1] >= 1.0:
         s.fail("dropout", list(search.dropout), "[low, high] with 0 <= low <= high < 1")
     s.close()
+    return search
 
-    b = top.table("baselines")
+
+def _baseline_config(b: Table, path: Path) -> BaselineConfig:
+    """``[baselines]``: the seed's widths scaled, and whole architectures."""
     scales_raw = b.get("scales") or []
     if not isinstance(scales_raw, list) or not all(
         isinstance(x, int | float) and not isinstance(x, bool) and x > 0 for x in scales_raw
@@ -401,6 +242,105 @@ def config_from_dict(
         reference=b.str("reference", _BASELINES.reference, choices=get_args(BaselineReference)),
     )
     b.close()
+    return baselines
+
+
+def load_config(path: str | Path, *, overrides: Mapping[str, object] | None = None) -> StudyConfig:
+    """Read and validate a study config. ``overrides`` replace ``[study]`` keys (CLI flags)."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({exc})") from None
+    return config_from_dict(raw, path, overrides=overrides)
+
+
+def _study_keys(study: Table, path: Path) -> dict[str, Any]:
+    """``[study]``'s keys (with the command line's overrides) as StudyConfig's arguments."""
+    name = study.str("name", path.stem)
+    assert name is not None
+    state_dir = path.resolve().parent / ".state"
+    storage = study.str("storage", None) or f"sqlite:///{state_dir / (name + '.db')}"
+    # A folder (relative to the config's) or s3://BUCKET/PREFIX.
+    artifacts = artifact_location(
+        study.str("artifacts", None) or state_dir / f"{name}-artifacts",
+        where=f"{path}: [study] artifacts",
+        base=path.resolve().parent,
+    )
+    n_trials = study.int("n_trials", None, low=1)
+    timeout = study.float("timeout", None, strict=True)
+    if n_trials is None and timeout is None:
+        study.fail("n_trials", None, "n_trials and/or timeout")
+    seed = study.int("seed", 0, low=0)
+    objective: Objective = study.str("objective", "val_accuracy", choices=get_args(Objective))
+    second = study.str("second_objective", None, choices=("params",))
+    device = study.str("device", "auto")
+    given = study.get("cohort")
+    cohort: int | Literal["auto"] = "auto"
+    if isinstance(given, int) and not isinstance(given, bool) and given >= 1:
+        cohort = given
+    elif given is not None and given != "auto":
+        study.fail("cohort", given, 'an integer >= 1 or "auto"')
+    halving = study.bool("halving", False)
+    return {
+        "name": name,
+        "storage": storage,
+        "artifacts": artifacts,
+        "n_trials": n_trials,
+        "timeout": timeout,
+        "seed": seed,
+        "objective": objective,
+        "minimize_params": second == "params",
+        "device": device,
+        "cohort": cohort,
+        "halving": halving,
+    }
+
+
+def config_from_dict(
+    raw: Mapping[str, object], path: str | Path, *, overrides: Mapping[str, object] | None = None
+) -> StudyConfig:
+    """A config from its parsed tables (what ``load_config`` does after reading TOML).
+
+    ``path`` stands for the config file: messages name it, relative paths and the
+    default state folder are next to it; it need not exist (``autosize run --data``,
+    the scikit-learn estimator).
+    """
+    path = Path(path)
+    top = Table(raw, "", path)
+    study = top.table("study")
+    if overrides:
+        study = Table(
+            {**study.data, **{k: v for k, v in overrides.items() if v is not None}}, "study", path
+        )
+    keys = _study_keys(study, path)
+    auto: set[str] = set()  # the parts chosen from the data (autosize.search.config.defaults)
+    if not study.has("objective"):
+        auto.add("objective")
+    study.close()
+
+    data = data_config(top.table("data"), path)
+
+    # A table left out is chosen from the data when the study is prepared; until then it
+    # holds a placeholder (the smallest seed, one epoch) so every bound below can be checked.
+    if not top.has("seed"):
+        auto.update({"seed"} | {t for t in ("search", "baselines") if not top.has(t)})
+    if not top.has("train"):
+        auto.add("train")
+    seed_net = _seed_config(top.table("seed"), path, auto)
+    seed_layers, activation = seed_net.layers, seed_net.activation
+
+    train_t = top.table("train")
+    train = _train_config(train_t, epochs_default=1 if "train" in auto else None)
+    train_t.close()
+
+    search = _search_space(top.table("search"), activation, seed_layers)
+
+    baselines = _baseline_config(top.table("baselines"), path)
 
     # With the search space chosen from the data, the policy that searches it is chosen too
     # (the population sampler, no pruner): a table the config gives is kept as given.
@@ -414,15 +354,7 @@ def config_from_dict(
 
     return StudyConfig(
         path=path,
-        name=name,
-        storage=storage,
-        artifacts=artifacts,
-        n_trials=n_trials,
-        timeout=timeout,
-        seed=seed,
-        objective=objective,
-        minimize_params=second == "params",
-        device=device,
+        **keys,
         data=data,
         seed_net=seed_net,
         train=train,
@@ -430,8 +362,6 @@ def config_from_dict(
         baselines=baselines,
         sampler=sampler,
         pruner=pruner,
-        cohort=cohort,
-        halving=halving,
         overrides={k: v for k, v in (overrides or {}).items() if v is not None},
         auto=frozenset(auto),
     )

@@ -14,20 +14,20 @@ the random parts; a model-based sampler still sees the history it sees). autosiz
 own ``population`` sampler already draws per trial number and is not wrapped.
 
 The random states are found by walking the sampler's attributes for Optuna's
-``LazyRandomState`` (TPE, its inner random sampler, CMA-ES, GP, NSGA-II/III, random).
+``LazyRandomState`` (:func:`autosize.search.optuna_private.random_states`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
-from optuna.samplers._lazy_random_state import LazyRandomState
 from optuna.trial import FrozenTrial, TrialState
 
+from autosize.search.optuna_private import random_states
 from autosize.seeds import derive_seed
 
 __all__ = ["TrialSeeded", "random_states"]
@@ -85,21 +85,3 @@ class TrialSeeded(BaseSampler):
 
     def reseed_rng(self) -> None:
         self.inner.reseed_rng()
-
-
-def random_states(obj: object, _seen: set[int] | None = None) -> Iterator[LazyRandomState]:
-    """Every ``LazyRandomState`` reachable through the attributes of an Optuna sampler."""
-    seen = set() if _seen is None else _seen
-    if id(obj) in seen:
-        return
-    seen.add(id(obj))
-    if isinstance(obj, LazyRandomState):
-        yield obj
-        return
-    attrs = getattr(obj, "__dict__", None)
-    if attrs is None or not type(obj).__module__.startswith(("optuna.", "autosize.")):
-        return  # only Optuna's own objects: never walk into a study, numpy or torch
-    for value in attrs.values():
-        if isinstance(value, optuna.Study | FrozenTrial):
-            continue
-        yield from random_states(value, seen)

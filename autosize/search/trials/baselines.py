@@ -12,13 +12,14 @@ import optuna
 from optuna.trial import TrialState
 
 from autosize.models import ArchSpec, build_model
-from autosize.search import record, training
-from autosize.search.bridge import TrialReporter
-from autosize.search.claims import claim
-from autosize.search.clock import Deadline
+from autosize.search.deadline import Deadline
 from autosize.search.prepare import Prepared
-from autosize.search.results import TrialResult
-from autosize.search.training import (
+from autosize.search.store import record
+from autosize.search.store.claims import claim
+from autosize.search.store.results import TrialResult
+from autosize.search.trials import training
+from autosize.search.trials.reporter import TrialReporter
+from autosize.search.trials.training import (
     TrialFailed,
     describe,
     finish_trial,
@@ -40,7 +41,7 @@ def run_baselines(
     """Train every configured baseline that the study does not have yet (while time is left).
 
     Of several processes on one study, one runs them (a claim, see
-    :mod:`autosize.search.claims`); the others go on to warm-started trials at once.
+    :mod:`autosize.search.store.claims`); the others go on to warm-started trials at once.
     """
     deadline = deadline or Deadline.after(None)
     wanted = [spec.to_json(indent=None) for spec in p.baseline_specs]

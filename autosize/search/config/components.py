@@ -19,10 +19,10 @@ SAMPLER_CLASSES: Mapping[str, str] = {
     "qmc": "optuna.samplers:QMCSampler",
     "nsga2": "optuna.samplers:NSGAIISampler",
     "nsga3": "optuna.samplers:NSGAIIISampler",
-    "population": "autosize.search.policy:PopulationSampler",
+    "population": "autosize.search.policy.population:PopulationSampler",
 }
 PRUNER_CLASSES: Mapping[str, str] = {
-    "baseline": "autosize.search.pruner:BaselinePruner",
+    "baseline": "autosize.search.policy.pruner:BaselinePruner",
     "median": "optuna.pruners:MedianPruner",
     "percentile": "optuna.pruners:PercentilePruner",
     "successive_halving": "optuna.pruners:SuccessiveHalvingPruner",

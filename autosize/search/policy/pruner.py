@@ -18,10 +18,10 @@ from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
 from autosize.errors import ConfigError
-from autosize.search import record
-from autosize.search.components import PRUNER_CLASSES, component_class
 from autosize.search.config import BaselineConfig, BaselineReference
-from autosize.search.results import maximizing
+from autosize.search.config.components import PRUNER_CLASSES, component_class
+from autosize.search.store import record
+from autosize.search.store.results import maximizing
 
 __all__ = [
     "BaselineCurve",

@@ -62,7 +62,7 @@ from autosize.search.config import (
     StudyConfig,
     TrainConfig,
 )
-from autosize.search.study_config import EmbeddingConfig
+from autosize.search.config.schema import EmbeddingConfig, Objective
 
 __all__ = [
     "CONV_STEPS_PER_BUDGET",
@@ -118,111 +118,26 @@ def choose_defaults(config: StudyConfig, bundle: DataBundle) -> tuple[StudyConfi
     lines: list[str] = []
     auto = config.auto
     n = bundle.sizes["train"]
-    d = math.prod(bundle.input_shape)
     timeout = config.timeout
     changes: dict[str, Any] = {"auto": frozenset()}  # keyword arguments of replace()
 
     if "objective" in auto:
-        objective = "val_accuracy" if bundle.task == "classification" else "val_rmse"
-        why: str = bundle.task
-        n_val = bundle.sizes["val"]
-        if bundle.task == "classification" and n_val < RANKING_ROWS:
-            objective = "val_loss"
-            why = (
-                f"classification on {n_val} validation rows: accuracy moves in steps of "
-                f"{100 / max(n_val, 1):.2g}% and ties networks, log-loss ranks them"
-            )
-        changes["objective"] = objective
-        lines.append(f"study.objective = {objective!r}  ({why})")
-
+        changes["objective"], line = _objective(bundle)
+        lines.append(line)
     batch = _clip(_pow2(n / 16), 16, 128)
     steps = math.ceil(n / batch)
     seed_epochs = _clip(math.ceil(SEED_STEPS / steps), 2, 100)
     seed_net = config.seed_net
     if "seed" in auto:
-        layers = _seed_layers(bundle)
-        conv = any(lay.type == "conv" for lay in layers)
-        lr = 1e-3 if conv else 3e-3
-        width = min(max(lay.size for lay in layers), config.search.max_width)
-        layers = tuple(lay.resized(min(lay.size, width)) for lay in layers)
-        # A table that mixes numeric columns with one-hot ones: embed the numeric ones.
-        mixed = not conv and 0 < bundle.numeric_features < d
-        embedding = EmbeddingConfig() if mixed and config.seed_net.embedding is None else None
-        seconds = None if timeout is None else round(SEED_SHARE * timeout, 1)
-        seed_net = SeedConfig(
-            layers=layers,
-            activation=config.seed_net.activation,
-            train=TrainConfig(
-                epochs=seed_epochs,
-                max_seconds=seconds,
-                optimizer="adamw",
-                lr=lr,
-                weight_decay=WEIGHT_DECAY,
-                batch_size=batch,
-            ),
-            embedding=embedding or config.seed_net.embedding,
-        )
+        seed_net, line = _seed(config, bundle, batch=batch, seed_epochs=seed_epochs)
         changes["seed_net"] = seed_net
-        tags = ", ".join(lay.tag() for lay in layers)
-        cap = "" if seconds is None else f", max_seconds = {seconds:g}"
-        emb = ""
-        if embedding is not None:
-            emb = f", embedding = periodic ({bundle.numeric_features} numeric columns)"
-        lines.append(
-            f"[seed] layers {tags}{emb}, epochs = {seed_epochs}{cap}, optimizer = 'adamw', "
-            f"lr = {lr:g}, weight_decay = {WEIGHT_DECAY:g}, batch_size = {batch}  "
-            f"({n} training rows, {d} inputs)"
-        )
-    conv = any(lay.type == "conv" for lay in seed_net.layers)
+        lines.append(line)
     if "train" in auto:
-        base = seed_net.train
-        if timeout is None:
-            epochs: int | None = max(2, seed_epochs // 4)
-            seconds = None
-            budget = f"epochs = {epochs}"
-        else:
-            epochs = None
-            share = CONV_STEPS_PER_BUDGET if conv else STEPS_PER_BUDGET
-            seconds = round(timeout / share, 2)
-            budget = f"max_seconds = {seconds:g} (study.timeout / {share})"
-        changes["train"] = TrainConfig(
-            epochs=epochs,
-            max_seconds=seconds,
-            optimizer=base.optimizer,
-            lr=base.lr,
-            weight_decay=base.weight_decay,
-            batch_size=base.batch_size,
-            schedule="cosine",
-        )
-        lines.append(
-            f"[train] {budget}, optimizer = {base.optimizer!r}, lr = {base.lr:g}, "
-            f"weight_decay = {base.weight_decay:g}, batch_size = {base.batch_size}, "
-            "schedule = 'cosine'"
-        )
-    widest = max(lay.size for lay in seed_net.layers)
+        changes["train"], line = _train(seed_net, timeout, seed_epochs)
+        lines.append(line)
     if "search" in auto:
-        lr = seed_net.train.lr
-        max_width = 2 * widest if conv else max(512, 8 * widest)
-        search = SearchSpace(
-            # the parsed default: what the activation allows, with "train" (train on) first
-            operations=("train", *(o for o in config.search.operations if o != "train")),
-            parents="best",
-            top_k=4,
-            max_width=max_width,
-            min_widen_factor=1.5,
-            max_widen_factor=2.0 if conv else 3.0,
-            max_depth=len(seed_net.layers) + 2,
-            lr=(lr / 10, 3 * lr),
-            lam=(1e-6, 1e-1),
-            gate_lr=(1e-3, 1e-1),
-        )
-        changes["search"] = search
-        lines.append(
-            f"[search] operations = {', '.join(search.operations)}; parents = 'best', top_k = 4; "
-            f"widen x{search.min_widen_factor:g}-x{search.max_widen_factor:g}; "
-            f"max_width = {search.max_width}; max_depth = {search.max_depth}; "
-            f"lr = [{lr / 10:g}, {3 * lr:g}]; lam = [1e-6, 0.1]; gate_lr = [0.001, 0.1]"
-        )
+        changes["search"], line = _search(config, seed_net)
+        lines.append(line)
     if "baselines" in auto:
         changes["baselines"] = BaselineConfig(scales=())
         lines.append("[baselines] the seed's architecture, trained from scratch for one step")
@@ -233,3 +148,114 @@ def choose_defaults(config: StudyConfig, bundle: DataBundle) -> tuple[StudyConfi
         changes["pruner"] = Component("none")
         lines.append("[pruner] none")
     return replace(config, **changes), tuple(lines)
+
+
+def _objective(bundle: DataBundle) -> tuple[Objective, str]:
+    """The objective: accuracy or RMSE by task; log-loss for classification on few rows."""
+    objective: Objective = "val_accuracy" if bundle.task == "classification" else "val_rmse"
+    why: str = bundle.task
+    n_val = bundle.sizes["val"]
+    if bundle.task == "classification" and n_val < RANKING_ROWS:
+        objective = "val_loss"
+        why = (
+            f"classification on {n_val} validation rows: accuracy moves in steps of "
+            f"{100 / max(n_val, 1):.2g}% and ties networks, log-loss ranks them"
+        )
+    return objective, f"study.objective = {objective!r}  ({why})"
+
+
+def _seed(
+    config: StudyConfig, bundle: DataBundle, *, batch: int, seed_epochs: int
+) -> tuple[SeedConfig, str]:
+    """The seed network and its training, from the data's shape and the wall budget."""
+    n, d, timeout = bundle.sizes["train"], math.prod(bundle.input_shape), config.timeout
+    layers = _seed_layers(bundle)
+    conv = any(lay.type == "conv" for lay in layers)
+    lr = 1e-3 if conv else 3e-3
+    width = min(max(lay.size for lay in layers), config.search.max_width)
+    layers = tuple(lay.resized(min(lay.size, width)) for lay in layers)
+    # A table that mixes numeric columns with one-hot ones: embed the numeric ones.
+    mixed = not conv and 0 < bundle.numeric_features < d
+    embedding = EmbeddingConfig() if mixed and config.seed_net.embedding is None else None
+    seconds = None if timeout is None else round(SEED_SHARE * timeout, 1)
+    seed_net = SeedConfig(
+        layers=layers,
+        activation=config.seed_net.activation,
+        train=TrainConfig(
+            epochs=seed_epochs,
+            max_seconds=seconds,
+            optimizer="adamw",
+            lr=lr,
+            weight_decay=WEIGHT_DECAY,
+            batch_size=batch,
+        ),
+        embedding=embedding or config.seed_net.embedding,
+    )
+    tags = ", ".join(lay.tag() for lay in layers)
+    cap = "" if seconds is None else f", max_seconds = {seconds:g}"
+    emb = ""
+    if embedding is not None:
+        emb = f", embedding = periodic ({bundle.numeric_features} numeric columns)"
+    return seed_net, (
+        f"[seed] layers {tags}{emb}, epochs = {seed_epochs}{cap}, optimizer = 'adamw', "
+        f"lr = {lr:g}, weight_decay = {WEIGHT_DECAY:g}, batch_size = {batch}  "
+        f"({n} training rows, {d} inputs)"
+    )
+
+
+def _train(
+    seed_net: SeedConfig, timeout: float | None, seed_epochs: int
+) -> tuple[TrainConfig, str]:
+    """Every step's training: the seed's settings, a cosine schedule, a share of the budget."""
+    conv = any(lay.type == "conv" for lay in seed_net.layers)
+    base = seed_net.train
+    if timeout is None:
+        epochs: int | None = max(2, seed_epochs // 4)
+        seconds = None
+        budget = f"epochs = {epochs}"
+    else:
+        epochs = None
+        share = CONV_STEPS_PER_BUDGET if conv else STEPS_PER_BUDGET
+        seconds = round(timeout / share, 2)
+        budget = f"max_seconds = {seconds:g} (study.timeout / {share})"
+    train = TrainConfig(
+        epochs=epochs,
+        max_seconds=seconds,
+        optimizer=base.optimizer,
+        lr=base.lr,
+        weight_decay=base.weight_decay,
+        batch_size=base.batch_size,
+        schedule="cosine",
+    )
+    return train, (
+        f"[train] {budget}, optimizer = {base.optimizer!r}, lr = {base.lr:g}, "
+        f"weight_decay = {base.weight_decay:g}, batch_size = {base.batch_size}, "
+        "schedule = 'cosine'"
+    )
+
+
+def _search(config: StudyConfig, seed_net: SeedConfig) -> tuple[SearchSpace, str]:
+    """The search space around the seed: how far it may widen and deepen, the step lrs."""
+    conv = any(lay.type == "conv" for lay in seed_net.layers)
+    widest = max(lay.size for lay in seed_net.layers)
+    lr = seed_net.train.lr
+    max_width = 2 * widest if conv else max(512, 8 * widest)
+    search = SearchSpace(
+        # the parsed default: what the activation allows, with "train" (train on) first
+        operations=("train", *(o for o in config.search.operations if o != "train")),
+        parents="best",
+        top_k=4,
+        max_width=max_width,
+        min_widen_factor=1.5,
+        max_widen_factor=2.0 if conv else 3.0,
+        max_depth=len(seed_net.layers) + 2,
+        lr=(lr / 10, 3 * lr),
+        lam=(1e-6, 1e-1),
+        gate_lr=(1e-3, 1e-1),
+    )
+    return search, (
+        f"[search] operations = {', '.join(search.operations)}; parents = 'best', top_k = 4; "
+        f"widen x{search.min_widen_factor:g}-x{search.max_widen_factor:g}; "
+        f"max_width = {search.max_width}; max_depth = {search.max_depth}; "
+        f"lr = [{lr / 10:g}, {3 * lr:g}]; lam = [1e-6, 0.1]; gate_lr = [0.001, 0.1]"
+    )

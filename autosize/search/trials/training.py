@@ -11,24 +11,23 @@ import logging
 import math
 import time
 from collections.abc import Iterator
-from typing import Literal, TypedDict
+from typing import Any, Literal
 
 import optuna
 import torch
 from torch import nn
 
-from autosize.callbacks import Callback, schedule_callbacks
 from autosize.errors import ArtifactWriteError
 from autosize.history import History
 from autosize.models import ArchSpec, Net
-from autosize.search import record
-from autosize.search.bridge import TrialReporter
-from autosize.search.clock import Deadline
 from autosize.search.config import METRIC_KEY, TrainConfig
-from autosize.search.operations import CompressPlan
+from autosize.search.deadline import Deadline
+from autosize.search.policy.operations import CompressPlan
 from autosize.search.prepare import Prepared
-from autosize.search.storage import upload_network
-from autosize.train import OptimizerName, evaluate, fit
+from autosize.search.store import record
+from autosize.search.store.networks import upload_network
+from autosize.search.trials.reporter import TrialReporter
+from autosize.train import evaluate, fit
 from autosize.transforms import compress
 
 __all__ = ["METRIC_KEY", "TrialFailed", "finish_trial", "recorded_failures", "train_step"]
@@ -77,22 +76,6 @@ def recorded_failures(trial: optuna.Trial) -> Iterator[None]:
         raise
 
 
-class _Budget(TypedDict):
-    """The keyword arguments ``fit`` and ``compress`` share in :func:`train_step`."""
-
-    epochs: int | None
-    max_seconds: float | None
-    optimizer: OptimizerName
-    lr: float
-    weight_decay: float
-    batch_size: int
-    device: str
-    callbacks: list[Callback]
-    seed: int
-    amp: bool
-    allow_tf32: bool
-
-
 def train_step(
     model: Net,
     spec: ArchSpec,
@@ -112,24 +95,11 @@ def train_step(
     start = time.perf_counter()
     # Keep a moment after the cut for validation, test and the artifact upload.
     max_seconds = deadline.clip(budget.max_seconds)
-    every: list[Callback] = [
-        *(callbacks or []),
-        *schedule_callbacks(budget.schedule, epochs=budget.epochs, max_seconds=max_seconds),
-    ]
-    common: _Budget = {
-        "epochs": budget.epochs,
-        "max_seconds": max_seconds,
-        "optimizer": budget.optimizer,
-        "lr": lr if lr is not None else budget.lr,
-        "weight_decay": budget.weight_decay,
-        "batch_size": budget.batch_size,
-        "device": p.config.device,
-        "callbacks": every,
-        "seed": seed,
-        "amp": budget.amp,
-        "allow_tf32": budget.allow_tf32,
-    }
+    kwargs = budget.training_kwargs(max_seconds=max_seconds, lr=lr)
+    every = [*(callbacks or []), *budget.schedule_callbacks(max_seconds)]
+    common: dict[str, Any] = {"device": p.config.device, "callbacks": every, "seed": seed}
     if compress_plan is not None:
+        del kwargs["restore_best"]  # compress keeps its last epoch: units were removed
         model, spec, history = compress(
             model,
             spec,
@@ -137,10 +107,11 @@ def train_step(
             lam=compress_plan.lam,
             decay=compress_plan.decay,
             gate_lr=compress_plan.gate_lr,
+            **kwargs,
             **common,
         )
     else:
-        history = fit(model, p.bundle, restore_best=budget.restore_best, **common)
+        history = fit(model, p.bundle, **kwargs, **common)
     seconds = time.perf_counter() - start
     return model, spec, history, seconds, cut_short(history, budget, max_seconds)
 
