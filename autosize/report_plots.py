@@ -68,6 +68,16 @@ def _value_axis(ax: Axes, d: ReportData, shown: Sequence[float]) -> None:
         ax.set_ylim(min(low, min(vals)), max(high, max(vals)))
 
 
+def _colour_range(shown: Sequence[float]) -> tuple[float, float]:
+    """The colour scale's range: from the best value to the 90th percentile, so that a few
+    networks a step destroyed do not squeeze every good one into one colour."""
+    if not shown:
+        return 0.0, 1.0
+    ordered = sorted(shown)
+    high = ordered[min(len(ordered) - 1, math.ceil(0.9 * len(ordered)) - 1)]
+    return ordered[0], high if high > ordered[0] else ordered[-1]
+
+
 def plot_lineage(d: ReportData, ax: Axes) -> None:
     """Network size over wall time, one point per finished network coloured by its
     validation value, an edge from each step to its parent, the best lineage in red."""
@@ -82,16 +92,16 @@ def plot_lineage(d: ReportData, ax: Axes) -> None:
     if lay.path:
         ax.plot([x for x, _ in lay.path], [y for _, y in lay.path], color="tab:red", lw=2.2,
                 zorder=2)  # fmt: skip
-        for t in lay.best:
+        right = max(x for x, _ in at.values()) if at else 0.0
+        for t in lay.best:  # labels near the right edge point left, inside the axes
+            left = at[t.number][0] > 0.8 * right
             ax.annotate(lineage.short_operation(t), at[t.number], textcoords="offset points",
-                        xytext=(4, 5), fontsize=7, color="tab:red")  # fmt: skip
+                        xytext=(-4 if left else 4, 5), ha="right" if left else "left",
+                        fontsize=7, color="tab:red")  # fmt: skip
     shown = [_shown(d, t.checked_value) for t in done]
-    positive = bool(shown) and min(shown) > 0
-    norm = (
-        LogNorm(min(shown), max(shown) * (1 + 1e-9))
-        if positive
-        else Normalize(min(shown, default=0.0), max(shown, default=1.0))
-    )
+    low, high = _colour_range(shown)
+    positive = bool(shown) and low > 0
+    norm = LogNorm(low, high * (1 + 1e-9)) if positive else Normalize(low, high)
     cmap = plt.get_cmap("viridis_r")  # bright: a low error or loss, the better networks
     handles = []
     for kind in (*lineage.OPERATIONS, "other"):
@@ -117,7 +127,8 @@ def plot_lineage(d: ReportData, ax: Axes) -> None:
     handles.append(Line2D([], [], color="tab:red", lw=2.2, label="best lineage"))
     handles.append(Line2D([], [], color="0.8", lw=0.7, label="step from its parent"))
     if done:
-        bar = ax.figure.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax)
+        extend = "max" if max(shown) > high else "neither"  # worse ones: the last colour
+        bar = ax.figure.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, extend=extend)
         bar.set_label(_value_label(d))
     ax.set_yscale("log")
     ax.set_xlabel("wall time since the first trial started (s)")

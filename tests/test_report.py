@@ -10,7 +10,7 @@ import pytest
 from autosize.cli import main
 from autosize.report import build_report, pareto_front, render_markdown, write_report
 from autosize.search import load_config, run_study
-from autosize.search.results import TrialResult
+from autosize.search.store.results import TrialResult
 from studies import tiny_config
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -250,3 +250,13 @@ def test_lineage_helpers() -> None:
     assert lineage.short_operation(both) == "widen+compress"
     loop = {1: replace(t, number=1, parent=2), 2: replace(t, number=2, parent=1)}
     assert [x.number for x in lineage.ancestry(loop[1], loop)] == [2, 1]  # a cycle ends
+
+
+def test_the_lineage_colours_span_the_good_networks_not_an_outlier() -> None:
+    from autosize.report_plots import _colour_range
+
+    good = [0.01 + 0.0005 * i for i in range(20)]  # 0.01 .. 0.0195
+    low, high = _colour_range([*good, 0.9, 0.85])
+    assert low == 0.01 and high < 0.02
+    assert _colour_range([]) == (0.0, 1.0)
+    assert _colour_range([0.3, 0.3]) == (0.3, 0.3)
