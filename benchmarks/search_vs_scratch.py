@@ -732,13 +732,12 @@ def side_label(result: dict, side: str) -> str:
 def _earlier_sides(
     path: Path, budget: float, wanted: tuple[str, ...], autosize_config: str = "shipped"
 ) -> tuple[dict[str, object], tuple[str, ...]]:
-    """The Optuna sides of an earlier run (``--scratch-from``) among ``wanted``, with where and
-    when they ran; and the sides still to run. The earlier run must have had the same budget
-    and the same ``--autosize-config`` (the Optuna sides search the family of that config's
-    seed)."""
-    optuna_wanted = [side for side in wanted if side in OPTUNA_SIDES]
-    if not optuna_wanted:
-        return {}, wanted
+    """The Optuna sides of an earlier run (``--scratch-from``) among ``wanted`` (all it has,
+    where ``wanted`` names none), with where and when they ran; and the sides still to run.
+    The earlier run must have had the same budget and the same ``--autosize-config`` (the
+    Optuna sides search the family of that config's seed)."""
+    # Only autosize to run: it is compared with every Optuna side the earlier run has.
+    optuna_wanted = [side for side in wanted if side in OPTUNA_SIDES] or list(OPTUNA_SIDES)
     try:
         earlier = json.loads(path.read_text())
     except (OSError, ValueError) as exc:

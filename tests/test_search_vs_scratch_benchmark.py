@@ -257,7 +257,9 @@ def test_scratch_from_reuses_the_optuna_sides_it_finds(tmp_path: Path) -> None:
         bench._earlier_sides(old, 100.0, sides, "zero")
     with pytest.raises(SystemExit, match="no scratch side"):
         bench._earlier_sides(old, 100.0, ("scratch",))
-    assert bench._earlier_sides(old, 100.0, ("autosize",)) == ({}, ("autosize",))
+    # autosize alone is compared with every Optuna side the earlier run has
+    reused, left = bench._earlier_sides(old, 100.0, ("autosize",))
+    assert left == ("autosize",) and reused["textbook"] == _old_result()["scratch"]
 
 
 def test_competent_trials_stop_at_their_share_of_the_budget_or_when_they_stall(
