@@ -4,13 +4,14 @@ spec and of the arguments, and rebuilding a block's core layer with new weights.
 from __future__ import annotations
 
 import math
-from typing import Literal, TypeGuard, get_args
+from typing import Literal, get_args
 
 import torch
 from torch import nn
 
 from autosize.errors import SpecError
 from autosize.models import ArchSpec, Block, ConvBlock, DenseBlock, Net
+from autosize.models.layers import is_int
 
 __all__ = [
     "INITS",
@@ -69,10 +70,6 @@ def check_index(value: object, depth: int, name: str) -> None:
 def check_init(init: object) -> None:
     if init not in INITS:
         raise SpecError(f"init: unknown {init!r}; expected one of {', '.join(INITS)}")
-
-
-def is_int(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def detached(t: torch.Tensor | None) -> torch.Tensor | None:
